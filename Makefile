@@ -1,0 +1,23 @@
+# The README's commands. Each installs what is missing first, so a fresh clone needs nothing else.
+.PHONY: install server run test bench lint clean
+
+install:
+	@bash scripts/install.sh
+
+server: install
+	@bash scripts/build-llama-server.sh
+
+run: install
+	@.venv/bin/memgpt run $(ARGS)
+
+test: install server
+	@bash scripts/test.sh $(ARGS)
+
+bench: install server
+	@for b in bench/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
+
+lint: install
+	@.venv/bin/ruff check core plugins tests bench
+
+clean:
+	rm -rf .venv .cache

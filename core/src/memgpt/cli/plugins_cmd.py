@@ -1,0 +1,54 @@
+"""``memgpt plugins``: what is installed, what each plugin registers, and what failed to load."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def plugins(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
+) -> None:
+    """List installed plugins, what each registers, and load failures."""
+    from memgpt.plugins import KINDS, get_registry
+
+    registry = get_registry()
+    if as_json:
+        data = {
+            "plugins": [
+                {
+                    "name": p.name,
+                    "module": p.module,
+                    "distribution": p.distribution,
+                    "version": p.version,
+                    "hooks": p.hooks,
+                    "registers": {kind: sorted(p.registered.get(kind, [])) for kind in KINDS.values() if p.registered.get(kind)},
+                }
+                for p in registry.plugins
+            ],
+            "failures": [
+                {"plugin": f.plugin, "distribution": f.distribution, "stage": f.stage, "error": f.error} for f in registry.failures
+            ],
+        }
+        typer.echo(json.dumps(data, indent=2))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="memgpt plugins", show_lines=True)
+    for column in ("plugin", "distribution", "version", "registers"):
+        table.add_column(column, overflow="fold")
+    for p in registry.plugins:
+        registers = "\n".join(f"{kind}: {', '.join(sorted(names))}" for kind, names in p.registered.items() if names) or "(nothing)"
+        table.add_row(p.name, p.distribution or "?", p.version or "?", registers)
+    console.print(table)
+    if registry.failures:
+        console.print(f"[bold red]{len(registry.failures)} load failure(s):[/]")
+        for failure in registry.failures:
+            console.print(f"  [red]✗[/] {failure.line()}", markup=True, highlight=False)
+            if verbose and failure.detail:
+                console.print(failure.detail, markup=False, highlight=False)

@@ -1,0 +1,217 @@
+"""The config file: pydantic models, TOML on disk under the MemGPT home, atomic saves.
+
+Layout of ``$MEMGPT_HOME`` (default ``~/.memgpt``, created 0700)::
+
+    config.toml        the settings below (human-readable, safe to edit)
+    credentials.toml   API keys per backend, 0600, never printed
+    memgpt.db          agents, recall and archival memory (default storage)
+    personas/ humans/ presets/   the user's own additions
+
+Names of backends, wrappers, embedders and storage engines are checked against what plugins registered
+when they are used (``Registry.get``), so a config can name a plugin that is installed later.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from memgpt.errors import ConfigError
+
+CONFIG_VERSION = 1
+DEFAULT_BACKEND = "llamacpp-embedded"
+DEFAULT_WRAPPER = "chatml-grammar"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    """Which LLM the agent talks to and how."""
+
+    backend: str = DEFAULT_BACKEND
+    endpoint: str | None = None
+    model: str | None = None
+    wrapper: str = DEFAULT_WRAPPER
+    context_window: int | None = Field(default=None, ge=256, description="None = ask the backend")
+    max_tokens: int = Field(default=512, ge=16, description="tokens reserved for each model turn")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for in-process models")
+    timeout: float = Field(default=120.0, gt=0)
+    temperature: float = Field(default=0.7, ge=0)
+
+
+class EmbeddingSettings(_Section):
+    provider: str = "sentence-transformers"
+    model: str | None = None
+
+
+class DefaultsSettings(_Section):
+    preset: str = "memgpt_chat"
+    persona: str = "sam_pov"
+    human: str = "basic"
+
+
+class StorageSettings(_Section):
+    engine: str = "sqlite"
+
+
+class Config(_Section):
+    """The whole ``config.toml``."""
+
+    version: int = CONFIG_VERSION
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+
+def home() -> Path:
+    """The MemGPT home directory (``MEMGPT_HOME`` or ``~/.memgpt``), created user-only."""
+    path = Path(os.environ.get("MEMGPT_HOME") or Path.home() / ".memgpt").expanduser()
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+    return path
+
+
+def config_path() -> Path:
+    return home() / "config.toml"
+
+
+def credentials_path() -> Path:
+    return home() / "credentials.toml"
+
+
+def _describe(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _model_for(loc: tuple[Any, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return model
+
+
+def _explain(error: ValidationError, path: Path) -> ConfigError:
+    lines = []
+    for item in error.errors():
+        loc = item["loc"]
+        key = _describe(loc)
+        if item["type"] == "extra_forbidden":
+            known = list(_model_for(loc).model_fields)
+            guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else f" (known keys: {', '.join(known)})"
+            lines.append(f"unknown key {key!r}{hint}")
+        else:
+            lines.append(f"bad value for {key!r}: {item['msg']}")
+    fix = f"edit {path} or run `memgpt configure` to write a fresh one"
+    return ConfigError(f"config file {path}: " + "; ".join(lines) + f" — {fix}")
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Parse TOML text into a Config, or raise ConfigError naming the bad key and how to fix it."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML ({exc}) — fix it or run `memgpt configure`") from None
+    version = data.get("version", CONFIG_VERSION)
+    if not isinstance(version, int) or version > CONFIG_VERSION:
+        raise ConfigError(
+            f"config file {path} has version {version!r}, newer than this memgpt understands ({CONFIG_VERSION}); "
+            "upgrade memgpt or run `memgpt configure` to rewrite it"
+        )
+    if version < CONFIG_VERSION:
+        raise ConfigError(f"config file {path} is from an older version ({version}); run `memgpt configure` to update it")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, path) from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The saved config, or defaults when there is none yet."""
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    return parse_config(text, path)
+
+
+def _dump_toml(data: dict[str, Any]) -> str:
+    import tomli_w
+
+    return tomli_w.dumps(_drop_none(data))
+
+
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in data.items() if v is not None}
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_config(config: Config, path: Path | None = None) -> Path:
+    path = path or config_path()
+    header = "# memgpt configuration — written by `memgpt configure`; safe to edit by hand.\n"
+    write_atomic(path, header + _dump_toml(config.model_dump(mode="json")))
+    return path
+
+
+def _read_credentials() -> dict[str, Any]:
+    path = credentials_path()
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"credentials file {path} is unreadable ({type(exc).__name__}); delete it and run `memgpt configure`") from None
+
+
+def api_key_env_var(backend: str) -> str:
+    return "MEMGPT_API_KEY_" + "".join(c if c.isalnum() else "_" for c in backend.upper())
+
+
+def load_api_key(backend: str) -> SecretStr | None:
+    """The API key for ``backend``: ``MEMGPT_API_KEY_<BACKEND>`` if set, else credentials.toml."""
+    value = os.environ.get(api_key_env_var(backend))
+    if value is None:
+        value = _read_credentials().get("backends", {}).get(backend, {}).get("api_key")
+    return SecretStr(value) if value else None
+
+
+def save_api_key(backend: str, key: str | None) -> None:
+    """Store (or with ``None`` remove) the API key of ``backend`` in credentials.toml, mode 0600."""
+    data = _read_credentials()
+    backends = data.setdefault("backends", {})
+    if key:
+        backends.setdefault(backend, {})["api_key"] = key
+    else:
+        backends.pop(backend, None)
+    write_atomic(credentials_path(), _dump_toml(data), mode=0o600)

@@ -1,0 +1,5 @@
+"""Text embedders for archival memory."""
+
+from memgpt.embeddings.spec import EmbedderSpec
+
+__all__ = ["EmbedderSpec"]

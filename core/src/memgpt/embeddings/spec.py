@@ -1,0 +1,20 @@
+"""The embedder contract registered through ``register_embedders``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """A named embedding provider. ``factory(model)`` returns an object with ``dimensions: int`` and
+    ``embed(texts: list[str]) -> numpy.ndarray`` (one L2-normalised row per text). Heavy imports
+    (torch, sentence-transformers) belong inside the factory."""
+
+    name: str
+    factory: Callable[[str | None], Any]
+    description: str = ""
+    default_model: str | None = None
+    plugin: str = ""

@@ -1,0 +1,90 @@
+"""The Backend contract: something that completes a raw prompt, optionally under a constraint."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+
+
+class Capabilities(BaseModel):
+    """What a backend can do. Core chooses constraint kinds and token counting from this, never by name.
+
+    - ``constraints``: constraint kinds the backend enforces, in order of preference.
+    - ``tokenizer``: ``count_tokens`` is exact (the backend's own tokenizer), not an estimate.
+    - ``context_probe``: ``check`` / ``context_window`` can learn the real context size.
+    - ``prefix_cache``: the backend reuses the KV cache of a shared prompt prefix between calls.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    constraints: tuple[ConstraintKind, ...] = ()
+    tokenizer: bool = False
+    context_probe: bool = False
+    prefix_cache: bool = False
+
+
+class BackendSettings(BaseModel):
+    """Everything a backend factory receives, from config and command-line overrides."""
+
+    model_config = ConfigDict(frozen=True)
+
+    endpoint: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    context_window: int | None = Field(default=None, ge=256)
+    timeout: float = Field(default=120.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+    threads: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """A model server (or in-process model) that completes raw prompts.
+
+    Implementations raise the ``BackendError`` subclasses from ``memgpt.errors`` and nothing else.
+    """
+
+    name: str = ""
+    capabilities: Capabilities = Capabilities()
+
+    @abc.abstractmethod
+    def complete(self, request: CompletionRequest) -> Completion:
+        """Complete ``request.prompt``; honour ``stop``, ``max_tokens`` and, where declared, the constraint."""
+
+    @abc.abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes; exact when ``capabilities.tokenizer`` is true, else an estimate."""
+
+    @abc.abstractmethod
+    def check(self) -> BackendStatus:
+        """Probe the backend: is it up, which model, what context size. Never raises for a down server."""
+
+    def context_window(self) -> int | None:
+        """The context size the backend actually runs with, if it can tell."""
+        return self.check().context_window
+
+    def chat_template(self) -> str | None:
+        """The model's own chat template (Jinja), if the backend can read it; used by the ``auto`` wrapper."""
+        return None
+
+    def close(self) -> None:
+        """Release connections or memory. Called once when the agent stops."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What ``register_backends`` registers: a name, a factory, and what the user is shown."""
+
+    name: str
+    factory: Callable[[BackendSettings], Backend]
+    description: str = ""
+    default_endpoint: str | None = None
+    needs_endpoint: bool = True
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    plugin: str = ""

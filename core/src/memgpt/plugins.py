@@ -1,0 +1,264 @@
+"""Plugin discovery: stevedore finds and imports the entry points of group ``memgpt``, one pluggy
+``PluginManager`` holds them, and their ``register_*`` hooks fill one ``Registry``.
+
+Nothing here runs at import. ``get_registry()`` does the work once per process (cached) and is what the
+CLI and the agent call. A plugin that fails to import, has a misspelled hook, raises inside a hook or
+registers a name another plugin already took is recorded as a ``PluginFailure`` and the others keep
+working; ``memgpt plugins`` shows the failures.
+
+Environment:
+- ``MEMGPT_LOAD_PLUGINS``: unset = load every plugin; empty = none; ``a,b`` = only those entry points.
+- ``MEMGPT_DISABLE_PLUGINS``: ``a,b`` = never load these entry points.
+- ``MEMGPT_TRACE_PLUGINS=1``: print every hook call and registration to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from memgpt import hookspecs
+from memgpt.errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from memgpt.embeddings.spec import EmbedderSpec
+    from memgpt.functions.spec import FunctionSpec
+    from memgpt.grammar.spec import GrammarSpec
+    from memgpt.llm.backend import BackendSpec
+    from memgpt.llm.wrapper import WrapperSpec
+    from memgpt.storage.spec import StorageSpec
+
+GROUP = "memgpt"
+
+#: hook name -> the kind of thing it registers (the Registry attribute and the word users see)
+KINDS: dict[str, str] = {
+    "register_backends": "backends",
+    "register_wrappers": "wrappers",
+    "register_grammars": "grammars",
+    "register_storage": "storage",
+    "register_embedders": "embedders",
+    "register_functions": "functions",
+}
+
+
+@dataclass
+class PluginFailure:
+    """Why a plugin (or one thing it registered) is not available."""
+
+    plugin: str
+    distribution: str | None
+    stage: str  # "import", "validate", "register_backends", ...
+    error: str
+    detail: str = ""
+
+    def line(self) -> str:
+        dist = f" ({self.distribution})" if self.distribution else ""
+        return f"{self.plugin}{dist}: {self.stage} failed: {self.error}"
+
+
+@dataclass
+class PluginInfo:
+    """One loaded plugin and what it registered, by kind."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Registry:
+    """Everything the installed plugins registered, by kind and name."""
+
+    backends: dict[str, BackendSpec] = field(default_factory=dict)
+    wrappers: dict[str, WrapperSpec] = field(default_factory=dict)
+    grammars: dict[str, GrammarSpec] = field(default_factory=dict)
+    storage: dict[str, StorageSpec] = field(default_factory=dict)
+    embedders: dict[str, EmbedderSpec] = field(default_factory=dict)
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    plugins: list[PluginInfo] = field(default_factory=list)
+    failures: list[PluginFailure] = field(default_factory=list)
+    manager: pluggy.PluginManager | None = None
+
+    def get(self, kind: str, name: str) -> Any:
+        """The spec registered as ``name`` in ``kind``, or ``UnknownNameError`` listing the choices."""
+        table: dict[str, Any] = getattr(self, kind)
+        try:
+            return table[name]
+        except KeyError:
+            raise UnknownNameError(kind.rstrip("s") if kind != "storage" else kind, name, list(table)) from None
+
+    def backend(self, name: str) -> BackendSpec:
+        return self.get("backends", name)
+
+    def wrapper(self, name: str) -> WrapperSpec:
+        return self.get("wrappers", name)
+
+    def grammar(self, name: str) -> GrammarSpec:
+        return self.get("grammars", name)
+
+    def storage_engine(self, name: str) -> StorageSpec:
+        return self.get("storage", name)
+
+    def embedder(self, name: str) -> EmbedderSpec:
+        return self.get("embedders", name)
+
+    def function(self, name: str) -> FunctionSpec:
+        return self.get("functions", name)
+
+
+def _env_names(var: str) -> list[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _trace(message: str) -> None:
+    if os.environ.get("MEMGPT_TRACE_PLUGINS"):
+        print(f"[memgpt plugins] {message}", file=sys.stderr)
+
+
+@functools.cache
+def _distributions() -> dict[str, tuple[str, str]]:
+    """entry-point name -> (distribution, version). Read from package metadata only when needed."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, tuple[str, str]] = {}
+    for ep in entry_points(group=GROUP):
+        dist = getattr(ep, "dist", None)
+        if dist is not None and ep.name not in found:
+            found[ep.name] = (dist.metadata["Name"], dist.version)
+    return found
+
+
+def distribution_of(plugin: str) -> tuple[str | None, str | None]:
+    return _distributions().get(plugin, (None, None))
+
+
+def _select(all_names: Iterable[str]) -> list[str]:
+    allowed = _env_names("MEMGPT_LOAD_PLUGINS")
+    denied = set(_env_names("MEMGPT_DISABLE_PLUGINS") or [])
+    names = sorted(set(all_names))
+    if allowed is not None:
+        names = [n for n in names if n in allowed]
+    return [n for n in names if n not in denied]
+
+
+def _load_modules(failures: list[PluginFailure]) -> list[tuple[str, Any]]:
+    """Import the selected entry points with stevedore; record import failures, never raise."""
+    from stevedore import NamedExtensionManager
+
+    def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
+        dist, _ = distribution_of(entry_point.name)
+        failures.append(
+            PluginFailure(
+                plugin=entry_point.name,
+                distribution=dist,
+                stage="import",
+                error=f"{type(exc).__name__}: {exc}",
+                detail="".join(traceback.format_exception(exc)),
+            )
+        )
+
+    probe = NamedExtensionManager(GROUP, names=[], on_missing_entrypoints_callback=lambda _: None)
+    names = _select(probe.entry_points_names())
+    if not names:
+        return []
+    manager = NamedExtensionManager(
+        GROUP,
+        names=names,
+        name_order=True,
+        on_load_failure_callback=on_failure,
+        on_missing_entrypoints_callback=lambda _: None,
+    )
+    return [(ext.name, ext.plugin) for ext in manager]
+
+
+def build_registry(modules: Iterable[tuple[str, Any]] | None = None) -> Registry:
+    """Discover (or take ``modules`` as ``(name, module)`` pairs) and collect every registration."""
+    registry = Registry()
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    registry.manager = pm
+    if os.environ.get("MEMGPT_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda text: print(f"[memgpt plugins] {text}", end="", file=sys.stderr))
+        pm.enable_tracing()
+
+    loaded = list(modules) if modules is not None else _load_modules(registry.failures)
+    for name, module in loaded:
+        dist, version = distribution_of(name)
+        try:
+            pm.register(module, name=name)
+            pm.check_pending()
+        except Exception as exc:  # a misspelled hook, a bad signature, a duplicate name
+            if pm.is_registered(module):
+                pm.unregister(module)
+            registry.failures.append(PluginFailure(name, dist, "validate", f"{type(exc).__name__}: {exc}"))
+            continue
+        hooks = sorted(impl.function.__name__ for caller in pm.get_hookcallers(module) or [] for impl in caller.get_hookimpls() if impl.plugin is module)
+        registry.plugins.append(
+            PluginInfo(name=name, module=getattr(module, "__name__", str(module)), distribution=dist, version=version, hooks=hooks)
+        )
+
+    for info in registry.plugins:
+        module = pm.get_plugin(info.name)
+        for hook_name, kind in KINDS.items():
+            impl = getattr(module, hook_name, None)
+            if impl is None or hook_name not in info.hooks:
+                continue
+            _call_register_hook(registry, info, hook_name, kind, impl)
+    return registry
+
+
+def _call_register_hook(registry: Registry, info: PluginInfo, hook_name: str, kind: str, impl: Callable[..., Any]) -> None:
+    table: dict[str, Any] = getattr(registry, kind)
+    names = info.registered.setdefault(kind, [])
+    staged: dict[str, Any] = {}
+
+    def register(spec: Any) -> None:
+        name = getattr(spec, "name", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{hook_name} registered {spec!r}, which has no name")
+        if name in table or name in staged:
+            owner = getattr(table.get(name), "plugin", None) or info.name
+            registry.failures.append(
+                PluginFailure(info.name, info.distribution, hook_name, f"{kind} name {name!r} is already registered by plugin {owner!r}; kept the first")
+            )
+            return
+        if hasattr(spec, "plugin") and not spec.plugin:
+            object.__setattr__(spec, "plugin", info.name)
+        staged[name] = spec
+        _trace(f"{info.name}: {kind} {name!r}")
+
+    try:
+        impl(register=register)
+    except Exception as exc:
+        # All or nothing per hook: a hook that raises half way registers none of its things.
+        registry.failures.append(
+            PluginFailure(info.name, info.distribution, hook_name, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)))
+        )
+        return
+    table.update(staged)
+    names.extend(staged)
+
+
+@functools.cache
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    return build_registry()
+
+
+def reset_registry() -> None:
+    """Forget the cached registry (tests, and after installing a plugin in the same process)."""
+    get_registry.cache_clear()
+    _distributions.cache_clear()

@@ -1,0 +1,85 @@
+"""The Storage protocol: agents, recall messages and archival passages.
+
+The default engine is SQLite (``memgpt.storage.sqlite``); a plugin can register another through
+``register_storage``. Every write of one agent step happens inside ``transaction()``: either all of it
+lands or none of it does (a crash mid-step leaves the agent at its previous step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from memgpt.llm.types import Message, utcnow
+
+
+@dataclass
+class AgentRecord:
+    """An agent's persistent state.
+
+    ``settings``: preset, persona/human names, model overrides (JSON-able). ``core_memory``: block name →
+    text (``persona``, ``human``). ``in_context``: ids of the recall messages currently in the context
+    window, oldest first (the system prompt is rebuilt, not stored here).
+    """
+
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    core_memory: dict[str, str] = field(default_factory=dict)
+    in_context: list[int] = field(default_factory=list)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Passage:
+    """One archival-memory passage; ``score`` is the cosine similarity when it comes from a search."""
+
+    id: int
+    agent: str
+    text: str
+    created_at: datetime = field(default_factory=utcnow)
+    score: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Storage(Protocol):
+    def transaction(self) -> AbstractContextManager[None]:
+        """All writes inside commit together or not at all; nested use joins the outer transaction."""
+
+    # agents
+    def save_agent(self, record: AgentRecord) -> None: ...
+    def get_agent(self, name: str) -> AgentRecord | None: ...
+    def list_agents(self) -> list[AgentRecord]: ...
+    def delete_agent(self, name: str) -> bool:
+        """Delete the agent and all its messages and passages; False if there was none."""
+
+    # recall memory
+    def add_messages(self, agent: str, messages: Sequence[Message]) -> list[Message]:
+        """Store messages; returns them with their ``id`` set."""
+
+    def get_messages(self, agent: str, ids: Sequence[int]) -> list[Message]:
+        """Messages by id, in the order of ``ids``."""
+
+    def count_messages(self, agent: str) -> int: ...
+    def recent_messages(self, agent: str, limit: int) -> list[Message]: ...
+    def search_messages(self, agent: str, query: str, *, limit: int = 5, offset: int = 0) -> tuple[list[Message], int]:
+        """Full-text search over user and assistant messages (the assistant's ``send_message`` text
+        included); returns one page and the total number of matches."""
+
+    def messages_between(self, agent: str, start: date, end: date, *, limit: int = 5, offset: int = 0) -> tuple[list[Message], int]:
+        """Messages whose date is in ``[start, end]`` (both inclusive), one page and the total."""
+
+    # archival memory
+    def add_passages(self, agent: str, texts: Sequence[str], embeddings: Any, metadata: Sequence[dict[str, Any]] | None = None) -> list[int]:
+        """Store passages with their embeddings (``numpy`` array, one row per text)."""
+
+    def search_passages(self, agent: str, embedding: Any, *, limit: int = 5, offset: int = 0) -> tuple[list[Passage], int]:
+        """Passages by cosine similarity to ``embedding``, best first; one page and the total."""
+
+    def count_passages(self, agent: str) -> int: ...
+    def iter_passages(self, agent: str) -> Iterator[Passage]: ...
+    def close(self) -> None: ...
