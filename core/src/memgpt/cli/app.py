@@ -37,7 +37,15 @@ def main(
     """MemGPT agents on open, local LLMs."""
 
 
+_registered = False
+
+
 def _register() -> None:
+    """Attach the sub-commands (once). Their modules import what they need only when run."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     from memgpt.cli import configure_cmd, plugins_cmd
 
     app.command("plugins")(plugins_cmd.plugins)
@@ -58,6 +66,12 @@ def _not_implemented(name: str):  # type: ignore[no-untyped-def]
 
     command.__doc__ = f"(not available in this build) {name}"
     return command
+
+
+def get_app() -> typer.Typer:
+    """The app with every command attached (what tests drive with typer's CliRunner)."""
+    _register()
+    return app
 
 
 def run() -> None:
