@@ -1,12 +1,48 @@
-"""memgpt backend plugin: llamacpp."""
+"""memgpt backend plugin: llama.cpp, as a server (``llamacpp``) and in process (``llamacpp-embedded``).
+
+Registration imports nothing heavy: the HTTP backend lives in ``server.py`` (httpx), the in-process one in
+``embedded.py`` (llama-cpp-python, imported only when that backend is opened).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from memgpt import hookimpl
+from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+
+
+def _server(settings: BackendSettings) -> Any:
+    from memgpt_backend_llamacpp.server import LlamaServerBackend
+
+    return LlamaServerBackend(settings)
+
+
+def _embedded(settings: BackendSettings) -> Any:
+    from memgpt_backend_llamacpp.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(settings)
 
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    """Registers nothing yet."""
+    register(
+        BackendSpec(
+            name="llamacpp",
+            factory=_server,
+            description="llama.cpp llama-server over HTTP (/completion with GBNF or JSON schema)",
+            default_endpoint="http://localhost:8080",
+            needs_endpoint=True,
+            capabilities=Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True),
+        )
+    )
+    register(
+        BackendSpec(
+            name="llamacpp-embedded",
+            factory=_embedded,
+            description="llama.cpp in process (llama-cpp-python): any GGUF file, no server; default SmolLM2-135M",
+            default_endpoint=None,
+            needs_endpoint=False,
+            capabilities=Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True),
+        )
+    )
