@@ -12,10 +12,13 @@
     │   ├── EmptyCompletion         the model produced no text at all
     │   └── ModelLoadError          an in-process model could not be loaded (missing / corrupt file)
     ├── GrammarError                a grammar that llama.cpp would reject (never handed to a sampler)
+    ├── ContextOverflowError        the prompt cannot fit the context window, even after summarizing
     ├── ParseError                  model output that is not one valid function call
     │   ├── UnknownFunctionError    the call names a function the agent does not have
     │   └── ArgumentError           missing / extra / wrongly typed parameters
-    └── StorageError                the database could not be read or written
+    ├── StorageError                the database could not be read or written
+    ├── EmbeddingError              the embedding model is missing, cannot load, or cannot embed
+    └── LoadError                   a path given to `memgpt load` is missing or cannot be read
 
 Every message says what happened and what to do about it. ``retryable`` marks errors for which an
 identical second attempt may succeed (timeouts, 5xx, refused while a server starts).
@@ -92,6 +95,10 @@ class GrammarError(MemGPTError):
     """A GBNF grammar that llama.cpp's parser rejects."""
 
 
+class ContextOverflowError(MemGPTError):
+    """The fixed part of the prompt (system, functions, core memory, newest messages) exceeds the window."""
+
+
 class ParseError(MemGPTError):
     """Model output could not be turned into one valid function call.
 
@@ -113,3 +120,11 @@ class ArgumentError(ParseError):
 
 class StorageError(MemGPTError):
     """The agent database could not be read or written."""
+
+
+class EmbeddingError(MemGPTError):
+    """The embedding model is not installed, cannot be loaded offline, or failed to embed."""
+
+
+class LoadError(MemGPTError):
+    """A file or directory named for loading into archival memory is missing or unreadable."""

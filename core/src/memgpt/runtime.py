@@ -1,32 +1,46 @@
-"""Turning a Config into live components: the backend, the wrapper, the grammar builder.
+"""Turning a Config into live components: the backend, the wrapper, the storage, and whole agents.
 
 Every lookup goes through the plugin registry by name; nothing here knows a particular plugin.
 """
 
 from __future__ import annotations
 
-from memgpt.config import Config, load_api_key
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from memgpt.config import Config, ModelSettings, home, load_api_key
+from memgpt.errors import ConfigError, UnknownNameError
 from memgpt.llm.backend import Backend, BackendSettings
 from memgpt.llm.wrapper import Wrapper, WrapperOptions
 from memgpt.plugins import Registry, get_registry
 
+#: Used when neither the config nor the backend can tell the context size.
+FALLBACK_CONTEXT = 4096
+#: The model settings an agent remembers, so ``--agent NAME`` resumes with what it was created with.
+AGENT_MODEL_KEYS = ("backend", "endpoint", "model", "wrapper", "context_window")
 
-def backend_settings(config: Config) -> BackendSettings:
-    m = config.model
+
+def backend_settings(model: ModelSettings) -> BackendSettings:
+    threads = model.threads
+    if threads is None and os.environ.get("MEMGPT_THREADS", "").isdigit():
+        threads = int(os.environ["MEMGPT_THREADS"])
     return BackendSettings(
-        endpoint=m.endpoint,
-        model=m.model,
-        api_key=load_api_key(m.backend),
-        context_window=m.context_window,
-        timeout=m.timeout,
-        threads=m.threads,
+        endpoint=model.endpoint,
+        model=model.model,
+        api_key=load_api_key(model.backend),
+        context_window=model.context_window,
+        timeout=model.timeout,
+        threads=threads,
     )
 
 
 def open_backend(config: Config, registry: Registry | None = None) -> Backend:
     registry = registry or get_registry()
     spec = registry.backend(config.model.backend)
-    return spec.factory(backend_settings(config))
+    return spec.factory(backend_settings(config.model))
 
 
 def open_wrapper(name: str, backend: Backend | None = None, model_name: str | None = None, registry: Registry | None = None) -> Wrapper:
@@ -35,3 +49,141 @@ def open_wrapper(name: str, backend: Backend | None = None, model_name: str | No
     spec = registry.wrapper(name)
     template = backend.chat_template() if backend is not None else None
     return spec.factory(WrapperOptions(model_name=model_name, chat_template=template))
+
+
+def open_storage(config: Config, registry: Registry | None = None) -> Any:
+    registry = registry or get_registry()
+    return registry.storage_engine(config.storage.engine).factory(home())
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A system prompt and the functions an agent gets."""
+
+    name: str
+    system: str
+    functions: tuple[str, ...]
+    description: str = ""
+
+
+def load_preset(name: str) -> Preset:
+    from memgpt import catalog
+
+    text = catalog.read("presets", name)
+    try:
+        data = tomllib.loads(text)
+        return Preset(name=name, system=str(data["system"]).strip(), functions=tuple(data["functions"]), description=str(data.get("description", "")))
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"preset {name!r} is malformed ({type(exc).__name__}: {exc}); it needs `system` and `functions`") from None
+
+
+@dataclass
+class AgentOptions:
+    """What `memgpt run` was asked for; ``None`` = the agent's saved value, else the config's."""
+
+    name: str | None = None
+    persona: str | None = None
+    human: str | None = None
+    preset: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)  # overrides of AGENT_MODEL_KEYS
+
+
+def new_agent_name() -> str:
+    return datetime.now().strftime("agent_%Y%m%d_%H%M%S")
+
+
+@dataclass
+class Session:
+    """An open agent with the components it runs on; ``close()`` releases them."""
+
+    agent: Any  # memgpt.agent.Agent
+    backend: Backend
+    storage: Any
+    created: bool
+    model: ModelSettings
+
+    def close(self) -> None:
+        try:
+            self.backend.close()
+        finally:
+            self.storage.close()
+
+
+def open_session(config: Config, options: AgentOptions, *, on_event: Any = None, registry: Registry | None = None) -> Session:
+    """Open (or create) the agent ``options.name`` with everything it needs.
+
+    A new agent takes persona, human, preset and model settings from the options, then the config; a
+    resumed one keeps what it was created with unless an option overrides it (the override is saved).
+    """
+    from memgpt import catalog
+    from memgpt.agent.agent import Agent, Limits
+    from memgpt.memory.core import CoreMemory
+    from memgpt.storage.base import AgentRecord
+
+    registry = registry or get_registry()
+    storage = open_storage(config, registry)
+    try:
+        name = options.name or new_agent_name()
+        record = storage.get_agent(name)
+        created = record is None
+        overrides = {k: v for k, v in options.model.items() if v is not None}
+        if record is None:
+            preset_name = options.preset or config.defaults.preset
+            persona = options.persona or config.defaults.persona
+            human = options.human or config.defaults.human
+            core = CoreMemory.from_dict({"persona": catalog.read("personas", persona).strip(), "human": catalog.read("humans", human).strip()})
+            load_preset(preset_name)  # fail before anything is written
+            base = {k: getattr(config.model, k) for k in AGENT_MODEL_KEYS}
+            settings = {"preset": preset_name, "persona": persona, "human": human, "model": {**base, **overrides}}
+            record = AgentRecord(name=name, settings=settings, core_memory=core.to_dict())
+        else:
+            if options.preset and options.preset != record.settings.get("preset"):
+                load_preset(options.preset)
+                record.settings["preset"] = options.preset
+            record.settings["model"] = {**record.settings.get("model", {}), **overrides}
+        model = config.model.model_copy(update={k: v for k, v in record.settings["model"].items() if k in AGENT_MODEL_KEYS})
+        model = ModelSettings.model_validate(model.model_dump())
+        registry.backend(model.backend)  # unknown names fail here, listing the choices
+        registry.wrapper(model.wrapper)
+        preset = load_preset(str(record.settings.get("preset", config.defaults.preset)))
+        functions = [registry.function(f) for f in preset.functions]
+        backend = registry.backend(model.backend).factory(backend_settings(model))
+    except BaseException:
+        storage.close()
+        raise
+    try:
+        wrapper = open_wrapper(model.wrapper, backend, model.model, registry)
+        probed = backend.context_window() if backend.capabilities.context_probe else None
+        window = min(w for w in (model.context_window, probed) if w) if (model.context_window or probed) else FALLBACK_CONTEXT
+        grammar = registry.grammar("call")
+        embedding = config.embedding
+
+        def embedder() -> Any:
+            try:
+                spec = registry.embedder(embedding.provider)
+            except UnknownNameError as exc:
+                raise ValueError(f"archival memory is unavailable: {exc}") from None
+            return spec.factory(embedding.model)
+
+        if created:
+            storage.save_agent(record)
+        elif overrides or options.preset:
+            storage.save_agent(record)
+        agent = Agent(
+            record,
+            storage=storage,
+            backend=backend,
+            wrapper=wrapper,
+            system_prompt=preset.system,
+            functions=functions,
+            build_constraint=grammar.build,
+            embedder=embedder,
+            context_window=window,
+            limits=Limits(max_tokens=model.max_tokens, temperature=model.temperature),
+            on_event=on_event,
+        )
+    except BaseException:
+        backend.close()
+        storage.close()
+        raise
+    return Session(agent=agent, backend=backend, storage=storage, created=created, model=model)

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from memgpt.llm.types import FunctionSchema
+
+
+class FunctionContext(Protocol):
+    """What a function handler may use of the agent running it (see ``memgpt.agent.Agent``)."""
+
+    name: str
+    core_memory: Any  # memgpt.memory.core.CoreMemory
+    storage: Any  # memgpt.storage.Storage
+
+    def embed(self, texts: list[str]) -> Any: ...
+    def pause_heartbeats(self, minutes: int) -> None: ...
 
 
 @dataclass(frozen=True)
 class FunctionSpec:
     """A function the agent may call. ``handler(agent, **arguments)`` runs it and returns the text the
     model sees as the result (or raises ``ValueError`` with a message the model sees as a failure).
-    ``schema`` is what prompts document and grammars are built from."""
+    ``schema`` is what prompts document and grammars are built from; ``inner_thoughts`` and
+    ``request_heartbeat`` are handled by the agent and never reach the handler. A call hands control back
+    to the user unless it asked for a heartbeat (or failed).
+    """
 
     name: str
     schema: FunctionSchema

@@ -1,0 +1,416 @@
+"""The MemGPT step loop.
+
+One *step* is one model turn: build the context → wrapper → constraint → backend → parse → validate →
+execute → persist. A user message starts a *chain* of steps that continues while the model asks for a
+heartbeat (or a call fails), up to ``Limits.max_chain``. Each step's writes (its input messages, the
+model's call, the call's result, core memory and the context window) commit in one storage transaction,
+so a crash leaves the agent exactly at its previous step. The user's message is stored as *pending*
+before the chain starts and cleared by the first step that commits, so it survives any failure.
+
+The prompt is laid out for prefix reuse: system text and function docs (never change), core memory
+(changes on edits), then the conversation (append-only between summaries).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from memgpt.agent import events
+from memgpt.agent import summarize as summ
+from memgpt.errors import BackendError, ContextOverflowError, ParseError
+from memgpt.functions.spec import FunctionSpec
+from memgpt.llm.backend import Backend
+from memgpt.llm.types import CompletionRequest, Constraint, FunctionCall, Message, SamplingParams, Usage
+from memgpt.llm.wrapper import Prompt, Wrapper
+from memgpt.memory.core import CoreMemory, MemoryEditError
+from memgpt.storage.base import AgentRecord, Storage
+
+log = logging.getLogger("memgpt.agent")
+
+EventKind = Literal["thought", "call", "assistant", "result", "alert", "error"]
+PENDING_KEY = "pending_message"
+CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """Something the user interface shows: an inner thought, a call, a reply, a result, an alert, an error."""
+
+    kind: EventKind
+    text: str
+    function: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind, "text": self.text}
+        if self.function:
+            out["function"] = self.function
+        if self.data:
+            out.update(self.data)
+        return out
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The agent's bounds; every loop it runs is bounded by one of these."""
+
+    max_tokens: int = 512  # reserved for each model turn
+    max_chain: int = 6  # steps one user message may trigger (heartbeats included)
+    parse_retries: int = 2  # re-asks after output that is not a valid call
+    warn_fraction: float = 0.75  # memory-pressure alert at this share of the window
+    summary_tokens: int = 200
+    temperature: float = 0.7
+
+
+@dataclass
+class TurnResult:
+    """What one user message (or event) led to: the events shown, the steps run, tokens used."""
+
+    events: list[AgentEvent] = field(default_factory=list)
+    steps: int = 0
+    usage: list[Usage] = field(default_factory=list)
+
+    @property
+    def replies(self) -> list[str]:
+        return [e.text for e in self.events if e.kind == "assistant"]
+
+
+@dataclass
+class _StepOutcome:
+    call: FunctionCall | None
+    heartbeat: str | None  # the reason to continue, or None to hand control back
+
+
+class Agent:
+    """A MemGPT agent bound to a storage, a backend and a wrapper; see the module docstring."""
+
+    def __init__(
+        self,
+        record: AgentRecord,
+        *,
+        storage: Storage,
+        backend: Backend,
+        wrapper: Wrapper,
+        system_prompt: str,
+        functions: Sequence[FunctionSpec],
+        build_constraint: Callable[[Sequence[Any], Any], Constraint] | None = None,
+        embedder: Callable[[], Any] | None = None,
+        context_window: int = 4096,
+        limits: Limits = Limits(),
+        on_event: Callable[[AgentEvent], None] | None = None,
+    ) -> None:
+        self.record = record
+        self.name = record.name
+        self.storage = storage
+        self.backend = backend
+        self.wrapper = wrapper
+        self.system_prompt = system_prompt
+        self.functions = {f.name: f for f in functions}
+        self.schemas = tuple(f.schema for f in functions)
+        self.context_window = context_window
+        self.limits = limits
+        self.on_event = on_event
+        self.core_memory = CoreMemory.from_dict(record.core_memory)
+        self.messages: list[Message] = storage.get_messages(record.name, record.in_context) if record.in_context else []
+        self._embedder_factory = embedder
+        self._embedder: Any = None
+        self._constraint = self._make_constraint(build_constraint)
+        self._warned_pressure = False
+        self._warned_unconstrained = False
+        self._seed = 0
+
+    # ---- what function handlers use (memgpt.functions.spec.FunctionContext) ----
+
+    def embed(self, texts: list[str]) -> Any:
+        if self._embedder is None:
+            if self._embedder_factory is None:
+                raise ValueError("archival memory is unavailable: no embedder is configured")
+            self._embedder = self._embedder_factory()
+        return self._embedder.embed(texts)
+
+    def pause_heartbeats(self, minutes: int) -> None:
+        until = datetime.now(UTC).timestamp() + minutes * 60
+        self.record.settings["heartbeats_paused_until"] = until
+
+    # ---- state ----
+
+    @property
+    def pending_message(self) -> str | None:
+        """A user message that was accepted but never answered (the step failed or the process died)."""
+        value = self.record.settings.get(PENDING_KEY)
+        return value if isinstance(value, str) else None
+
+    def context_messages(self) -> list[Message]:
+        return list(self.messages)
+
+    def _make_constraint(self, build: Callable[[Sequence[Any], Any], Constraint] | None) -> Constraint | None:
+        if not self.wrapper.uses_grammar or build is None:
+            return None
+        kinds = self.backend.capabilities.constraints
+        if not kinds:
+            log.warning("wrapper %s wants a grammar but backend %s enforces none; parsing with repair", self.wrapper.name, self.backend.name)
+            return None
+        full = build(self.schemas, self.wrapper.call_shape)
+        # Send only what the backend enforces (the grammar is built once per agent, not per call).
+        return Constraint(
+            gbnf=full.gbnf if "gbnf" in kinds else None,
+            json_schema=full.json_schema if "json_schema" in kinds else None,
+        )
+
+    # ---- the public entry points ----
+
+    def send(self, text: str) -> TurnResult:
+        """The user says ``text``; run the chain of steps it triggers."""
+        self._set_pending(text)
+        inputs = [Message(role="user", content=events.user_message(text))]
+        return self._chain(inputs)
+
+    def send_event(self, content: str) -> TurnResult:
+        """Deliver an event (a login, a heartbeat, a system alert) as the input of a chain."""
+        return self._chain([Message(role="user", content=content)])
+
+    def retry_pending(self) -> TurnResult | None:
+        pending = self.pending_message
+        return self.send(pending) if pending is not None else None
+
+    # ---- the loop ----
+
+    def _emit(self, result: TurnResult, event: AgentEvent) -> None:
+        result.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _chain(self, inputs: list[Message]) -> TurnResult:
+        result = TurnResult()
+        while True:
+            outcome = self._step(inputs, result)
+            result.steps += 1
+            if outcome.heartbeat is None:
+                return result
+            if result.steps >= self.limits.max_chain:
+                self._emit(result, AgentEvent("alert", f"stopped after {result.steps} chained steps (the limit); waiting for you"))
+                return result
+            inputs = [Message(role="user", content=events.heartbeat(outcome.heartbeat))]
+
+    def _step(self, inputs: list[Message], result: TurnResult) -> _StepOutcome:
+        inputs = self._fit_context(inputs, result)
+        call, raw = self._generate(inputs, result)
+        if call is None:
+            # Nothing valid after the retries: keep the raw output in recall (nothing is lost) but out of
+            # the context window, so the model does not imitate it; the inputs stay in context.
+            kept = [Message(role="assistant", content=raw or "(empty output)")]
+            self._commit(inputs, kept, in_context=list(inputs))
+            self._emit(result, AgentEvent("error", "the model did not produce a valid function call; try again or /retry", data={"raw": raw}))
+            return _StepOutcome(None, None)
+
+        self._emit_call(call, result)
+        snapshot = copy.deepcopy(self.core_memory.blocks), copy.deepcopy(self.record.settings), list(self.messages)
+        try:
+            with self.storage.transaction():
+                status, message = self._execute(call)
+                reply = Message(role="assistant", function_call=call)
+                returned = Message(role="function", name=call.name, content=events.function_result(status, message))
+                self._commit(inputs, [reply, returned], in_context=[*inputs, reply, returned])
+        except BaseException:
+            # The transaction rolled back; put the in-memory state back where the database is.
+            self.core_memory.blocks, self.record.settings, self.messages = snapshot
+            raise
+        self._emit(result, AgentEvent("result", message, call.name, {"status": status}))
+        if status == "Failed":
+            return _StepOutcome(call, events.HEARTBEAT_FAILED)
+        if call.arguments.get("request_heartbeat") is True:
+            return _StepOutcome(call, events.HEARTBEAT_REQUESTED)
+        return _StepOutcome(call, None)
+
+    def _emit_call(self, call: FunctionCall, result: TurnResult) -> None:
+        if call.inner_thoughts:
+            self._emit(result, AgentEvent("thought", call.inner_thoughts))
+        if call.name == "send_message":
+            self._emit(result, AgentEvent("assistant", str(call.arguments.get("message", "")), call.name))
+        else:
+            shown = {k: v for k, v in call.arguments.items() if k != "inner_thoughts"}
+            self._emit(result, AgentEvent("call", f"{call.name}({shown})", call.name, {"arguments": shown}))
+
+    def _execute(self, call: FunctionCall) -> tuple[Literal["OK", "Failed"], str]:
+        spec = self.functions.get(call.name)
+        if spec is None:  # the parser already refuses these; never run what was not registered
+            return "Failed", f"there is no function named {call.name!r}"
+        arguments = {k: v for k, v in call.arguments.items() if k not in CONTROL_ARGS}
+        try:
+            value = spec.handler(self, **arguments)
+        except (ValueError, MemoryEditError) as exc:
+            return "Failed", str(exc)
+        except Exception as exc:  # a bug in a plugin's function must not kill the agent
+            log.exception("function %s raised", call.name)
+            return "Failed", f"{call.name} raised {type(exc).__name__}: {exc}"
+        return "OK", "None" if value is None else str(value)
+
+    # ---- generation ----
+
+    def _prompt(self, inputs: Sequence[Message], extra: Sequence[Message] = ()) -> Prompt:
+        memory = Message(role="system", content=self.core_memory.render())
+        first = not any(m.role == "assistant" for m in self.messages)
+        return self.wrapper.format(self.system_prompt, [memory, *self.messages, *inputs, *extra], self.schemas, first_message=first)
+
+    def _generate(self, inputs: list[Message], result: TurnResult) -> tuple[FunctionCall | None, str]:
+        extra: list[Message] = []
+        raw = ""
+        for attempt in range(self.limits.parse_retries + 1):
+            prompt = self._prompt(inputs, extra)
+            self._seed += 1
+            request = CompletionRequest(
+                prompt=prompt.text,
+                stop=prompt.stop,
+                max_tokens=self.limits.max_tokens,
+                sampling=SamplingParams(temperature=self.limits.temperature + 0.15 * attempt, seed=self._seed),
+                constraint=self._constraint,
+            )
+            completion = self.backend.complete(request)
+            result.usage.append(completion.usage)
+            if self._constraint is not None and completion.constrained_by is None and not self._warned_unconstrained:
+                self._warned_unconstrained = True
+                self._emit(result, AgentEvent("alert", "the backend did not enforce the grammar; parsing with repair"))
+            raw = prompt.prefill + completion.text
+            try:
+                return self.wrapper.parse(completion.text, self.schemas, prompt), raw
+            except ParseError as exc:
+                log.info("attempt %d: unparseable output (%s): %r", attempt + 1, exc, raw[:200])
+                hint = "" if completion.finish_reason != "length" else " Your output was cut off: keep inner_thoughts short."
+                extra = [Message(role="user", content=events.system_alert(f"Your last output was not a valid function call: {exc}.{hint} Reply with exactly one JSON function call."))]
+        return None, raw
+
+    # ---- context budget ----
+
+    def _tokens(self, prompt: Prompt) -> int:
+        return self.backend.count_tokens(prompt.text)
+
+    def _fit_context(self, inputs: list[Message], result: TurnResult) -> list[Message]:
+        budget = self.context_window - self.limits.max_tokens
+        used = self._tokens(self._prompt(inputs))
+        if used > budget:
+            self._summarize(result, needed=used - budget)
+            used = self._tokens(self._prompt(inputs))
+            if used > budget:
+                raise ContextOverflowError(
+                    f"the prompt needs {used} tokens but only {budget} fit (context window {self.context_window} minus "
+                    f"{self.limits.max_tokens} reserved for the reply): raise --context-window or shorten core memory"
+                )
+            self._warned_pressure = False
+        elif used > self.limits.warn_fraction * self.context_window and not self._warned_pressure:
+            self._warned_pressure = True
+            alert = events.system_alert(
+                "Warning: the conversation history will soon reach the context window limit and older messages "
+                "will be summarized. Save anything important from the recent conversation to core or archival memory now."
+            )
+            self._emit(result, AgentEvent("alert", "memory pressure: context window is over "
+                                                   f"{int(self.limits.warn_fraction * 100)}% full"))
+            inputs = [*inputs, Message(role="user", content=alert)]
+        return inputs
+
+    def summarize(self) -> TurnResult:
+        """Summarize the oldest messages now (``/summarize``)."""
+        result = TurnResult()
+        self._summarize(result, needed=0)
+        return result
+
+    def _summarize(self, result: TurnResult, needed: int) -> None:
+        cut = summ.cutoff(self.messages)
+        if cut == 0:
+            return
+        old, kept = self.messages[:cut], self.messages[cut:]
+        window = self.context_window - self.limits.summary_tokens
+
+        def fits(transcript: str) -> bool:
+            return self._tokens(self.wrapper.format_chat(summ.SUMMARY_SYSTEM, [("user", transcript)])) <= window
+
+        transcript = summ.build_transcript(old, fits)
+        summary = ""
+        try:
+            prompt = self.wrapper.format_chat(summ.SUMMARY_SYSTEM, [("user", transcript)])
+            completion = self.backend.complete(
+                CompletionRequest(prompt=prompt.text, stop=prompt.stop, max_tokens=self.limits.summary_tokens, sampling=SamplingParams(temperature=0.3))
+            )
+            result.usage.append(completion.usage)
+            summary = completion.text.strip()
+        except BackendError as exc:
+            log.warning("summary call failed (%s); moving messages out of context without a summary", exc)
+        note = Message(role="user", content=summ.summary_alert(summary, len(old), self.storage.count_messages(self.name)))
+        with self.storage.transaction():
+            stored = self.storage.add_messages(self.name, [note])
+            self.messages = [*stored, *kept]
+            self._save()
+        self._emit(result, AgentEvent("alert", f"summarized {len(old)} older messages to free context", data={"summary": summary}))
+
+    # ---- persistence ----
+
+    def _set_pending(self, text: str) -> None:
+        with self.storage.transaction():
+            self.record.settings[PENDING_KEY] = text
+            self._save()
+
+    def _commit(self, inputs: list[Message], produced: list[Message], *, in_context: list[Message]) -> None:
+        """Store the step's messages and the agent's new state in one transaction."""
+        with self.storage.transaction():
+            stored = self.storage.add_messages(self.name, [*inputs, *produced])
+            by_identity = {id(m): s for m, s in zip([*inputs, *produced], stored, strict=True)}
+            self.messages.extend(by_identity[id(m)] for m in in_context)
+            self.record.settings.pop(PENDING_KEY, None)
+            self._save()
+
+    def _save(self) -> None:
+        self.record.core_memory = self.core_memory.to_dict()
+        self.record.in_context = [m.id for m in self.messages if m.id is not None]
+        self.record.updated_at = datetime.now(UTC)
+        self.storage.save_agent(self.record)
+
+    # ---- editing the history (slash commands) ----
+
+    def pop(self, n: int = 1) -> int:
+        """Remove the last ``n`` exchanges (a user input and everything after it) from the context window.
+        They stay in recall memory."""
+        removed = 0
+        with self.storage.transaction():
+            for _ in range(n):
+                starts = [i for i, m in enumerate(self.messages) if m.role == "user" and (events.read(m.content) or {}).get("type") == "user_message"]
+                if not starts:
+                    break
+                removed += len(self.messages) - starts[-1]
+                self.messages = self.messages[: starts[-1]]
+            self._save()
+        return removed
+
+    def last_user_message(self) -> str | None:
+        for m in reversed(self.messages):
+            event = events.read(m.content) if m.role == "user" else None
+            if event and event.get("type") == "user_message":
+                return str(event.get("message", ""))
+        return None
+
+    def retry(self) -> TurnResult | None:
+        """Drop the last exchange from context and send the same user message again."""
+        if self.pending_message is not None:
+            return self.retry_pending()
+        text = self.last_user_message()
+        if text is None:
+            return None
+        self.pop(1)
+        return self.send(text)
+
+    def rethink(self, thoughts: str) -> bool:
+        """Replace the inner thoughts of the agent's last call (``/rethink``)."""
+        for i in range(len(self.messages) - 1, -1, -1):
+            m = self.messages[i]
+            if m.role == "assistant" and m.function_call is not None:
+                arguments = {**m.function_call.arguments, "inner_thoughts": thoughts}
+                edited = m.model_copy(update={"function_call": FunctionCall(name=m.function_call.name, arguments=arguments), "id": None})
+                with self.storage.transaction():
+                    (stored,) = self.storage.add_messages(self.name, [edited])
+                    self.messages[i] = stored
+                    self._save()
+                return True
+        return False

@@ -1,0 +1,233 @@
+"""The chat loops of ``memgpt run``: interactive (rich) and scripted (JSON lines), and the slash commands.
+
+An error from the backend or the model ends the turn, never the session: the user's message stays pending
+(``/retry`` sends it again) and the agent stays at its last committed step.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from memgpt.agent.agent import AgentEvent, TurnResult
+from memgpt.errors import MemGPTError
+
+
+def _usage(result: TurnResult) -> dict[str, int]:
+    return {
+        "prompt_tokens": sum(u.prompt_tokens for u in result.usage),
+        "completion_tokens": sum(u.completion_tokens for u in result.usage),
+        "cached_tokens": sum(u.cached_tokens for u in result.usage),
+        "evaluated_tokens": sum(u.evaluated_tokens or 0 for u in result.usage),
+    }
+
+
+class JsonView:
+    """One JSON object per line on stdout: every event, then a ``turn`` summary (for scripts and tests)."""
+
+    def _write(self, payload: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def opened(self, session: Any) -> None:
+        agent = session.agent
+        self._write(
+            {
+                "type": "session",
+                "agent": agent.name,
+                "created": session.created,
+                "backend": session.model.backend,
+                "wrapper": session.model.wrapper,
+                "context_window": agent.context_window,
+                "pending": agent.pending_message,
+            }
+        )
+
+    def event(self, event: AgentEvent) -> None:
+        self._write(event.to_json())
+
+    def turn(self, result: TurnResult) -> None:
+        self._write({"type": "turn", "steps": result.steps, "usage": _usage(result)})
+
+    def error(self, message: str) -> None:
+        self._write({"type": "error", "text": message})
+
+    def info(self, message: str) -> None:
+        self._write({"type": "info", "text": message})
+
+
+class RichView:
+    """Inner thoughts, calls, replies and alerts styled apart in the terminal."""
+
+    STYLES: ClassVar[dict[str, str]] = {"thought": "italic dim", "call": "yellow", "assistant": "bold cyan", "result": "dim", "alert": "magenta", "error": "bold red"}
+    LABELS: ClassVar[dict[str, str]] = {"thought": "💭", "call": "⚡", "assistant": "🤖", "result": "  ↳", "alert": "⚠", "error": "✗"}
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(highlight=False)
+
+    def opened(self, session: Any) -> None:
+        agent = session.agent
+        what = "Created" if session.created else "Resumed"
+        self.console.print(
+            f"[bold]{what} agent {agent.name!r}[/] — {session.model.backend} / {session.model.wrapper}, "
+            f"context {agent.context_window} tokens. /help lists commands.",
+        )
+        if agent.pending_message:
+            self.console.print(f"[magenta]Your last message was not answered:[/] {agent.pending_message!r} — /retry sends it again.")
+
+    def event(self, event: AgentEvent) -> None:
+        if event.kind == "result" and event.function == "send_message":
+            return
+        self.console.print(f"{self.LABELS[event.kind]} {event.text}", style=self.STYLES[event.kind], markup=False)
+
+    def turn(self, result: TurnResult) -> None:
+        pass
+
+    def error(self, message: str) -> None:
+        self.console.print(f"✗ {message}", style="bold red", markup=False)
+
+    def info(self, message: str) -> None:
+        self.console.print(message, markup=False)
+
+
+def _attempt(view: Any, action: Callable[[], TurnResult | None]) -> bool:
+    """Run one turn; show its summary, or its error. True if it went through."""
+    try:
+        result = action()
+    except MemGPTError as exc:
+        view.error(f"{exc} (your message is kept: /retry sends it again)")
+        return False
+    if result is not None:
+        view.turn(result)
+    return True
+
+
+def _greet(session: Any, view: Any) -> bool:
+    from memgpt.agent import events
+
+    agent = session.agent
+    last = agent.record.settings.get("last_login")
+    agent.record.settings["last_login"] = events.now_text()
+    return _attempt(view, lambda: agent.send_event(events.login(last)))
+
+
+def run_scripted(session: Any, view: Any, lines: Iterable[str], *, greet: bool) -> int:
+    """Send each non-empty line (slash commands work too); return how many turns failed."""
+    errors = 0
+    if greet and not _greet(session, view):
+        errors += 1
+    for line in lines:
+        if not line.strip():
+            continue
+        if line.startswith("/"):
+            if _command(session, view, line) is False:
+                break
+            continue
+        if not _attempt(view, lambda text=line: session.agent.send(text)):
+            errors += 1
+    return errors
+
+
+def run_interactive(session: Any, view: RichView, *, greet: bool) -> None:
+    from rich.prompt import Prompt
+
+    if greet:
+        _greet(session, view)
+    while True:
+        try:
+            line = Prompt.ask("[bold green]you[/]")
+        except (EOFError, KeyboardInterrupt):
+            view.info("Bye.")
+            return
+        if not line.strip():
+            continue
+        if line.startswith("/"):
+            if _command(session, view, line) is False:
+                return
+            continue
+        try:
+            _attempt(view, lambda text=line: session.agent.send(text))
+        except KeyboardInterrupt:
+            view.error("interrupted: the agent stays at its last completed step (your message is kept: /retry)")
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    run: Callable[[Any, Any, str], bool | None]
+
+
+def _memory(session: Any, view: Any, arg: str) -> None:
+    agent = session.agent
+    view.info(agent.core_memory.render())
+    view.info(f"recall: {agent.storage.count_messages(agent.name)} messages; archival: {agent.storage.count_passages(agent.name)} passages")
+
+
+def _dump(session: Any, view: Any, arg: str) -> None:
+    n = int(arg) if arg.strip().isdigit() else 10
+    for m in session.agent.context_messages()[-n:]:
+        body = json.dumps({"function": m.function_call.name, "params": m.function_call.arguments}, ensure_ascii=False) if m.function_call else m.content
+        view.info(f"[{m.role}{'/' + m.name if m.name else ''}] {body}")
+
+
+def _pop(session: Any, view: Any, arg: str) -> None:
+    n = int(arg) if arg.strip().isdigit() else 1
+    view.info(f"removed {session.agent.pop(n)} messages from the context window (they stay in recall memory)")
+
+
+def _retry(session: Any, view: Any, arg: str) -> None:
+    if not _attempt(view, session.agent.retry):
+        return
+    if session.agent.last_user_message() is None:
+        view.info("nothing to retry")
+
+
+def _rethink(session: Any, view: Any, arg: str) -> None:
+    if not arg.strip():
+        view.error("usage: /rethink NEW INNER THOUGHTS")
+    elif session.agent.rethink(arg.strip()):
+        view.info("replaced the inner thoughts of the last call")
+    else:
+        view.info("no call to rethink yet")
+
+
+def _heartbeat(session: Any, view: Any, arg: str) -> None:
+    from memgpt.agent import events
+
+    _attempt(view, lambda: session.agent.send_event(events.heartbeat("user asked for a heartbeat")))
+
+
+def _summarize(session: Any, view: Any, arg: str) -> None:
+    _attempt(view, session.agent.summarize)
+
+
+def _help(session: Any, view: Any, arg: str) -> None:
+    for name, command in COMMANDS.items():
+        view.info(f"/{name:<10} {command.help}")
+
+
+COMMANDS: dict[str, Command] = {
+    "exit": Command("save and quit (every step is already saved)", lambda s, v, a: False),
+    "memory": Command("show core memory and memory sizes", _memory),
+    "dump": Command("/dump [n]: show the last n messages in the context window", _dump),
+    "pop": Command("/pop [n]: remove the last n exchanges from the context window", _pop),
+    "retry": Command("send your last (or unanswered) message again", _retry),
+    "rethink": Command("/rethink TEXT: replace the agent's last inner thoughts", _rethink),
+    "heartbeat": Command("give the agent a turn without a message", _heartbeat),
+    "summarize": Command("summarize the oldest messages now", _summarize),
+    "help": Command("this list", _help),
+}
+
+
+def _command(session: Any, view: Any, line: str) -> bool | None:
+    name, _, arg = line[1:].partition(" ")
+    command = COMMANDS.get(name.strip().lower())
+    if command is None:
+        view.error(f"unknown command /{name}; try /help")
+        return None
+    return command.run(session, view, arg)

@@ -1,0 +1,57 @@
+"""A backend that answers from a script: drives the agent loop through chosen outputs in tests and in
+the framework-overhead benchmark (where a real model's time would hide the loop's own cost).
+
+Each script entry is the text to return, or a ``BackendError`` instance to raise. Token counts are an
+estimate (characters / 4), declared as such through ``Capabilities.tokenizer = False``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from memgpt.errors import BackendError, BackendProtocolError
+from memgpt.llm.backend import Backend, Capabilities
+from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, Usage
+
+
+def call(function: str, inner_thoughts: str = "thinking", **params: Any) -> str:
+    """The JSON text of one call in the MemGPT shape."""
+    return json.dumps({"function": function, "params": {"inner_thoughts": inner_thoughts, **params}}, ensure_ascii=False)
+
+
+class ScriptedBackend(Backend):
+    name = "scripted"
+    capabilities = Capabilities(constraints=("gbnf", "json_schema"), tokenizer=False, context_probe=False)
+
+    def __init__(self, script: Iterable[str | BaseException] = (), *, context_window: int | None = None) -> None:
+        self.script: list[str | BaseException] = list(script)
+        self.requests: list[CompletionRequest] = []
+        self.window = context_window
+
+    def add(self, *entries: str | BaseException) -> None:
+        self.script.extend(entries)
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        self.requests.append(request)
+        if not self.script:
+            raise BackendProtocolError("scripted backend: the script is exhausted", endpoint="script")
+        entry = self.script.pop(0)
+        if isinstance(entry, BaseException):
+            raise entry
+        prompt_tokens = self.count_tokens(request.prompt)
+        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=self.count_tokens(entry), evaluated_tokens=prompt_tokens, exact=False)
+        return Completion(text=entry, usage=usage, constrained_by="gbnf" if request.constraint is not None else None)
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+    def check(self) -> BackendStatus:
+        return BackendStatus(ok=True, model="script", context_window=self.window)
+
+    def context_window(self) -> int | None:
+        return self.window
+
+
+__all__ = ["BackendError", "ScriptedBackend", "call"]

@@ -1,0 +1,249 @@
+"""The step loop driven through chosen model outputs; each test asserts the exact state of memory and
+storage afterwards (real SQLite file, real chatml-grammar wrapper and call grammar)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from memgpt.agent import events
+from memgpt.agent.agent import Agent, Limits
+from memgpt.errors import BackendTimeout, BackendUnreachable, ContextOverflowError
+from memgpt.llm.types import Completion, CompletionRequest, Usage
+from memgpt.testing.scripted import ScriptedBackend, call
+
+MakeAgent = Callable[..., Agent]
+
+
+def stored(storage: Any, name: str = "sam") -> list[Any]:
+    return storage.recent_messages(name, 1000)
+
+
+def test_a_reply_is_stored_as_one_step(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(call("send_message", "greet them", message="Hi there!"))
+    result = agent.send("hello")
+    assert result.replies == ["Hi there!"] and result.steps == 1
+    roles = [m.role for m in stored(storage)]
+    assert roles == ["user", "assistant", "function"]
+    record = storage.get_agent("sam")
+    assert record.in_context == [m.id for m in stored(storage)]
+    assert "pending_message" not in record.settings
+    assert json.loads(stored(storage)[0].content)["message"] == "hello"
+    # the request went out under the grammar, with the wrapper's stop strings
+    request = backend.requests[0]
+    assert request.constraint is not None and (request.constraint.gbnf or request.constraint.json_schema)
+    assert "hello" in request.prompt
+
+
+def test_memory_edit_with_heartbeat_chains_to_a_reply(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(
+        call("core_memory_append", "remember the name", name="human", content="Name: Ada", request_heartbeat=True),
+        call("send_message", message="Nice to meet you, Ada."),
+    )
+    result = agent.send("I'm Ada")
+    assert result.steps == 2 and result.replies == ["Nice to meet you, Ada."]
+    assert storage.get_agent("sam").core_memory["human"].endswith("\nName: Ada")
+    heartbeat = events.read(stored(storage)[3].content)
+    assert heartbeat["type"] == "heartbeat" and heartbeat["reason"] == events.HEARTBEAT_REQUESTED
+    # the second prompt shows the edited memory
+    assert "Name: Ada" in backend.requests[1].prompt
+
+
+def test_replace_with_inexact_text_fails_with_the_closest_line(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(
+        call("core_memory_replace", name="human", old_content="likes tea", new_content="Likes: coffee", request_heartbeat=False),
+        call("send_message", message="ok"),
+    )
+    result = agent.send("I switched to coffee")
+    failed = [e for e in result.events if e.kind == "result" and e.data["status"] == "Failed"]
+    assert len(failed) == 1 and "'Likes: tea'" in failed[0].text
+    assert storage.get_agent("sam").core_memory["human"] == "Name: unknown\nLikes: tea"
+    # a failed call hands control back to the model (heartbeat), which then replies
+    assert result.steps == 2 and result.replies == ["ok"]
+
+
+def test_an_edit_over_the_block_limit_is_refused(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(call("core_memory_append", name="persona", content="x" * 1199, request_heartbeat=False), call("send_message", message="done"))
+    agent.core_memory.blocks["persona"] = "y" * 1000
+    result = agent.send("grow")
+    assert any("over its limit of 2000" in e.text for e in result.events if e.kind == "result")
+    assert storage.get_agent("sam").core_memory["persona"] == "I am Sam."  # the in-memory tweak was never an edit
+
+
+def test_bad_output_is_re_asked_and_never_reaches_the_context(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add("this is not json at all", call("send_message", message="sorry, here I am"))
+    result = agent.send("hi")
+    assert result.replies == ["sorry, here I am"]
+    assert len(backend.requests) == 2
+    assert "not a valid function call" in backend.requests[1].prompt
+    assert all("not json at all" not in (m.content or "") for m in stored(storage))
+
+
+def test_output_that_never_parses_is_kept_in_recall_but_out_of_context(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent(limits=Limits(parse_retries=1))
+    backend.add("garbage one", "garbage two")
+    result = agent.send("hi")
+    assert [e.kind for e in result.events] == ["error"]
+    messages = stored(storage)
+    assert [m.role for m in messages] == ["user", "assistant"] and messages[1].content == "garbage two"
+    record = storage.get_agent("sam")
+    assert record.in_context == [messages[0].id]
+    assert "pending_message" not in record.settings
+
+
+def test_an_unknown_function_is_never_executed(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent(limits=Limits(parse_retries=0))
+    backend.add(call("delete_everything", path="/"))
+    result = agent.send("hi")
+    assert result.events[-1].kind == "error"
+    assert not any(m.function_call for m in stored(storage))
+
+
+def test_heartbeat_chains_are_capped(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent(limits=Limits(max_chain=3))
+    backend.add(*[call("archival_memory_search", query="x", page=0, request_heartbeat=True)] * 5)
+    result = agent.send("loop forever")
+    assert result.steps == 3 and result.events[-1].kind == "alert"
+    assert len(backend.script) == 2
+
+
+def test_backend_failure_keeps_the_message_and_the_state(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(call("send_message", message="first"))
+    agent.send("one")
+    before = [m.id for m in stored(storage)]
+    backend.add(BackendUnreachable("cannot reach http://127.0.0.1:9: start the server", endpoint="http://127.0.0.1:9"))
+    with pytest.raises(BackendUnreachable):
+        agent.send("two")
+    assert [m.id for m in stored(storage)] == before
+    assert storage.get_agent("sam").settings["pending_message"] == "two"
+    # a fresh agent object (a restarted process) sees the pending message and can retry it
+    again = make_agent()
+    assert again.pending_message == "two"
+    backend.add(call("send_message", message="second"))
+    assert again.retry().replies == ["second"]
+    assert again.pending_message is None
+    texts = [events.read(m.content).get("message") for m in stored(storage) if m.role == "user"]
+    assert texts == ["one", "two"]
+
+
+def test_failure_mid_chain_keeps_the_committed_steps(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(call("core_memory_append", name="human", content="Pet: cat", request_heartbeat=True), BackendTimeout("slow", endpoint="x"))
+    with pytest.raises(BackendTimeout):
+        agent.send("I have a cat")
+    assert "Pet: cat" in storage.get_agent("sam").core_memory["human"]
+    assert len(stored(storage)) == 3
+
+
+def test_an_interrupt_inside_a_function_rolls_everything_back(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = make_agent()
+    original = agent.core_memory.append
+
+    def append_then_interrupt(name: str, content: str) -> str:
+        original(name, content)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(agent.core_memory, "append", append_then_interrupt)
+    backend.add(call("core_memory_append", name="human", content="Pet: dog", request_heartbeat=False))
+    with pytest.raises(KeyboardInterrupt):
+        agent.send("I have a dog")
+    assert "Pet: dog" not in agent.core_memory.blocks["human"]
+    assert "Pet: dog" not in storage.get_agent("sam").core_memory["human"]
+    assert stored(storage) == [] and agent.context_messages() == []
+    assert storage.get_agent("sam").settings["pending_message"] == "I have a dog"
+
+
+def test_recall_search_finds_what_both_sides_said(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent()
+    backend.add(call("send_message", message="Pizza with basil is my favourite too"))
+    agent.send("I love pizza")
+    backend.add(call("conversation_search", query="pizza", page=0, request_heartbeat=False))
+    result = agent.send("what did we say about food?")
+    text = next(e.text for e in result.events if e.kind == "result")
+    assert "I love pizza" in text and "Pizza with basil" in text
+
+
+def test_archival_insert_then_search(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(
+        call("archival_memory_insert", content="The user's birthday is on March 3", request_heartbeat=True),
+        call("archival_memory_search", query="birthday", page=0, request_heartbeat=False),
+    )
+    result = agent.send("remember my birthday")
+    found = [e.text for e in result.events if e.kind == "result"][-1]
+    assert "March 3" in found
+    assert storage.count_passages("sam") == 1
+
+
+class SummarizingBackend(ScriptedBackend):
+    """Answers the (unconstrained) summary call itself; constrained calls come from the script."""
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        if request.constraint is None:
+            self.requests.append(request)
+            return Completion(text="We talked about numbered replies.", usage=Usage(prompt_tokens=self.count_tokens(request.prompt)))
+        return super().complete(request)
+
+
+def test_memory_pressure_alert_then_summary_keeps_recall(make_agent: MakeAgent, storage: Any) -> None:
+    backend = SummarizingBackend()
+    agent = make_agent(context_window=1600, limits=Limits(max_tokens=128))
+    agent.backend = backend
+    alerts: list[str] = []
+    for i in range(12):
+        backend.add(call("send_message", "reply", message=f"Reply number {i} " + "blah " * 20))
+        result = agent.send(f"message {i} " + "words " * 20)
+        alerts += [e.text for e in result.events if e.kind == "alert"]
+    assert any("memory pressure" in a for a in alerts)
+    assert any("summarized" in a for a in alerts)
+    summary_requests = [r for r in backend.requests if r.constraint is None]
+    assert summary_requests, "the summary call must go out without the function grammar"
+    assert "Reply number 0" in summary_requests[0].prompt  # what the agent said is summarized too
+    record = storage.get_agent("sam")
+    assert len(record.in_context) < len(stored(storage))
+    first = storage.get_messages("sam", record.in_context[:1])[0]
+    assert "We talked about numbered replies." in events.read(first.content)["message"]
+    assert storage.count_messages("sam") >= 36
+
+
+def test_context_that_cannot_fit_is_a_clear_error(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent(context_window=600, limits=Limits(max_tokens=200))
+    with pytest.raises(ContextOverflowError, match="--context-window"):
+        agent.send("hi")
+
+
+def test_resume_sees_the_same_history_and_memory(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent()
+    backend.add(call("core_memory_append", name="human", content="City: Oslo", request_heartbeat=True), call("send_message", message="Oslo!"))
+    agent.send("I live in Oslo")
+    again = make_agent()
+    assert [m.id for m in again.context_messages()] == [m.id for m in agent.context_messages()]
+    assert "City: Oslo" in again.core_memory.blocks["human"]
+
+
+def test_past_calls_are_replayed_in_the_next_prompt(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent()
+    backend.add(call("send_message", "first thought", message="Reply one"), call("send_message", message="Reply two"))
+    agent.send("a")
+    agent.send("b")
+    assert "Reply one" in backend.requests[1].prompt and "first thought" in backend.requests[1].prompt
+
+
+def test_pop_and_rethink(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(call("send_message", "old thought", message="one"), call("send_message", message="two"))
+    agent.send("a")
+    agent.send("b")
+    assert agent.rethink("new thought")
+    assert agent.pop(1) == 3
+    assert [m.role for m in agent.context_messages()] == ["user", "assistant", "function"]
+    assert storage.count_messages("sam") == 7  # popped and rethought messages stay in recall
+    assert agent.context_messages()[1].function_call.inner_thoughts == "old thought"
