@@ -40,8 +40,9 @@ def plugins(
 
     console = Console()
     table = Table(title="memgpt plugins", show_lines=True)
-    for column in ("plugin", "distribution", "version", "registers"):
-        table.add_column(column, overflow="fold")
+    for column in ("plugin", "distribution", "version"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("registers", overflow="fold")
     for p in registry.plugins:
         registers = "\n".join(f"{kind}: {', '.join(sorted(names))}" for kind, names in p.registered.items() if names) or "(nothing)"
         table.add_row(p.name, p.distribution or "?", p.version or "?", registers)

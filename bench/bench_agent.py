@@ -1,0 +1,71 @@
+"""Framework overhead per agent step, with a scripted backend (no model time): prompt build through the
+real chatml-grammar wrapper, token counting, parsing, validation, function execution and the SQLite
+transaction. Prints the median per step, per step kind, and how it grows as the history grows.
+
+Run: .venv/bin/python bench/bench_agent.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MEMGPT_HOME", tempfile.mkdtemp(prefix="memgpt-bench-"))
+
+from memgpt.agent.agent import Agent, Limits  # noqa: E402
+from memgpt.functions.memory import FUNCTIONS  # noqa: E402
+from memgpt.plugins import get_registry  # noqa: E402
+from memgpt.runtime import load_preset, open_wrapper  # noqa: E402
+from memgpt.storage.base import AgentRecord  # noqa: E402
+from memgpt.storage.sqlite import SQLiteStorage  # noqa: E402
+from memgpt.testing.scripted import ScriptedBackend, call  # noqa: E402
+
+TURNS = 300
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="memgpt-bench-agent-"))
+    storage = SQLiteStorage(tmp / "memgpt.db")
+    record = AgentRecord(name="bench", core_memory={"persona": "I am a benchmark.", "human": "Name: unknown"})
+    storage.save_agent(record)
+    backend = ScriptedBackend()
+    agent = Agent(
+        record,
+        storage=storage,
+        backend=backend,
+        wrapper=open_wrapper("chatml-grammar"),
+        system_prompt=load_preset("memgpt_chat").system,
+        functions=FUNCTIONS,
+        build_constraint=get_registry().grammar("call").build,
+        context_window=10_000_000,
+        limits=Limits(),
+    )
+    reply_ms: list[float] = []
+    edit_ms: list[float] = []
+    for i in range(TURNS):
+        backend.add(call("send_message", "replying", message=f"Reply {i}: " + "words " * 20))
+        start = time.perf_counter()
+        agent.send(f"User message {i}: " + "text " * 20)
+        reply_ms.append((time.perf_counter() - start) * 1000)
+        if i % 10 == 0:
+            backend.add(
+                call("core_memory_append", name="human", content=f"fact {i}", request_heartbeat=True),
+                call("send_message", message="noted"),
+            )
+            start = time.perf_counter()
+            agent.send(f"Remember fact {i}")
+            edit_ms.append((time.perf_counter() - start) / 2 * 1000)
+    history = len(agent.context_messages())
+    print(f"agent step overhead (scripted backend, {TURNS} turns, history grows to {history} messages in context):")
+    print(f"  send_message step: median {statistics.median(reply_ms):.2f} ms, p90 {statistics.quantiles(reply_ms, n=10)[-1]:.2f} ms")
+    print(f"  memory-edit step (per step of a 2-step chain): median {statistics.median(edit_ms):.2f} ms")
+    first, last = statistics.median(reply_ms[:30]), statistics.median(reply_ms[-30:])
+    print(f"  first 30 turns median {first:.2f} ms vs last 30 turns {last:.2f} ms (ratio {last / first:.2f}x as history grows)")
+    storage.close()
+
+
+if __name__ == "__main__":
+    main()
