@@ -1,0 +1,261 @@
+"""What every server backend shares, so that each plugin only writes its dialect.
+
+``HTTPBackend`` owns the HTTP client, the retry of a whole completion (a 5xx or an empty answer is tried
+again, a timed-out generation is not), the token-count cache, the fail-closed check of constrained
+output, and ``check()`` that never raises. A dialect subclass fills in five small methods:
+
+- ``_payload(request, kind)``: the JSON body for one completion, built fresh for every call;
+- ``_parse(body, request)``: text, finish reason and usage out of the server's answer;
+- ``_count(text)``: the token count of ``text`` (exact from the server, or an estimate);
+- ``_probe()``: model name and context size, for ``check()``;
+- ``complete_path``: where completions are posted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+from memgpt.errors import BackendError, EmptyCompletion
+from memgpt.llm.backend import Backend, BackendSettings
+from memgpt.llm.conformance import violation
+from memgpt.llm.http import HTTPClient, normalize_endpoint, retry_call
+from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+
+log = logging.getLogger(__name__)
+
+#: Characters per token before a backend has measured its model (English prose on BPE vocabularies).
+DEFAULT_CHARS_PER_TOKEN = 3.5
+
+
+class TokenCountCache:
+    """A small LRU of ``text -> token count``: the agent counts the same system prompt and messages on
+    every step, and each count would otherwise be an HTTP round trip."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._entries: OrderedDict[str, int] = OrderedDict()
+        self.hits = 0
+
+    def get(self, text: str) -> int | None:
+        count = self._entries.get(text)
+        if count is not None:
+            self._entries.move_to_end(text)
+            self.hits += 1
+        return count
+
+    def put(self, text: str, count: int) -> None:
+        self._entries[text] = count
+        self._entries.move_to_end(text)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class HTTPBackend(Backend):
+    """Base of the backends that talk to a model server over HTTP (see the module docstring)."""
+
+    #: Human name of the server, for messages ("llama-server", "koboldcpp").
+    server: ClassVar[str] = "server"
+    default_endpoint: ClassVar[str] = "http://localhost:8080"
+    #: Path prefixes users paste along with the endpoint that the backend adds itself.
+    strip_suffixes: ClassVar[tuple[str, ...]] = ("/v1",)
+    complete_path: ClassVar[str] = "/completion"
+
+    def __init__(self, settings: BackendSettings):
+        self.settings = settings
+        self.endpoint = normalize_endpoint(settings.endpoint or self.default_endpoint, strip_suffixes=self.strip_suffixes)
+        self.http = HTTPClient(
+            self.endpoint,
+            server=self.server,
+            backend=self.name,
+            api_key=settings.api_key,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            backoff=float(settings.options.get("backoff", 0.5)),
+        )
+        self.token_counts = TokenCountCache(int(settings.options.get("token_cache_size", 4096)))
+        #: Constrained completions whose output did not match the constraint (the server ignored it).
+        self.ignored_constraints = 0
+        self._context: int | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.http!r})"
+
+    # -- the Backend contract -------------------------------------------------------------------------
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        kind = self.constraint_kind(request)
+        payload = self._payload(request, kind)
+        started = time.perf_counter()
+
+        def once() -> Completion:
+            body = self.http.post_json(self.complete_path, payload, retry=False)
+            completion = self._parse(body, request)
+            if not completion.text:
+                raise EmptyCompletion(
+                    f"{self.server} at {self.http.url(self.complete_path)} returned an empty completion "
+                    f"(finish: {completion.finish_reason}): the prompt may already fill the context window, or "
+                    "the model ended its turn at once; try a larger context or another wrapper.",
+                    endpoint=self.endpoint,
+                )
+            return completion
+
+        completion = retry_call(
+            once,
+            retries=self.http.retries,
+            backoff=self.http.backoff,
+            what=f"completion at {self.http.url(self.complete_path)}",
+            retry_timeouts=False,
+        )
+        completion = completion.model_copy(update={"seconds": time.perf_counter() - started, "constrained_by": kind})
+        return self._verify(completion, request, kind)
+
+    def count_tokens(self, text: str) -> int:
+        cached = self.token_counts.get(text)
+        if cached is not None:
+            return cached
+        count = self._count(text)
+        self.token_counts.put(text, count)
+        return count
+
+    def check(self) -> BackendStatus:
+        try:
+            status = self._probe()
+        except BackendError as err:
+            return BackendStatus(ok=False, endpoint=self.endpoint, detail=str(err))
+        if status.context_window:
+            self._context = status.context_window
+        return status
+
+    def context_window(self) -> int | None:
+        if self._context is None:
+            status = self.check()
+            self._context = status.context_window if status.ok else None
+        return self._context or self.settings.context_window
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- shared helpers -------------------------------------------------------------------------------
+
+    def constraint_kind(self, request: CompletionRequest) -> ConstraintKind | None:
+        """The first kind this backend enforces that the request's constraint carries, or ``None``."""
+        if request.constraint is None:
+            return None
+        offered = request.constraint.kinds()
+        for kind in self.capabilities.constraints:
+            if kind in offered:
+                return kind
+        self._warn_once(
+            "unusable",
+            "%s cannot enforce a %s constraint (it takes %s); generating unconstrained, the output will be repair-parsed",
+            self.server,
+            "/".join(sorted(offered)) or "empty",
+            "/".join(self.capabilities.constraints) or "none",
+        )
+        return None
+
+    def _verify(self, completion: Completion, request: CompletionRequest, kind: ConstraintKind | None) -> Completion:
+        """Fail closed: output that does not match the constraint was not constrained, whatever was sent."""
+        if kind is None or request.constraint is None:
+            return completion
+        problem = violation(completion.text, request.constraint)
+        if problem is None:
+            return completion
+        if completion.finish_reason == "length":
+            log.info("%s: constrained output cut at max_tokens=%d (%s)", self.server, request.max_tokens, problem)
+        else:
+            self.ignored_constraints += 1
+            self._warn_once(
+                "ignored",
+                "%s at %s ignored the %s constraint (output %s); treating its output as unconstrained",
+                self.server,
+                self.endpoint,
+                kind,
+                problem,
+            )
+        return completion.model_copy(update={"constrained_by": None})
+
+    def _warn_once(self, key: str, message: str, *args: Any) -> None:
+        warned: set[str] = self.__dict__.setdefault("_warned", set())
+        if key in warned:
+            log.debug(message, *args)
+            return
+        warned.add(key)
+        log.warning(message, *args)
+
+    def require(self, body: Any, path: str, *keys: str | int) -> Any:
+        """``body[k1][k2]...`` or a ``BackendProtocolError`` naming the missing piece."""
+        node = body
+        for key in keys:
+            try:
+                node = node[key]
+            except (KeyError, IndexError, TypeError):
+                raise self.http.protocol_error(path, "".join(f"[{k!r}]" for k in keys), body) from None
+        return node
+
+    def estimate_tokens(self, text: str, chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> int:
+        return max(1, round(len(text) / chars_per_token)) if text else 0
+
+    # -- what a dialect provides ----------------------------------------------------------------------
+
+    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _parse(self, body: Any, request: CompletionRequest) -> Completion:
+        raise NotImplementedError
+
+    def _count(self, text: str) -> int:
+        raise NotImplementedError
+
+    def _probe(self) -> BackendStatus:
+        raise NotImplementedError
+
+
+def openai_completion(backend: HTTPBackend, body: Any, request: CompletionRequest) -> Completion:
+    """Text, finish reason and usage from an OpenAI-style ``/v1/completions`` answer.
+
+    Usage is exact when the server sent it; otherwise it is estimated and ``exact`` is false.
+    """
+    path = backend.complete_path
+    choice = backend.require(body, path, "choices", 0)
+    text = backend.require(body, path, "choices", 0, "text")
+    if not isinstance(choice, dict) or not isinstance(text, str):
+        raise backend.http.protocol_error(path, "a string in choices[0].text", body)
+    finish: FinishReason = "length" if choice.get("finish_reason") == "length" else "stop"
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        prompt = usage["prompt_tokens"]
+        measured = Usage(
+            prompt_tokens=prompt,
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(cached or 0),
+            evaluated_tokens=prompt - int(cached) if isinstance(cached, int) else None,
+            exact=True,
+        )
+    else:
+        measured = Usage(
+            prompt_tokens=backend.estimate_tokens(request.prompt),
+            completion_tokens=backend.estimate_tokens(text),
+            exact=False,
+        )
+    model = body.get("model") if isinstance(body.get("model"), str) else None
+    return Completion(text=text, finish_reason=finish, usage=measured, model=model)
+
+
+def first_model(backend: HTTPBackend, body: Any, path: str = "/v1/models") -> dict[str, Any]:
+    """The first entry of an OpenAI-style model list (``{"data": [{"id": ...}, ...]}``)."""
+    data = backend.require(body, path, "data")
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict) or "id" not in data[0]:
+        raise BackendError(
+            f"{backend.server} at {backend.http.url(path)} lists no model: load a model in the server first.",
+            endpoint=backend.endpoint,
+        )
+    return data[0]
