@@ -1,0 +1,252 @@
+"""Text into archival-memory passages, and the files ``memgpt load`` may read.
+
+Chunking follows the original MemGPT (about 300 tokens a chunk, 200 tokens of overlap) but cuts at
+paragraph and sentence boundaries, falling back to words and then characters only for a sentence that
+alone is too long. Token counts are an estimate (words and punctuation, long words as several tokens)
+unless the caller passes a real tokenizer's ``count_tokens``.
+
+File collection is conservative: only regular files under the paths the user named, never through a
+symlink that leads outside them, never a device or FIFO (opening one would block), never a binary.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from memgpt.errors import LoadError
+
+CHUNK_TOKENS = 300
+OVERLAP_TOKENS = 200
+TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".mdown", ".mkd", ".rst", ".org", ".adoc"})
+MAX_FILE_BYTES = 50 * 1024 * 1024
+_SNIFF_BYTES = 8192
+
+_PIECE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_PARAGRAPH = re.compile(r"\n[ \t]*\n+")
+# A sentence ends at . ! ? … (and closing quotes/brackets) before whitespace; a markdown list item or
+# heading starts a new unit too.
+_SENTENCE = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n(?=[ \t]*(?:[-*+>#]|\d+[.)])\s)")
+
+
+def approx_tokens(text: str) -> int:
+    """A cheap token estimate close to BPE/WordPiece counts on prose: a word of n characters counts
+    ``ceil(n / 6)`` (long or rare words split into several tokens), each punctuation mark one."""
+    return sum(-(-len(piece) // 6) for piece in _PIECE.findall(text))
+
+
+def chunk_text(
+    text: str,
+    *,
+    max_tokens: int = CHUNK_TOKENS,
+    overlap_tokens: int = OVERLAP_TOKENS,
+    count_tokens: Callable[[str], int] = approx_tokens,
+) -> list[str]:
+    """Split ``text`` into chunks of at most ``max_tokens``; consecutive chunks share up to
+    ``overlap_tokens`` of whole sentences. Empty or blank text gives no chunks."""
+    if max_tokens < 1 or not 0 <= overlap_tokens < max_tokens:
+        raise ValueError(f"need max_tokens >= 1 and 0 <= overlap_tokens < max_tokens, got {max_tokens}, {overlap_tokens}")
+    units = _units(text, max_tokens, count_tokens)  # (text, tokens, starts_paragraph)
+    chunks: list[str] = []
+    current: list[tuple[str, int, bool]] = []
+    size = 0
+    fresh = 0  # units in ``current`` that no earlier chunk holds
+    for i, unit in enumerate(units):
+        _, tokens, starts_paragraph = unit
+        full = size + tokens > max_tokens
+        # At a paragraph boundary, close a chunk that is at least half full rather than cut the next
+        # paragraph in two, when that paragraph would not fit anyway.
+        if not full and starts_paragraph and fresh and size >= max_tokens // 2:
+            full = size + _paragraph_tokens(units, i) > max_tokens
+        if full and fresh:
+            chunks.append(_join(current))
+            current, size = _overlap(current, overlap_tokens, max_tokens - tokens)
+            fresh = 0
+        current.append(unit)
+        size += tokens
+        fresh += 1
+    if fresh:
+        chunks.append(_join(current))
+    return chunks
+
+
+def _units(text: str, max_tokens: int, count: Callable[[str], int]) -> list[tuple[str, int, bool]]:
+    units: list[tuple[str, int, bool]] = []
+    for paragraph in _PARAGRAPH.split(text.replace("\r\n", "\n")):
+        first = True
+        for sentence in _SENTENCE.split(paragraph):
+            sentence = sentence.strip()
+            if not sentence:
+                continue
+            for piece in _fit(sentence, max_tokens, count):
+                units.append((piece, count(piece), first))
+                first = False
+    return units
+
+
+def _fit(sentence: str, max_tokens: int, count: Callable[[str], int]) -> Iterable[str]:
+    """The sentence itself, or pieces of it (words, then characters) that each fit ``max_tokens``."""
+    if count(sentence) <= max_tokens:
+        yield sentence
+        return
+    piece = ""
+    for word in sentence.split():
+        candidate = f"{piece} {word}" if piece else word
+        if count(candidate) <= max_tokens:
+            piece = candidate
+            continue
+        if piece:
+            yield piece
+        while count(word) > max_tokens:  # one "word" longer than a chunk (a URL, base64, no spaces)
+            cut = _longest_prefix(word, max_tokens, count)
+            yield word[:cut]
+            word = word[cut:]
+        piece = word
+    if piece:
+        yield piece
+
+
+def _longest_prefix(word: str, max_tokens: int, count: Callable[[str], int]) -> int:
+    low, high = 1, len(word)  # count(word[:1]) fits for any sane counter
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count(word[:mid]) <= max_tokens:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _paragraph_tokens(units: Sequence[tuple[str, int, bool]], start: int) -> int:
+    total = units[start][1]
+    for _, tokens, starts_paragraph in units[start + 1 :]:
+        if starts_paragraph:
+            break
+        total += tokens
+    return total
+
+
+def _overlap(units: list[tuple[str, int, bool]], budget: int, room: int) -> tuple[list[tuple[str, int, bool]], int]:
+    """The trailing whole units of the chunk just closed that fit the overlap budget and leave room."""
+    kept: list[tuple[str, int, bool]] = []
+    size = 0
+    for unit in reversed(units):
+        if size + unit[1] > min(budget, room):
+            break
+        kept.insert(0, unit)
+        size += unit[1]
+    return kept, size
+
+
+def _join(units: Sequence[tuple[str, int, bool]]) -> str:
+    out = ""
+    for i, (text, _, starts_paragraph) in enumerate(units):
+        out += text if i == 0 else ("\n\n" if starts_paragraph else " ") + text
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def collect_files(
+    paths: Iterable[Path | str],
+    *,
+    suffixes: frozenset[str] | None = TEXT_SUFFIXES,
+    skipped: list[tuple[Path, str]] | None = None,
+) -> list[Path]:
+    """The text files to load from ``paths``: a named file is taken whatever its suffix; a directory is
+    walked for files with one of ``suffixes`` (None = any), skipping hidden entries. Symlinks are
+    followed only when they stay inside the directory named. Binaries, devices and files over
+    ``MAX_FILE_BYTES`` are left out and, with the reason, appended to ``skipped``.
+
+    Raises ``LoadError`` if a named path does not exist or cannot be read."""
+    found: dict[Path, None] = {}
+    skip = skipped if skipped is not None else []
+    for given in paths:
+        path = Path(given).expanduser()
+        if not os.path.lexists(path):
+            raise LoadError(f"{path} does not exist; give existing text or markdown files or directories")
+        try:
+            if path.is_dir():
+                for file in _walk(path, suffixes, skip):
+                    found.setdefault(file)
+            elif _acceptable(path.resolve(), skip):
+                found.setdefault(path.resolve())
+        except PermissionError as exc:
+            raise LoadError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
+    return list(found)
+
+
+def _walk(root: Path, suffixes: frozenset[str] | None, skipped: list[tuple[Path, str]]) -> Iterable[Path]:
+    base = root.resolve()
+
+    def error(exc: OSError) -> None:
+        skipped.append((Path(exc.filename or root), f"cannot read: {exc.strerror}"))
+
+    for folder, dirs, files in os.walk(base, onerror=error):  # never descends into symlinked directories
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(folder, name)
+            if name.startswith(".") or (suffixes is not None and path.suffix.lower() not in suffixes):
+                continue
+            target = path.resolve()
+            if not target.is_relative_to(base):
+                skipped.append((path, f"symlink to {target}, outside {root}"))
+                continue
+            if _acceptable(target, skipped):
+                yield target
+
+
+def _acceptable(path: Path, skipped: list[tuple[Path, str]]) -> bool:
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        skipped.append((path, f"cannot read: {exc.strerror}"))
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        skipped.append((path, "not a regular file"))
+        return False
+    if info.st_size > MAX_FILE_BYTES:
+        skipped.append((path, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"))
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as exc:
+        skipped.append((path, f"cannot read: {exc.strerror}"))
+        return False
+    if _looks_binary(head):
+        skipped.append((path, "binary"))
+        return False
+    return True
+
+
+def _looks_binary(head: bytes) -> bool:
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # The sniffed block may end inside a multi-byte character; anything earlier is not UTF-8.
+        return exc.start < len(head) - 3
+    return False
+
+
+def read_text(path: Path) -> str:
+    """A collected file's text (UTF-8, a byte-order mark dropped, undecodable bytes replaced).
+
+    Opened without following a final symlink, and without blocking if it has become a FIFO since it was
+    collected."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise LoadError(f"cannot read {path} ({exc.strerror}); check that it exists and is readable") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise LoadError(f"{path} is not a regular file; load text or markdown files only")
+        data = handle.read(MAX_FILE_BYTES + 1)
+    return data.decode("utf-8-sig", errors="replace")
