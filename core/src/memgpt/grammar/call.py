@@ -1,0 +1,189 @@
+"""The call constraint: exactly one call to one of the agent's functions, as GBNF and as JSON schema.
+
+Both describe the same language, ``{"function": NAME, "params": {"inner_thoughts": "...", ...}}`` (keys as
+``CallShape`` names them), built from the function schemas:
+
+- ``params`` keys in a fixed order: ``inner_thoughts`` first (the model thinks before it acts), then the
+  function's required parameters, then its optional ones, then ``request_heartbeat`` last. Both
+  ``inner_thoughts`` and ``request_heartbeat`` (where the function takes it) are always present: under a
+  grammar the model must decide whether to chain (MemGPT's grammars left it out, so models never could).
+- Every string is bounded by ``CallShape.max_string_chars`` (or the parameter's own smaller
+  ``maxLength``), integers by their range: the grammar always admits a closing brace within
+  ``max_call_chars`` characters, so a turn given that many tokens can never be cut off mid-call.
+  (Every token adds at least one character of ASCII text; ``shape_for_budget`` picks the bound for a
+  token budget.)
+- The GBNF has the layout ``json.dumps`` prints, no free whitespace: ``{"function": "`` and
+  ``", "params": {"inner_thoughts": "`` are forced runs the sampler does not have to choose.
+
+Pure and deterministic: no I/O, and the same functions give the same text (core caches it per set).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from memgpt.errors import GrammarError
+from memgpt.grammar.gbnf import DEFAULT_MAX_ITEMS, MAX_INT_DIGITS, GbnfBuilder, gbnf_literal, int_bounds
+from memgpt.llm.types import CallShape, Constraint, FunctionSchema
+
+HEARTBEAT_KEY = "request_heartbeat"
+_ANNOTATIONS = {"description", "title", "default", "examples", "$schema", "$comment", "deprecated", "readOnly", "writeOnly"}
+
+
+def build_call_constraint(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> Constraint:
+    """GBNF and JSON schema forcing one call to one of ``functions``; ``GrammarError`` if a schema uses a
+    feature the GBNF emitter does not support, or the function list is empty or has duplicates."""
+    return Constraint(gbnf=call_gbnf(functions, shape), json_schema=call_json_schema(functions, shape))
+
+
+def _checked(functions: Sequence[FunctionSchema]) -> list[FunctionSchema]:
+    functions = list(functions)
+    if not functions:
+        raise GrammarError("no functions to build a call grammar from; give the agent at least one function")
+    seen: set[str] = set()
+    for function in functions:
+        if function.name in seen:
+            raise GrammarError(f"function {function.name!r} is listed twice; function names must be unique")
+        seen.add(function.name)
+        if function.parameters.get("type", "object") != "object":
+            raise GrammarError(f"function {function.name!r}: parameters must be a JSON schema of type object")
+    return functions
+
+
+def _bounded(schema: Any, bound: int) -> Any:
+    """A copy of ``schema`` without annotations, every free string capped at ``bound`` characters and
+    every object closed (``additionalProperties: false``)."""
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+    kinds = out.get("type") if isinstance(out.get("type"), list) else [out.get("type")]
+    if "string" in kinds and "enum" not in out and "const" not in out and out.get("format") != "date":
+        out["maxLength"] = min(int(out.get("maxLength", bound)), bound)
+    if "properties" in out:
+        out["properties"] = {k: _bounded(v, bound) for k, v in out["properties"].items()}
+    if "object" in kinds:
+        out["additionalProperties"] = False
+    if isinstance(out.get("items"), dict):
+        out["items"] = _bounded(out["items"], bound)
+    for key in ("anyOf", "oneOf"):
+        if key in out:
+            out[key] = [_bounded(option, bound) for option in out[key]]
+    return out
+
+
+def params_schema(function: FunctionSchema, shape: CallShape = CallShape()) -> dict[str, Any]:
+    """The JSON schema of one function's ``params`` as the constraint lays them out (see module doc)."""
+    bound = shape.max_string_chars
+    properties = function.properties
+    declared_required = [k for k in function.required if k in properties]
+    thoughts = shape.inner_thoughts_key
+    first: dict[str, Any] = {}
+    if thoughts is not None:
+        first[thoughts] = {"type": "string", "maxLength": bound}
+    middle = [k for k in declared_required if k not in (thoughts, HEARTBEAT_KEY)]
+    optional = [k for k in properties if k not in declared_required and k not in (thoughts, HEARTBEAT_KEY)]
+    ordered: dict[str, Any] = dict(first)
+    for key in middle + optional:
+        ordered[key] = _bounded(properties[key], bound)
+    required = list(first) + middle
+    if HEARTBEAT_KEY in properties:
+        ordered[HEARTBEAT_KEY] = {"type": "boolean"}
+        required.append(HEARTBEAT_KEY)
+    return {"type": "object", "properties": ordered, "required": required, "additionalProperties": False}
+
+
+def _call_schema(function: FunctionSchema, shape: CallShape) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            shape.function_key: {"type": "string", "const": function.name},
+            shape.params_key: params_schema(function, shape),
+        },
+        "required": [shape.function_key, shape.params_key],
+        "additionalProperties": False,
+    }
+
+
+def call_json_schema(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> dict[str, Any]:
+    """A JSON schema matching exactly one call to one of ``functions`` (for LM Studio, vLLM, llama-server)."""
+    options = [_call_schema(f, shape) for f in _checked(functions)]
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def call_gbnf(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> str:
+    """A GBNF grammar matching exactly one call to one of ``functions``, in ``json.dumps`` layout."""
+    builder = GbnfBuilder()
+    calls = []
+    for index, function in enumerate(_checked(functions)):
+        params = builder.value(params_schema(function, shape), f"params-{function.name}")
+        # The opening `{"function": "` is shared by every call and stays in root; each alternative starts at
+        # the name (without its opening quote) and carries the literal up to its params.
+        head = json.dumps(function.name, ensure_ascii=False)[1:] + ", " + json.dumps(shape.params_key) + ": "
+        calls.append(builder.add(f"call-{index}-{function.name}", f"{gbnf_literal(head)} {params}"))
+    opening = "{" + json.dumps(shape.function_key) + ': "'
+    return builder.render(f'{gbnf_literal(opening)} ({" | ".join(calls)}) "}}"')
+
+
+# ---- how long can a call get ----
+
+
+def _max_chars(schema: Any) -> int:
+    """The most characters a value matching ``schema`` (as ``_bounded`` leaves it) takes in our layout,
+    counting one character per string character."""
+    if not isinstance(schema, dict):
+        return 0
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return max(_max_chars(option) for option in schema[key])
+    if "const" in schema:
+        return len(json.dumps(schema["const"], ensure_ascii=False))
+    if "enum" in schema:
+        return max(len(json.dumps(v, ensure_ascii=False)) for v in schema["enum"])
+    kinds = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
+    sizes = []
+    for kind in kinds:
+        if kind == "string":
+            sizes.append(12 if schema.get("format") == "date" else 2 + int(schema.get("maxLength", 10**9)))
+        elif kind == "integer":
+            low, high = int_bounds(schema, "value")
+            cap = 10**MAX_INT_DIGITS - 1
+            sizes.append(max(len(str(low if low is not None else -cap)), len(str(high if high is not None else cap))))
+        elif kind == "number":
+            sizes.append(1 + MAX_INT_DIGITS + 17 + 5)
+        elif kind == "boolean":
+            sizes.append(5)
+        elif kind == "null":
+            sizes.append(4)
+        elif kind == "array":
+            n = int(schema.get("maxItems", DEFAULT_MAX_ITEMS))
+            sizes.append(2 + n * _max_chars(schema.get("items")) + max(n - 1, 0) * 2)
+        elif kind == "object":
+            props = schema.get("properties", {})
+            keys = sum(len(json.dumps(k, ensure_ascii=False)) + 2 for k in props)
+            sizes.append(2 + keys + sum(_max_chars(v) for v in props.values()) + max(len(props) - 1, 0) * 2)
+    return max(sizes, default=0)
+
+
+def max_call_chars(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> int:
+    """The longest call the constraint admits, in characters (one per string character)."""
+    return max(_max_chars(_call_schema(f, shape)) for f in _checked(functions))
+
+
+def shape_for_budget(functions: Sequence[FunctionSchema], max_tokens: int, shape: CallShape = CallShape()) -> CallShape:
+    """``shape`` with ``max_string_chars`` lowered (never raised) until the longest call fits in
+    ``max_tokens`` tokens, at one character per token; ``GrammarError`` when even one-character strings
+    do not fit."""
+    if max_call_chars(functions, shape) <= max_tokens:
+        return shape
+    low, high = 1, shape.max_string_chars
+    if max_call_chars(functions, shape.model_copy(update={"max_string_chars": low})) > max_tokens:
+        raise GrammarError(f"no call to these functions fits in {max_tokens} tokens; raise the turn's max_tokens")
+    while low < high:  # the largest bound that fits
+        mid = (low + high + 1) // 2
+        if max_call_chars(functions, shape.model_copy(update={"max_string_chars": mid})) <= max_tokens:
+            low = mid
+        else:
+            high = mid - 1
+    return shape.model_copy(update={"max_string_chars": low})

@@ -1,0 +1,348 @@
+"""JSON schema → GBNF, in pure Python, for the schema subset memgpt's functions use.
+
+Why our own emitter: llama-cpp-python ships a general converter (``json_schema_to_gbnf``), but it lives in
+the compiled binding, and a user of a server backend (llama-server, koboldcpp, text-generation-webui) must
+be able to build a grammar without compiling llama.cpp. It is also not the layout we want: ours is exact
+for a small subset and emits one fixed layout, the one ``json.dumps(value, ensure_ascii=False)`` prints
+(``{"a": 1, "b": [true, false]}``: no free whitespace, keys in declared order). Fixed layout makes long runs
+of the output forced (``{"function": "``), which helps small models and costs the sampler nothing, and it
+means any valid value, dumped by Python, matches the grammar (the tests rely on that).
+
+Supported (anything else raises ``GrammarError`` naming where it is):
+
+- ``object``: ``properties`` in declared order, ``required`` and optional keys; never extra keys.
+- ``string``: ``minLength`` / ``maxLength`` (in JSON characters: an escape such as ``\\n`` counts as one,
+  as it decodes to one character), ``format: date`` (a real calendar date), other formats are ignored.
+- ``integer``: ``minimum`` / ``maximum`` (and the exclusive forms) exactly, as digit ranges; without a
+  bound at most 16 digits.
+- ``number``: sign dropped when ``minimum >= 0``; otherwise range bounds are left to validation.
+- ``boolean``, ``null``, ``enum`` / ``const`` of JSON scalars, ``type`` lists, ``anyOf`` / ``oneOf``
+  (``oneOf``'s exclusivity is not enforced), ``array`` with ``items``, ``minItems`` / ``maxItems`` (at most
+  ``DEFAULT_MAX_ITEMS`` when unbounded).
+- Annotations (``description``, ``title``, ``default``, ``examples``, ``$schema``) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from memgpt.errors import GrammarError
+
+DEFAULT_MAX_ITEMS = 16
+MAX_INT_DIGITS = 16
+
+#: One character inside a JSON string: anything but a quote, a backslash or a control character, or an
+#: escape. Matches what ``json.dumps`` writes with or without ``ensure_ascii``.
+CHAR_RULE = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+
+_ANNOTATIONS = {"description", "title", "default", "examples", "$schema", "$comment", "deprecated", "readOnly", "writeOnly"}
+_ALLOWED = {
+    "object": {"type", "properties", "required", "additionalProperties"},
+    "string": {"type", "maxLength", "minLength", "format", "enum", "const"},
+    "integer": {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const"},
+    "number": {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const"},
+    "boolean": {"type", "enum", "const"},
+    "null": {"type", "enum", "const"},
+    "array": {"type", "items", "minItems", "maxItems"},
+}
+
+
+def gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal. Non-ASCII stays UTF-8 (llama.cpp decodes it); control
+    characters, quotes and backslashes are escaped."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char == "\\":
+            out.append("\\\\")
+        elif char == '"':
+            out.append('\\"')
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif char == "\t":
+            out.append("\\t")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise GrammarError(f"cannot put the lone surrogate U+{code:04X} in a grammar literal; {text!r} is not valid text")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def json_literal(value: Any) -> str:
+    """A JSON scalar as the GBNF literal of its ``json.dumps`` form."""
+    try:
+        dumped = json.dumps(value, ensure_ascii=False)
+        dumped.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON can still carry it escaped
+        dumped = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError) as exc:
+        raise GrammarError(f"{value!r} is not a JSON value: {exc}") from None
+    return gbnf_literal(dumped)
+
+
+def rule_name(hint: str) -> str:
+    """A GBNF rule name (``[a-z0-9-]``) derived from ``hint``."""
+    cleaned = "".join(c if c.isascii() and c.isalnum() else "-" for c in hint.lower())
+    cleaned = "-".join(part for part in cleaned.split("-") if part)
+    return cleaned or "r"
+
+
+class GbnfBuilder:
+    """Collects rules; identical bodies share one rule, so a schema used twice costs nothing twice."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, str] = {}
+        self._by_body: dict[str, str] = {}
+
+    def add(self, hint: str, body: str) -> str:
+        """Add ``body`` under a name derived from ``hint`` (or reuse the rule with the same body)."""
+        if body in self._by_body:
+            return self._by_body[body]
+        base = rule_name(hint)
+        name, n = base, 1
+        while name in self.rules or name == "root":
+            n += 1
+            name = f"{base}-{n}"
+        self.rules[name] = body
+        self._by_body[body] = name
+        return name
+
+    def render(self, root: str) -> str:
+        lines = [f"root ::= {root}"]
+        lines += [f"{name} ::= {body}" for name, body in self.rules.items()]
+        return "\n".join(lines) + "\n"
+
+    # ---- schema nodes ----
+
+    def value(self, schema: Any, path: str) -> str:
+        """The GBNF expression (usually a rule name) for a value matching ``schema``."""
+        if not isinstance(schema, dict):
+            raise GrammarError(f"{path}: a schema must be a JSON object, got {schema!r}")
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                extra = set(schema) - {key} - _ANNOTATIONS
+                if extra:
+                    raise GrammarError(f"{path}: {key} next to {sorted(extra)} is not supported; move them into each branch")
+                options = [self.value(option, f"{path}.{key}[{i}]") for i, option in enumerate(schema[key])]
+                if not options:
+                    raise GrammarError(f"{path}: {key} is empty")
+                return self.add(path, " | ".join(dict.fromkeys(options)))
+        if "const" in schema:
+            return json_literal(schema["const"])
+        if "enum" in schema:
+            values = schema["enum"]
+            if not isinstance(values, list) or not values:
+                raise GrammarError(f"{path}: enum must be a non-empty list")
+            return self.add(path, " | ".join(dict.fromkeys(json_literal(v) for v in values)))
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            options = [self.value({**schema, "type": k}, f"{path}.{k}") for k in kind]
+            return self.add(path, " | ".join(dict.fromkeys(options)))
+        if kind not in _ALLOWED:
+            raise GrammarError(f"{path}: type {kind!r} is not supported (supported: {', '.join(sorted(_ALLOWED))})")
+        unknown = set(schema) - _ALLOWED[kind] - _ANNOTATIONS
+        if unknown:
+            raise GrammarError(f"{path}: schema keyword(s) {sorted(unknown)} are not supported for type {kind!r}")
+        return getattr(self, f"_{kind}")(schema, path)
+
+    def _object(self, schema: dict[str, Any], path: str) -> str:
+        properties = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        missing = required - set(properties)
+        if missing:
+            raise GrammarError(f"{path}: required key(s) {sorted(missing)} have no schema in properties")
+        pairs = [
+            (key in required, f"{gbnf_literal(json.dumps(key, ensure_ascii=False) + ': ')} {self.value(sub, f'{path}.{key}')}")
+            for key, sub in properties.items()
+        ]
+        if not pairs:
+            return '"{}"'
+        if any(req for req, _ in pairs):
+            # Declared order, except that optional keys declared before the first required key follow it:
+            # then every optional key has a key before it and carries its own comma.
+            first = next(i for i, (req, _) in enumerate(pairs) if req)
+            ordered = [pairs[first], *pairs[:first], *pairs[first + 1 :]]
+            parts = [ordered[0][1]]
+            for req, kv in ordered[1:]:
+                parts.append(f'", " {kv}' if req else f'(", " {kv})?')
+            return self.add(path, '"{" ' + " ".join(parts) + ' "}"')
+        # All optional: whichever key comes first has no comma before it.
+        tails = []
+        for i, (_, kv) in enumerate(pairs):
+            rest = " ".join(f'(", " {other})?' for _, other in pairs[i + 1 :])
+            tails.append(f"{kv} {rest}".strip())
+        return self.add(path, '"{" (' + " | ".join(tails) + ')? "}"')
+
+    def _string(self, schema: dict[str, Any], path: str) -> str:
+        if schema.get("format") == "date":
+            return self._date()
+        low = int(schema.get("minLength", 0))
+        high = schema.get("maxLength")
+        char = self.add("char", CHAR_RULE)
+        if high is None:
+            body = f'"\\"" {char}{{{low},}} "\\""' if low else f'"\\"" {char}* "\\""'
+        else:
+            high = int(high)
+            if high < low:
+                raise GrammarError(f"{path}: maxLength {high} is below minLength {low}")
+            body = f'"\\"" {char}{{{low},{high}}} "\\""'
+        return self.add(f"string-{low}-{high}" if high is not None else f"string-{low}", body)
+
+    def _date(self) -> str:
+        # A real calendar date (what a date parser accepts): 30/31-day months, 29 February only in leap years.
+        year = self.add("year", '[0-9]{3} [1-9] | [0-9]{2} [1-9] "0" | [0-9] [1-9] "00" | [1-9] "000"')
+        mult4 = '"0" [48] | [2468] [048] | [13579] [26]'
+        leap = self.add("leap-year", f'[0-9]{{2}} ({mult4}) | ({mult4}) "00"')
+        d28 = '"0" [1-9] | "1" [0-9] | "2" [0-8]'
+        body = (
+            f'"\\"" ({year} "-" ("0" [13578] | "1" [02]) "-" ({d28} | "29" | "30" | "31")'
+            f' | {year} "-" ("0" [469] | "11") "-" ({d28} | "29" | "30")'
+            f' | {year} "-02-" ({d28})'
+            f' | {leap} "-02-29") "\\""'
+        )
+        return self.add("date", body)
+
+    def _integer(self, schema: dict[str, Any], path: str) -> str:
+        low, high = int_bounds(schema, path)
+        return self.add(f"integer-{low}-{high}".replace("None", "x"), int_range_gbnf(low, high))
+
+    def _number(self, schema: dict[str, Any], path: str) -> str:
+        minimum = schema.get("minimum", schema.get("exclusiveMinimum"))
+        sign = "" if isinstance(minimum, (int, float)) and minimum >= 0 else '"-"? '
+        frac = '("." [0-9]{1,16})?'
+        exp = "([eE] [-+]? [0-9]{1,3})?"
+        return self.add(
+            "number" if sign else "unsigned-number", f'{sign}("0" | [1-9] [0-9]{{0,{MAX_INT_DIGITS - 1}}}) {frac} {exp}'
+        )
+
+    def _boolean(self, schema: dict[str, Any], path: str) -> str:
+        return self.add("boolean", '"true" | "false"')
+
+    def _null(self, schema: dict[str, Any], path: str) -> str:
+        return '"null"'
+
+    def _array(self, schema: dict[str, Any], path: str) -> str:
+        if "items" not in schema or isinstance(schema["items"], list):
+            raise GrammarError(f"{path}: an array needs one `items` schema")
+        item = self.value(schema["items"], f"{path}.items")
+        low = int(schema.get("minItems", 0))
+        high = int(schema.get("maxItems", DEFAULT_MAX_ITEMS))
+        if high < low:
+            raise GrammarError(f"{path}: maxItems {high} is below minItems {low}")
+        if high == 0:
+            return '"[]"'
+        more = f'(", " {item}){{{max(low - 1, 0)},{high - 1}}}'
+        inner = f"{item} {more}"
+        body = f'"[" {inner} "]"' if low else f'"[" ({inner})? "]"'
+        return self.add(f"{path}-array", body)
+
+
+def int_bounds(schema: dict[str, Any], path: str) -> tuple[int | None, int | None]:
+    def bound(key: str, exclusive: str, step: int) -> int | None:
+        value = schema.get(key)
+        out = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out = _ceil(value) if step > 0 else _floor(value)
+        ex = schema.get(exclusive)
+        if isinstance(ex, (int, float)) and not isinstance(ex, bool):
+            ex_bound = (_floor(ex) + 1) if step > 0 else (_ceil(ex) - 1)
+            out = ex_bound if out is None else (max(out, ex_bound) if step > 0 else min(out, ex_bound))
+        return out
+
+    low, high = bound("minimum", "exclusiveMinimum", 1), bound("maximum", "exclusiveMaximum", -1)
+    if low is not None and high is not None and high < low:
+        raise GrammarError(f"{path}: no integer lies between minimum {low} and maximum {high}")
+    return low, high
+
+
+def _ceil(value: float) -> int:
+    return int(value) if value == int(value) else int(value) + (1 if value > 0 else 0)
+
+
+def _floor(value: float) -> int:
+    return int(value) if value == int(value) else int(value) - (1 if value < 0 else 0)
+
+
+def int_range_gbnf(low: int | None, high: int | None) -> str:
+    """GBNF alternatives for the canonical decimal integers in ``[low, high]`` (``None`` = unbounded,
+    meaning at most ``MAX_INT_DIGITS`` digits)."""
+    cap = 10**MAX_INT_DIGITS - 1
+    lo = -cap if low is None else low
+    hi = cap if high is None else high
+    alternatives: list[str] = []
+    if lo < 0:
+        negative_low, negative_high = max(1, -hi), -lo  # magnitudes
+        if negative_low <= negative_high:
+            alternatives += [f'"-" {alt}' for alt in _natural_range(negative_low, negative_high)]
+    if hi >= 0:
+        alternatives += _natural_range(max(lo, 0), hi)
+    return " | ".join(alternatives)
+
+
+def _natural_range(lo: int, hi: int) -> list[str]:
+    """Alternatives for ``lo..hi`` (``0 <= lo <= hi``) written without leading zeros."""
+    out: list[str] = []
+    if lo == 0:
+        out.append('"0"')
+        lo = 1
+        if hi == 0:
+            return out
+    full_lengths: list[int] = []
+    for length in range(len(str(lo)), len(str(hi)) + 1):
+        start = lo if length == len(str(lo)) else 10 ** (length - 1)
+        end = hi if length == len(str(hi)) else 10**length - 1
+        if start == 10 ** (length - 1) and end == 10**length - 1 and length > 1:
+            full_lengths.append(length)  # every number of this length: merged below
+            continue
+        out += _same_length(str(start), str(end))
+    if full_lengths:
+        # Consecutive full lengths L1..L2 are "[1-9] [0-9]{L1-1,L2-1}".
+        first, last = full_lengths[0], full_lengths[-1]
+        out.append(f"[1-9] [0-9]{{{first - 1},{last - 1}}}" if first != last else f"[1-9] [0-9]{{{first - 1}}}")
+    return out
+
+
+def _digits(a: str, b: str) -> str:
+    return f'"{a}"' if a == b else f"[{a}-{b}]"
+
+
+def _any_digits(n: int) -> list[str]:
+    return [] if n == 0 else (["[0-9]"] if n == 1 else [f"[0-9]{{{n}}}"])
+
+
+def _same_length(a: str, b: str) -> list[str]:
+    """Alternatives for the numbers a..b, both strings of the same length, a <= b."""
+    if len(a) == 1:
+        return [_digits(a, b)]
+    if a[0] == b[0]:
+        return [f'"{a[0]}" {rest}' for rest in _same_length(a[1:], b[1:])]
+    n = len(a) - 1
+    out: list[str] = []
+    first_low, first_high = int(a[0]), int(b[0])
+    if a[1:] != "0" * n:
+        out += [f'"{a[0]}" {rest}' for rest in _same_length(a[1:], "9" * n)]
+        first_low += 1
+    tail_full = b[1:] == "9" * n
+    mid_high = first_high if tail_full else first_high - 1
+    if first_low <= mid_high:
+        out.append(" ".join([_digits(str(first_low), str(mid_high)), *_any_digits(n)]))
+    if not tail_full:
+        out += [f'"{b[0]}" {rest}' for rest in _same_length("0" * n, b[1:])]
+    return out
+
+
+def schema_to_gbnf(schema: dict[str, Any]) -> str:
+    """A complete grammar whose root is one JSON value matching ``schema``."""
+    builder = GbnfBuilder()
+    root = builder.value(schema, "value")
+    return builder.render(root)
+
+
+__all__: Sequence[str] = ["CHAR_RULE", "GbnfBuilder", "gbnf_literal", "int_range_gbnf", "json_literal", "schema_to_gbnf"]

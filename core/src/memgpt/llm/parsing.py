@@ -1,0 +1,474 @@
+"""Model output → one validated function call, repairing what local models get wrong without changing what
+they meant.
+
+``parse_call`` tries, in order, and names every repair it applies in ``ParsedCall.repairs``:
+
+1. the text (whitespace aside) is exactly one JSON object: no repair;
+2. ``code_fence`` / ``surrounding_text``: the first balanced object inside markdown fences or prose;
+3. ``concatenated_objects``: another object follows the first; the first is the call, ``rest`` keeps the
+   remainder (the agent may run it as the next step or report it);
+4. ``closed_string`` / ``closed_braces``: the output stopped before its closing quote or braces (a partial
+   escape at the cut is dropped: it is not a character yet);
+5. ``json_repair``: single quotes, trailing commas, Python literals, unquoted keys, comments, through the
+   ``json-repair`` library, accepted only when every string in its result is in the text as written and
+   nothing alphanumeric went missing (MemGPT's hand-written repairs silently dropped non-ASCII text and
+   cut strings at escaped quotes);
+6. the layouts local models use instead of ours: ``key_aliases`` (``name``/``arguments``, ``parameters``,
+   ``function_call``, ``tool_calls``, OpenAI's ``{"function": {"name", "arguments"}}``...),
+   ``params_string`` (arguments as a JSON string), ``flattened_params`` (parameters next to the function
+   name), ``inner_thoughts_moved`` (thoughts outside the params), ``unwrapped_list``;
+7. validation against the function's JSON schema (``jsonschema``): an unknown function raises
+   ``UnknownFunctionError`` listing the valid names; missing, extra or wrongly typed parameters raise
+   ``ArgumentError`` saying which. Lenient only where the meaning is certain: ``function_name_case``,
+   ``coerced_types`` (``"true"`` → true, ``"3"`` → 3), ``defaulted_request_heartbeat`` (absent = false).
+   A missing ``inner_thoughts`` is accepted (nothing is invented in its place).
+
+Pure (no I/O), and it raises nothing but ``ParseError`` subclasses; ``ParseError.raw`` keeps the text.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memgpt.errors import ArgumentError, ParseError, UnknownFunctionError
+from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema
+
+HEARTBEAT_KEY = "request_heartbeat"
+FUNCTION_ALIASES = ("name", "function_name", "tool", "tool_name", "action", "function")
+PARAMS_ALIASES = ("arguments", "parameters", "params", "args", "input", "tool_input", "action_input", "kwargs")
+THOUGHTS_ALIASES = (
+    "inner_thoughts",
+    "inner_monologue",
+    "inner_thought",
+    "thoughts",
+    "thought",
+    "thinking",
+    "reasoning",
+    "monologue",
+)
+WRAPPER_KEYS = ("function_call", "tool_call", "call")
+IGNORED_KEYS = ("type", "id", "index")
+MAX_CANDIDATES = 64  # '{' positions tried when looking for the object in prose
+
+_DECODER = json.JSONDecoder(strict=False)  # raw control characters inside strings are the model's text, kept
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    """The call, the repairs that were needed to read it, and any text after the first object."""
+
+    call: FunctionCall
+    repairs: tuple[str, ...] = ()
+    rest: str = ""
+
+
+def parse_call(text: str, functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> ParsedCall:
+    """Read ``text`` as one call to one of ``functions``; see the module docstring for the steps."""
+    if not isinstance(text, str):
+        raise ParseError(f"expected the model's text, got {type(text).__name__}", raw=repr(text))
+    repairs: list[str] = []
+    value, rest = _read_json(text, repairs)
+    name, params = _normalise(value, shape, functions, repairs, text)
+    function = _find_function(name, functions, repairs, text)
+    params = _validated(function, params, shape, repairs, text)
+    return ParsedCall(FunctionCall(name=function.name, arguments=params), tuple(dict.fromkeys(repairs)), rest)
+
+
+# ---- 1-5: text → a JSON value ----
+
+
+def _read_json(text: str, repairs: list[str]) -> tuple[Any, str]:
+    stripped = text.strip()
+    if not stripped:
+        raise ParseError("the output is empty; expected one JSON function call", raw=text)
+    try:
+        value, end = _DECODER.raw_decode(stripped)
+        if end == len(stripped) and isinstance(value, (dict, list)):
+            return value, ""
+    except ValueError:
+        pass
+    except RecursionError:
+        raise ParseError("the output nests too deeply to be a function call", raw=text) from None
+
+    found = _first_object(text)
+    if found is not None:
+        value, start, end = found
+        before, after = text[:start], text[end:]
+        fenced = "```" in before
+        if fenced:
+            repairs.append("code_fence")
+            before = before[: before.rfind("```")]
+            after = re.sub(r"^\s*```", "", after, count=1)
+        if before.strip():
+            repairs.append("surrounding_text")
+        rest = after.strip()
+        if rest:
+            repairs.append("concatenated_objects" if rest.startswith("{") else "surrounding_text")
+        return value, rest
+
+    start = _call_start(text)
+    if start is None:
+        raise ParseError(
+            'no JSON object in the output; expected one function call such as {"function": "send_message", "params": {...}}',
+            raw=text,
+        )
+    closed = _close_truncated(text[start:], repairs)
+    if closed is not None:
+        return closed, ""
+    return _json_repair(text, start, repairs), ""
+
+
+def _first_object(text: str) -> tuple[Any, int, int] | None:
+    """The first decodable JSON object in ``text`` that looks like a call (or else the first object)."""
+    first: tuple[Any, int, int] | None = None
+    for tried, match in enumerate(re.finditer(r"\{", text)):
+        if tried >= MAX_CANDIDATES:
+            break
+        try:
+            value, end = _DECODER.raw_decode(text, match.start())
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            if _looks_like_call(value):
+                return value, match.start(), end
+            first = first or (value, match.start(), end)
+    return first
+
+
+def _looks_like_call(value: dict[str, Any]) -> bool:
+    return any(k in value for k in (*FUNCTION_ALIASES, *WRAPPER_KEYS, "tool_calls"))
+
+
+def _call_start(text: str) -> int | None:
+    """Where a (possibly broken) call object starts: the first '{' followed by a key."""
+    match = re.search(r"\{\s*['\"A-Za-z_]", text)
+    if match:
+        return match.start()
+    brace = text.find("{")
+    return brace if brace >= 0 else None
+
+
+def _close_truncated(text: str, repairs: list[str]) -> Any | None:
+    """Close an object the model stopped writing: a string left open, then the open braces/brackets."""
+    stack: list[str] = []
+    in_string = escaped = False
+    escape_at = -1
+    for i, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped, escape_at = True, i
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append("}" if char == "{" else "]")
+        elif char in "}]":
+            if not stack or stack.pop() != char:
+                return None
+            if not stack:
+                return None  # balanced yet undecodable: not a truncation, leave it to json-repair
+    if not stack:
+        return None
+    body = text if in_string else text.rstrip()
+    local: list[str] = []
+    if in_string:
+        partial = re.search(r"\\(u[0-9a-fA-F]{0,3})?$", body)
+        if partial and partial.start() >= escape_at >= 0:
+            body = body[: partial.start()]
+        body += '"'
+        local.append("closed_string")
+    body += "".join(reversed(stack))
+    local.append("closed_braces")
+    try:
+        value = _DECODER.decode(body)
+    except (ValueError, RecursionError):
+        return None
+    repairs += local
+    return value
+
+
+def _json_repair(text: str, start: int, repairs: list[str]) -> Any:
+    import json_repair
+
+    source = text[start:]
+    try:
+        value = json_repair.repair_json(source, return_objects=True, skip_json_loads=True)
+    except Exception:  # a third-party heuristic: whatever it raises means "could not repair"
+        value = None
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, dict)), None)
+    if not isinstance(value, dict) or not value:
+        raise ParseError("the output is not valid JSON and could not be repaired; reply with one JSON function call", raw=text)
+    try:
+        problem = _changed_content(value, source)
+    except RecursionError:
+        problem = "it nests too deeply to check"
+    if problem:
+        raise ParseError(
+            f"the output is not valid JSON, and repairing it would change its text ({problem}); reply with one JSON function call",
+            raw=text,
+        )
+    repairs.append("json_repair")
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (k, *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _alnum(text: str) -> int:
+    return sum(1 for c in text if c.isalnum())
+
+
+def _changed_content(value: Any, source: str) -> str | None:
+    """Why a repaired value does not faithfully hold what ``source`` says, or None when it does."""
+    for s in _strings(value):
+        forms = {s, json.dumps(s, ensure_ascii=False)[1:-1], json.dumps(s)[1:-1], s.replace("'", "\\'"), s.replace('"', '\\"')}
+        if not any(form in source for form in forms):
+            return f"{s[:40]!r} is not in the output as written"
+    # Everything the model wrote inside the object should survive; comments and prose after it are the
+    # only things json-repair may drop, and we do not let it.
+    decoded = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), source)
+    if _alnum(json.dumps(value, ensure_ascii=False)) < _alnum(_object_region(decoded)):
+        return "some of the text would be dropped"
+    return None
+
+
+def _object_region(text: str) -> str:
+    """``text`` up to the end of its first object, treating both quote kinds as string delimiters."""
+    depth, quote, escaped = 0, "", False
+    for i, char in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth <= 0:
+                return text[: i + 1]
+    return text
+
+
+# ---- 6: the layouts local models use → (name, params) ----
+
+
+def _normalise(
+    value: Any, shape: CallShape, functions: Sequence[FunctionSchema], repairs: list[str], raw: str
+) -> tuple[Any, dict[str, Any]]:
+    if isinstance(value, list):
+        first = next((v for v in value if isinstance(v, dict)), None)
+        if first is None:
+            raise ParseError("the output is a JSON list without a call object in it", raw=raw)
+        repairs.append("unwrapped_list")
+        value = first
+    if not isinstance(value, dict):
+        raise ParseError('the output is JSON but not an object; expected {"function": ..., "params": {...}}', raw=raw)
+    obj = dict(value)
+    outer_thoughts = {k: obj.pop(k) for k in THOUGHTS_ALIASES if k in obj}
+
+    calls = obj.get("tool_calls")
+    if isinstance(calls, list) and calls and isinstance(calls[0], dict):
+        repairs.append("key_aliases")
+        obj = {**{k: v for k, v in obj.items() if k != "tool_calls"}, **calls[0]}
+    for wrapper in WRAPPER_KEYS:
+        if isinstance(obj.get(wrapper), dict):
+            repairs.append("key_aliases")
+            inner = obj.pop(wrapper)
+            obj = {**obj, **inner}
+            break
+    # {"function": {...}}: OpenAI's tool layout, or the model repeating our prefill inside it.
+    for _ in range(3):
+        nested = obj.get(shape.function_key)
+        if not isinstance(nested, dict):
+            break
+        repairs.append("key_aliases")
+        obj = {**{k: v for k, v in obj.items() if k != shape.function_key}, **nested}
+        outer_thoughts.update({k: obj.pop(k) for k in THOUGHTS_ALIASES if k in obj})
+
+    name_key = next((k for k in (shape.function_key, *FUNCTION_ALIASES) if isinstance(obj.get(k), str)), None)
+    if name_key is None:
+        raise ParseError(
+            f'the JSON object names no function; expected {{"{shape.function_key}": NAME, "{shape.params_key}": {{...}}}}',
+            raw=raw,
+        )
+    if name_key != shape.function_key:
+        repairs.append("key_aliases")
+    name = obj.pop(name_key)
+
+    params_key = next(
+        (k for k in (shape.params_key, *PARAMS_ALIASES) if k in obj and (isinstance(obj[k], (dict, str)) or obj[k] is None)), None
+    )
+    params: Any = {}
+    if params_key is not None:
+        if params_key != shape.params_key:
+            repairs.append("key_aliases")
+        params = obj.pop(params_key)
+        if params is None:
+            params = {}
+        if isinstance(params, str):
+            try:
+                params = _DECODER.decode(params.strip() or "{}")
+            except (ValueError, RecursionError):
+                raise ArgumentError(
+                    f"{name}: the {params_key} are a string that is not a JSON object: {params[:80]!r}", raw=raw
+                ) from None
+            repairs.append("params_string")
+        if not isinstance(params, dict):
+            raise ArgumentError(f"{name}: {shape.params_key} must be a JSON object, got {type(params).__name__}", raw=raw)
+    params = dict(params)
+
+    for key in IGNORED_KEYS:
+        obj.pop(key, None)
+    if obj:  # keys beside the name: parameters written at the top level, or something we cannot place
+        known = {p for f in functions if f.name == name for p in f.properties}
+        strays = [k for k in obj if k not in known or k in params]
+        if strays:
+            raise ArgumentError(
+                f"{name}: unexpected key(s) {', '.join(map(repr, strays))} next to {shape.function_key!r}; "
+                f"put every argument inside {shape.params_key!r}",
+                raw=raw,
+            )
+        params.update(obj)
+        repairs.append("flattened_params")
+
+    thoughts = shape.inner_thoughts_key
+    if thoughts is not None:
+        for alias in THOUGHTS_ALIASES:
+            if alias != thoughts and alias in params and thoughts not in params and not _is_param(functions, name, alias):
+                params[thoughts] = params.pop(alias)
+                repairs.append("key_aliases")
+        for text in outer_thoughts.values():
+            if thoughts not in params:
+                params[thoughts] = text
+                repairs.append("inner_thoughts_moved")
+            elif params[thoughts] != text:
+                raise ArgumentError(
+                    f"{name}: two different inner thoughts (in and outside {shape.params_key!r}); give one", raw=raw
+                )
+    return name, params
+
+
+def _is_param(functions: Sequence[FunctionSchema], name: str, key: str) -> bool:
+    return any(key in f.properties for f in functions if f.name == name)
+
+
+# ---- 7: validation ----
+
+
+def _find_function(name: Any, functions: Sequence[FunctionSchema], repairs: list[str], raw: str) -> FunctionSchema:
+    valid = ", ".join(f.name for f in functions) or "(none)"
+    if not isinstance(name, str):
+        raise ParseError(f"the function name must be a string; valid functions: {valid}", raw=raw)
+    by_name = {f.name: f for f in functions}
+    if name in by_name:
+        return by_name[name]
+    folded = [f for f in functions if f.name.lower() == name.strip().lower().replace(" ", "_").replace("-", "_")]
+    if len(folded) == 1:
+        repairs.append("function_name_case")
+        return folded[0]
+    raise UnknownFunctionError(f"there is no function {name!r}; call one of: {valid}", raw=raw)
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(parameters_json: str, thoughts: str | None) -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(parameters_json)
+    schema.setdefault("type", "object")
+    schema.setdefault("additionalProperties", False)
+    if thoughts is not None:
+        schema["required"] = [k for k in schema.get("required", []) if k != thoughts]
+        schema.setdefault("properties", {}).setdefault(thoughts, {"type": "string"})
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+_TRUE_FALSE = {"true": True, "false": False}
+
+
+def _coerce(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` as ``schema``'s type when the conversion cannot change its meaning, else ``value``."""
+    kind = schema.get("type")
+    if kind == "boolean" and isinstance(value, str) and value.strip().lower() in _TRUE_FALSE:
+        return _TRUE_FALSE[value.strip().lower()]
+    if kind == "integer":
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,18}\s*", value):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    if kind == "number" and isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*", value):
+        return float(value)
+    return value
+
+
+def _validated(
+    function: FunctionSchema, params: dict[str, Any], shape: CallShape, repairs: list[str], raw: str
+) -> dict[str, Any]:
+    properties = function.properties
+    for key, value in list(params.items()):
+        schema = properties.get(key)
+        if isinstance(schema, dict):
+            coerced = _coerce(value, schema)
+            if coerced is not value:
+                params[key] = coerced
+                repairs.append("coerced_types")
+    if HEARTBEAT_KEY in properties and HEARTBEAT_KEY not in params:
+        params[HEARTBEAT_KEY] = False
+        repairs.append("defaulted_request_heartbeat")
+    validator = _validator(json.dumps(function.parameters, sort_keys=True), shape.inner_thoughts_key)
+    try:
+        problems = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        raise ArgumentError(f"{function.name}: the arguments nest too deeply", raw=raw) from None
+    if problems:
+        said = "; ".join(dict.fromkeys(_describe(e, properties) for e in problems))
+        raise ArgumentError(f"{function.name}: {said}", raw=raw)
+    return params
+
+
+def _describe(error: Any, properties: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.absolute_path)
+    label = f"parameter {where!r}" if where else "the arguments"
+    got = _short(error.instance)
+    if error.validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        return f"missing required parameter {missing[0]!r}" if missing else error.message
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        valid = ", ".join(error.schema.get("properties", {})) or "none"
+        return f"unexpected parameter(s) {', '.join(map(repr, extra))} (valid: {valid})"
+    if error.validator == "type":
+        return f"{label} must be {error.validator_value}, got {got}"
+    if error.validator == "enum":
+        return f"{label} must be one of {', '.join(map(repr, error.validator_value))}, got {got}"
+    if error.validator in ("maxLength", "minLength"):
+        length = len(error.instance) if isinstance(error.instance, str) else "?"
+        return f"{label} must be {'at most' if error.validator == 'maxLength' else 'at least'} {error.validator_value} characters, got {length}"
+    if error.validator == "format":
+        return f"{label} must be a {error.validator_value} (e.g. 2024-05-17 for a date), got {got}"
+    return f"{label}: {error.message}"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
