@@ -1,0 +1,26 @@
+"""Fixtures for the cross-package tests: the dialect test servers (see ``tests/dialects/fixtures.py``).
+
+``dialect_server(name, **options)`` gives a running koboldcpp / webui / lmstudio / vllm test server backed by
+the session's real SmolLM2; ``koboldcpp_server`` etc. are shortcuts; ``dead_endpoint`` is a URL nothing
+listens on. Tests elsewhere (e.g. a backend plugin's tests) import the same fixtures into their conftest.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `python -m pytest` from the repository root puts the root on sys.path; a bare `pytest` may not.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.dialects.fixtures import (  # noqa: E402,F401
+    dead_endpoint,
+    dialect_server,
+    dialect_servers,
+    koboldcpp_server,
+    lmstudio_server,
+    vllm_server,
+    webui_server,
+)
