@@ -199,8 +199,9 @@ class HTTPBackend(Backend):
                 raise self.http.protocol_error(path, "".join(f"[{k!r}]" for k in keys), body) from None
         return node
 
-    def estimate_tokens(self, text: str, chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> int:
-        return max(1, round(len(text) / chars_per_token)) if text else 0
+    def estimate_tokens(self, text: str, chars_per_token: float | None = None) -> int:
+        """A character-based guess, for when the server reports no count."""
+        return max(1, round(len(text) / (chars_per_token or DEFAULT_CHARS_PER_TOKEN))) if text else 0
 
     # -- what a dialect provides ----------------------------------------------------------------------
 

@@ -1,12 +1,33 @@
-"""memgpt backend plugin: koboldcpp."""
+"""memgpt backend plugin: koboldcpp (``/api/v1/generate`` with a GBNF grammar).
+
+Registration imports nothing but core: the backend module loads when the backend is opened.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from memgpt import hookimpl
+from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+
+CAPABILITIES = Capabilities(constraints=("gbnf",), tokenizer=True, context_probe=True, prefix_cache=True)
+
+
+def _open(settings: BackendSettings) -> Any:
+    from memgpt_backend_koboldcpp.backend import KoboldCppBackend
+
+    return KoboldCppBackend(settings)
 
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    """Registers nothing yet."""
+    register(
+        BackendSpec(
+            name="koboldcpp",
+            factory=_open,
+            description="koboldcpp over HTTP (/api/v1/generate with a GBNF grammar)",
+            default_endpoint="http://localhost:5001",
+            needs_endpoint=True,
+            capabilities=CAPABILITIES,
+        )
+    )

@@ -1,12 +1,34 @@
-"""memgpt backend plugin: lmstudio."""
+"""memgpt backend plugin: LM Studio (``/v1/completions`` with a ``response_format`` JSON schema).
+
+Registration imports nothing but core: the backend module loads when the backend is opened.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from memgpt import hookimpl
+from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+
+# No tokenizer endpoint: token counts are estimates, corrected from each answer's usage.
+CAPABILITIES = Capabilities(constraints=("json_schema",), tokenizer=False, context_probe=True, prefix_cache=True)
+
+
+def _open(settings: BackendSettings) -> Any:
+    from memgpt_backend_lmstudio.backend import LMStudioBackend
+
+    return LMStudioBackend(settings)
 
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    """Registers nothing yet."""
+    register(
+        BackendSpec(
+            name="lmstudio",
+            factory=_open,
+            description="LM Studio over its OpenAI-compatible API (/v1/completions with response_format json_schema)",
+            default_endpoint="http://localhost:1234",
+            needs_endpoint=True,
+            capabilities=CAPABILITIES,
+        )
+    )

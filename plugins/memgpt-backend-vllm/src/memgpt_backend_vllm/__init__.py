@@ -1,12 +1,34 @@
-"""memgpt backend plugin: vllm."""
+"""memgpt backend plugin: vLLM (``/v1/completions`` with ``structured_outputs``).
+
+Registration imports nothing but core: the backend module loads when the backend is opened.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from memgpt import hookimpl
+from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+
+# JSON schema first: every vLLM structured-output engine reads it, while grammar syntax varies by engine.
+CAPABILITIES = Capabilities(constraints=("json_schema", "gbnf"), tokenizer=True, context_probe=True, prefix_cache=True)
+
+
+def _open(settings: BackendSettings) -> Any:
+    from memgpt_backend_vllm.backend import VLLMBackend
+
+    return VLLMBackend(settings)
 
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    """Registers nothing yet."""
+    register(
+        BackendSpec(
+            name="vllm",
+            factory=_open,
+            description="vLLM over its OpenAI-compatible API (/v1/completions with structured_outputs)",
+            default_endpoint="http://localhost:8000",
+            needs_endpoint=True,
+            capabilities=CAPABILITIES,
+        )
+    )

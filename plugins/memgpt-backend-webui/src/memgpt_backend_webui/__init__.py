@@ -1,12 +1,34 @@
-"""memgpt backend plugin: webui."""
+"""memgpt backend plugin: text-generation-webui (``/v1/completions`` with ``grammar_string``).
+
+Registration imports nothing but core: the backend module loads when the backend is opened.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from memgpt import hookimpl
+from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+
+# No context probe: the web UI's API does not report the loaded context size.
+CAPABILITIES = Capabilities(constraints=("gbnf",), tokenizer=True, context_probe=False, prefix_cache=True)
+
+
+def _open(settings: BackendSettings) -> Any:
+    from memgpt_backend_webui.backend import WebUIBackend
+
+    return WebUIBackend(settings)
 
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    """Registers nothing yet."""
+    register(
+        BackendSpec(
+            name="webui",
+            factory=_open,
+            description="text-generation-webui over its OpenAI-compatible API (/v1/completions with grammar_string)",
+            default_endpoint="http://localhost:5000",
+            needs_endpoint=True,
+            capabilities=CAPABILITIES,
+        )
+    )

@@ -1,0 +1,131 @@
+"""The exact requests ``VLLMBackend`` sends and how it reads vLLM's answers (pytest-httpx)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
+from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
+from memgpt_backend_vllm.backend import VLLMBackend, parse_version
+from pytest_httpx import HTTPXMock
+
+URL = "http://127.0.0.1:9"
+REPLY = {
+    "id": "cmpl-1",
+    "object": "text_completion",
+    "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "choices": [{"index": 0, "text": "Hello", "logprobs": None, "finish_reason": "stop", "stop_reason": None}],
+    "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42, "prompt_tokens_details": {"cached_tokens": 32}},
+}
+EMPTY = {**REPLY, "choices": [{"index": 0, "text": "", "finish_reason": "stop"}]}
+MODELS = {"object": "list", "data": [{"id": "HuggingFaceTB/SmolLM2-135M-Instruct", "object": "model", "max_model_len": 8192}]}
+
+
+def backend(**settings: Any) -> VLLMBackend:
+    return VLLMBackend(BackendSettings(endpoint=URL, options={"backoff": 0.0}, **settings))
+
+
+def probes(httpx_mock: HTTPXMock, version: str = "0.13.0") -> None:
+    httpx_mock.add_response(url=f"{URL}/v1/models", json=MODELS, is_optional=True, is_reusable=True)
+    httpx_mock.add_response(url=f"{URL}/version", json={"version": version}, is_optional=True, is_reusable=True)
+
+
+def completion_body(httpx_mock: HTTPXMock) -> dict:
+    return json.loads(next(r for r in httpx_mock.get_requests() if r.url.path == "/v1/completions").content)
+
+
+def test_completion_body_has_every_field_under_its_vllm_name(httpx_mock: HTTPXMock) -> None:
+    probes(httpx_mock)
+    httpx_mock.add_response(url=f"{URL}/v1/completions", method="POST", json=REPLY)
+    sampling = SamplingParams(temperature=0.3, top_p=0.9, top_k=20, min_p=0.1, repeat_penalty=1.2, seed=5)
+    request = CompletionRequest(prompt="<|im_start|>user\nhi", stop=("<|im_end|>",), max_tokens=77, sampling=sampling, constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA))
+    completion = backend().complete(request)
+    assert completion_body(httpx_mock) == {
+        "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "prompt": "<|im_start|>user\nhi",
+        "max_tokens": 77,
+        "stop": ["<|im_end|>"],
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "top_k": 20,
+        "min_p": 0.1,
+        "repetition_penalty": 1.2,
+        "seed": 5,
+        "structured_outputs": {"json": ANSWER_SCHEMA},
+    }
+    assert completion.constrained_by is None  # "Hello" is not the JSON the schema asks for: fail closed
+
+
+def test_a_gbnf_alone_is_sent_as_a_structured_outputs_grammar(httpx_mock: HTTPXMock) -> None:
+    probes(httpx_mock)
+    httpx_mock.add_response(url=f"{URL}/v1/completions", json={**REPLY, "choices": [{"text": '{"answer": "yes", "confident": false}', "finish_reason": "stop"}]})
+    completion = backend().complete(CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF)))
+    assert completion_body(httpx_mock)["structured_outputs"] == {"grammar": ANSWER_GBNF}
+    assert completion.constrained_by == "gbnf"
+
+
+@pytest.mark.parametrize(("version", "field"), [("0.10.1.1", "guided_json"), ("0.11.2", "guided_json"), ("0.12.0", "structured_outputs"), ("dev", "structured_outputs")])
+def test_guided_fields_only_for_servers_older_than_0_12(httpx_mock: HTTPXMock, version: str, field: str) -> None:
+    probes(httpx_mock, version=version)
+    httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY)
+    backend().complete(CompletionRequest(prompt="p", constraint=Constraint(json_schema=ANSWER_SCHEMA)))
+    body = completion_body(httpx_mock)
+    other = ({"guided_json", "structured_outputs"} - {field}).pop()
+    assert field in body and other not in body
+
+
+def test_legacy_grammar_field(httpx_mock: HTTPXMock) -> None:
+    probes(httpx_mock, version="0.9.2")
+    httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY)
+    backend().complete(CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF)))
+    assert completion_body(httpx_mock)["guided_grammar"] == ANSWER_GBNF
+
+
+def test_configured_model_skips_the_model_list(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY)
+    backend(model="my-served-name").complete(CompletionRequest(prompt="p"))
+    assert completion_body(httpx_mock)["model"] == "my-served-name"
+    assert [r.url.path for r in httpx_mock.get_requests()] == ["/v1/completions"]
+
+
+def test_usage_reports_cached_prompt_tokens(httpx_mock: HTTPXMock) -> None:
+    probes(httpx_mock)
+    httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY)
+    usage = backend().complete(CompletionRequest(prompt="p")).usage
+    assert usage.model_dump() == {"prompt_tokens": 40, "completion_tokens": 2, "cached_tokens": 32, "evaluated_tokens": 8, "exact": True}
+
+
+def test_tokenize_body_and_count(httpx_mock: HTTPXMock) -> None:
+    probes(httpx_mock)
+    httpx_mock.add_response(url=f"{URL}/tokenize", method="POST", json={"tokens": [1, 2, 3, 4], "count": 4, "max_model_len": 8192})
+    b = backend()
+    assert [b.count_tokens("some text"), b.count_tokens("some text")] == [4, 4]
+    tokenize = [json.loads(r.content) for r in httpx_mock.get_requests() if r.url.path == "/tokenize"]
+    assert tokenize == [{"model": "HuggingFaceTB/SmolLM2-135M-Instruct", "prompt": "some text", "add_special_tokens": False}]
+
+
+def test_check_reads_max_model_len(httpx_mock: HTTPXMock) -> None:
+    probes(httpx_mock)
+    status = backend().check()
+    assert (status.ok, status.model, status.context_window) == (True, "HuggingFaceTB/SmolLM2-135M-Instruct", 8192)
+
+
+def test_check_with_no_model_served(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=f"{URL}/v1/models", json={"object": "list", "data": []})
+    status = backend().check()
+    assert not status.ok and "lists no model" in status.detail
+
+
+def test_parse_version() -> None:
+    assert parse_version("0.11.0") == (0, 11) and parse_version("v0.12.1rc1") == (0, 12) and parse_version("main") is None
+
+
+class TestVLLMFaults(HTTPFaultContract):
+    backend_class = VLLMBackend
+    reply = REPLY
+    empty_reply = EMPTY
+
+    def prepare(self, httpx_mock: HTTPXMock) -> None:
+        probes(httpx_mock)
