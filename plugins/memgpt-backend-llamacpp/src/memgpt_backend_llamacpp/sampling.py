@@ -1,0 +1,261 @@
+"""The generation loop: cheap sampling checked against the grammar, and fast-forward through forced text.
+
+Why not ``Llama.create_completion(grammar=...)``: the binding puts the grammar sampler first in its chain,
+so every step matches the *whole* vocabulary (49k tokens for SmolLM2) against the grammar; decoding ran at
+0.68x of unconstrained. Here, as llama-server does:
+
+1. sample with the cheap chain (top-k → penalties → top-p → min-p → temperature → dist);
+2. check only the sampled token against the grammar (a one-candidate ``llama_sampler_apply``);
+3. only when it is rejected, filter the whole vocabulary with the grammar and sample again.
+
+This samples from exactly the constrained distribution: a valid token t is returned with probability
+p(t) + P(reject)·p(t)/Z = p(t)/Z, Z being the valid mass (up to where top-k/top-p truncate).
+
+Fast-forward: when the grammar admits exactly one next character, and again after it, the whole forced run
+(``"function": "``, ``", "params": {"inner_thoughts": "`` ...) is tokenized and decoded as one batch, without
+sampling. The grammar is probed with the ~250 single-byte tokens plus end-of-generation: if exactly one
+byte is allowed and generation may not end, that byte is forced. The last token of a forced run is left to
+the model (it may merge it with what follows, as it would have tokenized it). Each forced token is checked
+against the grammar before it is accepted, so the output always satisfies the grammar.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from llama_cpp import llama_cpp as C
+from memgpt.errors import BackendError
+from memgpt.llm.types import FinishReason, SamplingParams
+
+from memgpt_backend_llamacpp.runtime import LlamaRuntime
+
+MAX_FORCED_BYTES = 128
+PENALTY_LAST_N = 64
+_TOKEN_DTYPE = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+
+
+class _Candidates:
+    """A reusable ``llama_token_data_array`` over ``ids`` (the whole vocabulary, or a probe set)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids.astype(np.intc)
+        self.data = np.zeros(len(ids), dtype=_TOKEN_DTYPE)
+        self.pointer = self.data.ctypes.data_as(C.llama_token_data_p)
+        self.array = C.llama_token_data_array(data=self.pointer, size=len(ids), selected=-1, sorted=False)
+        self.ref = ctypes.byref(self.array)
+
+    def reset(self, logits: np.ndarray | float) -> None:
+        # Samplers sort and shrink the array in place (and may move its pointer): restore all of it.
+        self.data["id"] = self.ids
+        self.data["logit"] = logits
+        self.data["p"] = 0.0
+        self.array.data = self.pointer
+        self.array.size = len(self.ids)
+        self.array.selected = -1
+        self.array.sorted = False
+
+    def selected(self) -> int:
+        if self.array.selected < 0:
+            raise BackendError("the sampler chain selected no token")
+        return int(self.array.data[self.array.selected].id)
+
+    def allowed(self) -> list[int]:
+        """Ids still possible (finite logit) after a grammar pass; the grammar only masks, never reorders."""
+        logits = self.data["logit"][: self.array.size]
+        return [int(i) for i in self.data["id"][: self.array.size][np.isfinite(logits)]]
+
+
+def build_chain(params: SamplingParams, n_vocab: int) -> Any:
+    """The cheap sampler chain for ``params``; freed with ``llama_sampler_free``."""
+    chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
+    add = C.llama_sampler_chain_add
+    if params.temperature <= 0:
+        if params.repeat_penalty != 1.0:
+            add(chain, C.llama_sampler_init_top_k(max(params.top_k, 40)))
+            add(chain, C.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0))
+        add(chain, C.llama_sampler_init_greedy())
+        return chain
+    if params.top_k > 0:
+        add(chain, C.llama_sampler_init_top_k(params.top_k))
+    if params.repeat_penalty != 1.0:
+        # After top-k: llama.cpp warns that penalties over the whole vocabulary are slow.
+        add(chain, C.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0))
+    if params.top_p < 1.0:
+        add(chain, C.llama_sampler_init_top_p(params.top_p, 1))
+    if params.min_p > 0.0:
+        add(chain, C.llama_sampler_init_min_p(params.min_p, 1))
+    add(chain, C.llama_sampler_init_temp(params.temperature))
+    seed = C.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+    add(chain, C.llama_sampler_init_dist(seed))
+    return chain
+
+
+@dataclass
+class Generation:
+    """What one completion produced; ``forced_tokens`` were appended by fast-forward, not sampled."""
+
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: FinishReason = "length"
+    forced_tokens: int = 0
+
+
+class Decoder:
+    """Generates from whatever the runtime's KV cache holds; one per loaded model (reuses its buffers)."""
+
+    def __init__(self, runtime: LlamaRuntime) -> None:
+        self.rt = runtime
+        self.vocab = runtime.vocab
+        self.full = _Candidates(np.arange(runtime.n_vocab))
+        self.single = _Candidates(np.zeros(1))
+        self.byte_token: dict[int, int] = {}
+        for token, piece in enumerate(runtime.pieces):
+            if len(piece) == 1 and piece[0] not in self.byte_token and token not in runtime.eog:
+                self.byte_token[piece[0]] = token
+        eog = min(runtime.eog) if runtime.eog else runtime.eos
+        probe_bytes = sorted(b for b in self.byte_token if b != 0)
+        self.probe = _Candidates(np.array([self.byte_token[b] for b in probe_bytes] + [eog]))
+        self.token_byte = {self.byte_token[b]: b for b in probe_bytes}
+        self.eog_probe = eog
+        # Forcing a byte is only sound if every byte a character can start with has a token to probe.
+        needed = set(range(1, 0x80)) | set(range(0xC2, 0xF5))
+        self.can_fast_forward = needed <= set(self.byte_token)
+
+    # -- one token ---------------------------------------------------------------------------------
+
+    def _logits(self) -> np.ndarray:
+        return np.ctypeslib.as_array(self.rt.logits(), shape=(self.rt.n_vocab,))
+
+    def _valid(self, grammar: Any, token: int) -> bool:
+        self.single.ids[0] = token
+        self.single.reset(0.0)
+        C.llama_sampler_apply(grammar, self.single.ref)
+        return math.isfinite(float(self.single.data["logit"][0]))
+
+    def _sample(self, chain: Any, grammar: Any | None, grammar_first: bool) -> int:
+        logits = self._logits()
+        self.full.reset(logits)
+        if grammar is not None and grammar_first:  # the binding's way, kept to measure against
+            C.llama_sampler_apply(grammar, self.full.ref)
+        C.llama_sampler_apply(chain, self.full.ref)
+        token = self.full.selected()
+        if grammar is None or self._valid(grammar, token):
+            return token
+        # Rejected: mask the whole vocabulary with the grammar, then sample again.
+        self.full.reset(logits)
+        C.llama_sampler_apply(grammar, self.full.ref)
+        C.llama_sampler_apply(chain, self.full.ref)
+        token = self.full.selected()
+        if not self._valid(grammar, token):
+            raise BackendError("the grammar admits no continuation here (is it satisfiable?)")
+        return token
+
+    # -- fast-forward --------------------------------------------------------------------------------
+
+    def _probe(self, grammar: Any) -> tuple[list[int], bool]:
+        """Bytes the grammar admits next, and whether it admits the end of generation."""
+        self.probe.reset(0.0)
+        C.llama_sampler_apply(grammar, self.probe.ref)
+        allowed = self.probe.allowed()
+        eog = self.eog_probe in allowed
+        return [self.token_byte[t] for t in allowed if t != self.eog_probe], eog
+
+    def forced(self, grammar: Any) -> tuple[list[int], bool]:
+        """Tokens the grammar forces now (the last one left to the model), and whether it is complete."""
+        allowed, eog = self._probe(grammar)
+        if eog and not allowed:
+            return [], True
+        if len(allowed) != 1 or eog:
+            return [], False
+        run = bytearray()
+        probe = C.llama_sampler_clone(grammar)
+        try:
+            while len(allowed) == 1 and not eog and len(run) < MAX_FORCED_BYTES:
+                run.append(allowed[0])
+                C.llama_sampler_accept(probe, self.byte_token[allowed[0]])
+                allowed, eog = self._probe(probe)
+        finally:
+            C.llama_sampler_free(probe)
+        complete = eog and not allowed
+        text = bytes(run).decode("utf-8", "ignore")  # stop before a half-forced character
+        tokens = self.rt.tokenize(text, add_special=False, parse_special=False) if text else []
+        if self.rt.detokenize(tokens) != text.encode("utf-8"):
+            return [], False  # this tokenizer rewrites the text (e.g. adds a leading space): don't force
+        return (tokens if complete else tokens[:-1]), False
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        *,
+        max_tokens: int,
+        stop: tuple[str, ...],
+        params: SamplingParams,
+        grammar: Any | None,
+        fast_forward: bool = True,
+        grammar_first: bool = False,
+    ) -> Generation:
+        """Generate after the prompt the runtime holds (its last token's logits must be current)."""
+        rt = self.rt
+        gen = Generation()
+        out = bytearray()
+        longest_stop = max((len(s) for s in stop), default=0)
+        checked = 0  # characters of text already searched for stop strings
+        chain = build_chain(params, rt.n_vocab)
+        ff = fast_forward and grammar is not None and self.can_fast_forward
+        pending: list[int] = []  # sampled or forced tokens not yet decoded into the KV cache
+        try:
+            while True:
+                if pending:
+                    rt.decode(pending)
+                    pending = []
+                budget = min(max_tokens - len(gen.tokens), rt.n_ctx - len(rt.tokens))
+                if budget <= 0:
+                    gen.finish_reason = "length"
+                    break
+                new: list[int] = []
+                if ff:
+                    forced, complete = self.forced(grammar)
+                    if complete:
+                        gen.finish_reason = "stop"
+                        break
+                    new = [t for t in forced[:budget]]
+                    for token in new:
+                        if not self._valid(grammar, token):
+                            raise BackendError("fast-forward produced a token the grammar rejects")
+                        C.llama_sampler_accept(grammar, token)
+                    gen.forced_tokens += len(new)
+                if not new:
+                    token = self._sample(chain, grammar, grammar_first)
+                    if token in rt.eog:
+                        gen.finish_reason = "stop"
+                        break
+                    if grammar is not None:
+                        C.llama_sampler_accept(grammar, token)
+                    new = [token]
+                for token in new:
+                    C.llama_sampler_accept(chain, token)
+                    out += rt.pieces[token]
+                gen.tokens.extend(new)
+                pending = new
+                if longest_stop:
+                    text = out.decode("utf-8", "ignore")
+                    hit = _find_stop(text, stop, max(0, checked - longest_stop))
+                    checked = len(text)
+                    if hit is not None:
+                        gen.text = text[:hit]
+                        gen.finish_reason = "stop"
+                        return gen
+        finally:
+            C.llama_sampler_free(chain)
+        gen.text = out.decode("utf-8", "replace")
+        return gen
+
+
+def _find_stop(text: str, stop: tuple[str, ...], start: int) -> int | None:
+    hits = [i for i in (text.find(s, start) for s in stop if s) if i >= 0]
+    return min(hits) if hits else None
