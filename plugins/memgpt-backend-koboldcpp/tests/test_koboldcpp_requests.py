@@ -76,7 +76,7 @@ def test_usage_is_counted_with_koboldcpps_tokenizer_and_marked_inexact(httpx_moc
     completion = backend().complete(CompletionRequest(prompt="a prompt", max_tokens=10))
     assert completion.usage.model_dump() == {"prompt_tokens": 3, "completion_tokens": 3, "cached_tokens": 0, "evaluated_tokens": None, "exact": False}
     counted = [json.loads(r.content) for r in httpx_mock.get_requests() if r.url.path == "/api/extra/tokencount"]
-    assert counted == [{"prompt": "a prompt"}, {"prompt": "Hello"}]
+    assert counted == [{"prompt": "a prompt", "special": False}, {"prompt": "Hello", "special": False}]
 
 
 @pytest.mark.parametrize(("result", "finish"), [({"finish_reason": "length"}, "length"), ({"finish_reason": "eos"}, "stop"), ({}, "length")])

@@ -75,7 +75,8 @@ class KoboldCppBackend(HTTPBackend):
             return self.estimate_tokens(text)
 
     def _count(self, text: str) -> int:
-        body = self.http.post_json("/api/extra/tokencount", {"prompt": text})
+        # special=false: no BOS of its own, since the text is a piece of a prompt (koboldcpp adds one by default).
+        body = self.http.post_json("/api/extra/tokencount", {"prompt": text, "special": False})
         value = self.require(body, "/api/extra/tokencount", "value")
         if not isinstance(value, int):
             raise self.http.protocol_error("/api/extra/tokencount", "an integer in 'value'", body)
