@@ -107,7 +107,14 @@ def build(
 
     @app.get("/api/extra/version")
     async def version() -> dict[str, Any]:
-        return {"result": "KoboldCpp", "version": VERSION, "protected": bool(api_key), "txt2img": False, "vision": False, "transcribe": False}
+        return {
+            "result": "KoboldCpp",
+            "version": VERSION,
+            "protected": bool(api_key),
+            "txt2img": False,
+            "vision": False,
+            "transcribe": False,
+        }
 
     @app.get("/api/extra/true_max_context_length")
     async def true_max_context_length() -> dict[str, Any]:
@@ -123,7 +130,12 @@ def build(
 
     @app.get("/v1/models")
     async def openai_models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": 1, "owned_by": "koboldcpp", "permission": [], "root": "koboldcpp"}]}
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 1, "owned_by": "koboldcpp", "permission": [], "root": "koboldcpp"}
+            ],
+        }
 
     @app.post("/api/extra/tokencount")
     async def tokencount(body: TokenCountBody) -> dict[str, Any]:
@@ -154,7 +166,9 @@ def build(
             banned_tokens=(engine.llama.token_eos(),) if ban_eos else (),
         )
         try:
-            result = await generate(engine, request, prompt, max_tokens=body.max_length, stop=body.stop_sequence, gbnf=gbnf, sampling=sampling)
+            result = await generate(
+                engine, request, prompt, max_tokens=body.max_length, stop=body.stop_sequence, gbnf=gbnf, sampling=sampling
+            )
         except ContextOverflow as exc:
             return JSONResponse(error_body(400, str(exc), "bad_input"), status_code=400)
         text = result.raw_text  # koboldcpp keeps the stop sequence (and the rest of its token) in the output
@@ -170,14 +184,18 @@ def build(
     def unauthorized(path: str) -> tuple[int, Any] | None:
         # secure_endpoint() guards generation and token counting; the GET info endpoints stay open.
         if path in ("/api/v1/generate", "/api/extra/tokencount", "/api/extra/generate/stream", "/v1/completions"):
-            return 401, {"detail": {"error": "Unauthorized", "msg": "Authentication key is missing or invalid.", "type": "unauthorized"}}
+            return 401, {
+                "detail": {"error": "Unauthorized", "msg": "Authentication key is missing or invalid.", "type": "unauthorized"}
+            }
         return None
 
     return Dialect(
         name="koboldcpp",
         app=app,
         generation_paths=("/api/v1/generate",),
-        error_body=lambda status, message: error_body(status, message, "service_unavailable" if status == 503 else "server_error"),
+        error_body=lambda status, message: error_body(
+            status, message, "service_unavailable" if status == 503 else "server_error"
+        ),
         unauthorized=unauthorized,
         api_key=api_key,
     )

@@ -142,16 +142,32 @@ def build(engine: Engine, *, api_key: str | None = None, model_name: str = "smol
         try:
             result = await generate(engine, request, prompt, max_tokens=max_tokens, stop=stops, gbnf=gbnf, sampling=sampling)
         except ContextOverflow as exc:
-            return JSONResponse({"error": f"The number of tokens to keep from the initial prompt is greater than the context length ({exc})"}, status_code=400)
-        usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens, "total_tokens": result.prompt_tokens + result.completion_tokens}
+            return JSONResponse(
+                {"error": f"The number of tokens to keep from the initial prompt is greater than the context length ({exc})"},
+                status_code=400,
+            )
+        usage = {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens,
+        }
         extra: dict[str, Any] = {"stats": {}, "system_fingerprint": model_name}
         if rest:  # /api/v0 adds real stats, model_info and runtime
             seconds = max(time.monotonic() - started, 1e-6)
             reason = {"length": "maxPredictedTokensReached"}.get(result.finish, "stopStringFound" if result.stop else "eosFound")
             extra = {
-                "stats": {"tokens_per_second": result.completion_tokens / seconds, "time_to_first_token": 0.0, "generation_time": seconds, "stop_reason": reason},
+                "stats": {
+                    "tokens_per_second": result.completion_tokens / seconds,
+                    "time_to_first_token": 0.0,
+                    "generation_time": seconds,
+                    "stop_reason": reason,
+                },
                 "model_info": {"arch": info["arch"], "quant": quant, "format": "gguf", "context_length": engine.n_ctx},
-                "runtime": {"name": "llama.cpp (llama-cpp-python, dialect test server)", "version": "0", "supported_formats": ["gguf"]},
+                "runtime": {
+                    "name": "llama.cpp (llama-cpp-python, dialect test server)",
+                    "version": "0",
+                    "supported_formats": ["gguf"],
+                },
             }
         return result.text, result.finish, usage, extra
 
@@ -163,7 +179,17 @@ def build(engine: Engine, *, api_key: str | None = None, model_name: str = "smol
             return answer
         text, finish, usage, extra = answer
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        return JSONResponse({"id": _id("cmpl-"), "object": "text_completion", "created": int(time.time()), "model": model_name, "choices": [choice], "usage": usage, **extra})
+        return JSONResponse(
+            {
+                "id": _id("cmpl-"),
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": model_name,
+                "choices": [choice],
+                "usage": usage,
+                **extra,
+            }
+        )
 
     @app.post("/v1/chat/completions")
     @app.post("/api/v0/chat/completions")
@@ -174,7 +200,17 @@ def build(engine: Engine, *, api_key: str | None = None, model_name: str = "smol
             return answer
         text, finish, usage, extra = answer
         choice = {"index": 0, "logprobs": None, "finish_reason": finish, "message": {"role": "assistant", "content": text}}
-        return JSONResponse({"id": _id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()), "model": model_name, "choices": [choice], "usage": usage, **extra})
+        return JSONResponse(
+            {
+                "id": _id("chatcmpl-"),
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model_name,
+                "choices": [choice],
+                "usage": usage,
+                **extra,
+            }
+        )
 
     @app.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"])
     async def unexpected(request: Request) -> JSONResponse:
@@ -196,7 +232,10 @@ def build(engine: Engine, *, api_key: str | None = None, model_name: str = "smol
 
 def _unknown_model(model: str, served: str) -> JSONResponse:
     message = f'Invalid model identifier "{model}". Please specify a valid downloaded model (e.g. {served}).'
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": "model", "code": "model_not_found"}}, status_code=404)
+    return JSONResponse(
+        {"error": {"message": message, "type": "invalid_request_error", "param": "model", "code": "model_not_found"}},
+        status_code=404,
+    )
 
 
 def _id(prefix: str) -> str:

@@ -113,7 +113,11 @@ class TokenizeBody(StrictBody):
 
 
 def build(
-    engine: Engine, *, api_key: str | None = None, model_name: str = "HuggingFaceTB/SmolLM2-135M-Instruct", version: str = "0.12.0"
+    engine: Engine,
+    *,
+    api_key: str | None = None,
+    model_name: str = "HuggingFaceTB/SmolLM2-135M-Instruct",
+    version: str = "0.12.0",
 ) -> Dialect:
     """The vLLM app serving one model as ``model_name`` (vLLM's ``--served-model-name``)."""
     app = FastAPI(title="vLLM dialect test server")
@@ -133,13 +137,28 @@ def build(
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         permission = {
-            "id": f"modelperm-{uuid.uuid4().hex}", "object": "model_permission", "created": int(time.time()),
-            "allow_create_engine": False, "allow_sampling": True, "allow_logprobs": True, "allow_search_indices": False,
-            "allow_view": True, "allow_fine_tuning": False, "organization": "*", "group": None, "is_blocking": False,
+            "id": f"modelperm-{uuid.uuid4().hex}",
+            "object": "model_permission",
+            "created": int(time.time()),
+            "allow_create_engine": False,
+            "allow_sampling": True,
+            "allow_logprobs": True,
+            "allow_search_indices": False,
+            "allow_view": True,
+            "allow_fine_tuning": False,
+            "organization": "*",
+            "group": None,
+            "is_blocking": False,
         }
         card = {
-            "id": model_name, "object": "model", "created": int(time.time()), "owned_by": "vllm", "root": model_name,
-            "parent": None, "max_model_len": engine.n_ctx, "permission": [permission],
+            "id": model_name,
+            "object": "model",
+            "created": int(time.time()),
+            "owned_by": "vllm",
+            "root": model_name,
+            "parent": None,
+            "max_model_len": engine.n_ctx,
+            "permission": [permission],
         }
         return {"object": "list", "data": [card]}
 
@@ -157,8 +176,18 @@ def build(
             return _unknown_model(body.model)
         problem = unsupported(
             body,
-            {"stream": False, "logprobs": None, "prompt_logprobs": None, "use_beam_search": False, "prompt_embeds": None,
-             "logits_processors": None, "allowed_token_ids": None, "logit_bias": None, "min_tokens": 0, "bad_words": []},
+            {
+                "stream": False,
+                "logprobs": None,
+                "prompt_logprobs": None,
+                "use_beam_search": False,
+                "prompt_embeds": None,
+                "logits_processors": None,
+                "allowed_token_ids": None,
+                "logit_bias": None,
+                "min_tokens": 0,
+                "bad_words": [],
+            },
         )
         if problem:
             return _error(400, problem, "BadRequestError")
@@ -166,7 +195,9 @@ def build(
             gbnf = _constraint(engine, body)
         except (GrammarRejected, ValueError) as exc:
             return _error(400, str(exc), "BadRequestError")
-        prompts: list[str | list[int]] = [body.prompt] if isinstance(body.prompt, str) or _is_tokens(body.prompt) else list(body.prompt)  # type: ignore[list-item]
+        prompts: list[str | list[int]] = (
+            [body.prompt] if isinstance(body.prompt, str) or _is_tokens(body.prompt) else list(body.prompt)
+        )  # type: ignore[list-item]
         stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         sampling = Sampling(
             temperature=1.0 if body.temperature is None else body.temperature,
@@ -198,7 +229,14 @@ def build(
             for _ in range(body.n):
                 try:
                     result = await generate(
-                        engine, request, tokens, max_tokens=max_tokens, stop=stops, stop_tokens=body.stop_token_ids or (), gbnf=gbnf, sampling=sampling
+                        engine,
+                        request,
+                        tokens,
+                        max_tokens=max_tokens,
+                        stop=stops,
+                        stop_tokens=body.stop_token_ids or (),
+                        gbnf=gbnf,
+                        sampling=sampling,
                     )
                 except ContextOverflow as exc:
                     return _error(400, str(exc), "BadRequestError")
@@ -208,17 +246,36 @@ def build(
                 if body.echo:
                     text = (prompt if isinstance(prompt, str) else engine.detokenize(prompt)) + text
                 completion_total += result.completion_tokens
-                choices.append({
-                    "index": len(choices), "text": text + (body.suffix or ""), "logprobs": None, "finish_reason": result.finish,
-                    "stop_reason": result.stop, "token_ids": None, "prompt_logprobs": None, "prompt_token_ids": None,
-                })
-        return JSONResponse({
-            "id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model_name,
-            "choices": choices, "service_tier": None, "system_fingerprint": None,
-            "usage": {"prompt_tokens": prompt_total, "total_tokens": prompt_total + completion_total,
-                      "completion_tokens": completion_total, "prompt_tokens_details": None},
-            "kv_transfer_params": None,
-        })
+                choices.append(
+                    {
+                        "index": len(choices),
+                        "text": text + (body.suffix or ""),
+                        "logprobs": None,
+                        "finish_reason": result.finish,
+                        "stop_reason": result.stop,
+                        "token_ids": None,
+                        "prompt_logprobs": None,
+                        "prompt_token_ids": None,
+                    }
+                )
+        return JSONResponse(
+            {
+                "id": f"cmpl-{uuid.uuid4().hex}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": model_name,
+                "choices": choices,
+                "service_tier": None,
+                "system_fingerprint": None,
+                "usage": {
+                    "prompt_tokens": prompt_total,
+                    "total_tokens": prompt_total + completion_total,
+                    "completion_tokens": completion_total,
+                    "prompt_tokens_details": None,
+                },
+                "kv_transfer_params": None,
+            }
+        )
 
     def unauthorized(path: str) -> tuple[int, Any] | None:
         return (401, {"error": "Unauthorized"}) if path.startswith("/v1") else None  # vLLM's --api-key guards /v1 only
@@ -227,7 +284,9 @@ def build(
         name="vllm",
         app=app,
         generation_paths=("/v1/completions",),
-        error_body=lambda status, message: _error_content(status, message, "InternalServerError" if status >= 500 else "BadRequestError"),
+        error_body=lambda status, message: _error_content(
+            status, message, "InternalServerError" if status >= 500 else "BadRequestError"
+        ),
         unauthorized=unauthorized,
         api_key=api_key,
     )
@@ -247,7 +306,9 @@ def _constraint(engine: Engine, body: CompletionBody) -> str | None:
         return engine.schema_to_gbnf(rf.json_schema.schema_ or {})
     if so is None:
         return None
-    kinds = [k for k in ("json_", "regex", "choice", "grammar", "json_object", "structural_tag") if getattr(so, k) not in (None, False)]
+    kinds = [
+        k for k in ("json_", "regex", "choice", "grammar", "json_object", "structural_tag") if getattr(so, k) not in (None, False)
+    ]
     if len(kinds) > 1:
         raise ValueError("You can only use one kind of constraints for structured outputs ('json', 'regex' or 'choice').")
     if not kinds:

@@ -195,10 +195,21 @@ def build(engine: Engine, *, api_key: str | None = None, model_name: str | None 
                         )
                     except ContextOverflow as exc:
                         return _error(400, str(exc), "prompt")
-                    text, finish, used = _trim_partial_stop(result.text, stops, result.stop), result.finish, result.completion_tokens
+                    text, finish, used = (
+                        _trim_partial_stop(result.text, stops, result.stop),
+                        result.finish,
+                        result.completion_tokens,
+                    )
                 completion_total += used
                 prefix = prompt if body.echo else ""
-                choices.append({"index": len(choices), "finish_reason": finish, "text": prefix + text + (body.suffix or ""), "logprobs": None})
+                choices.append(
+                    {
+                        "index": len(choices),
+                        "finish_reason": finish,
+                        "text": prefix + text + (body.suffix or ""),
+                        "logprobs": None,
+                    }
+                )
         return JSONResponse(
             {
                 "id": f"cmpl-{time.time_ns()}",
@@ -207,7 +218,11 @@ def build(engine: Engine, *, api_key: str | None = None, model_name: str | None 
                 "model": name,
                 "system_fingerprint": None,
                 "choices": choices,
-                "usage": {"prompt_tokens": prompt_total, "completion_tokens": completion_total, "total_tokens": prompt_total + completion_total},
+                "usage": {
+                    "prompt_tokens": prompt_total,
+                    "completion_tokens": completion_total,
+                    "total_tokens": prompt_total + completion_total,
+                },
             }
         )
 

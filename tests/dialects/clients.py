@@ -1,0 +1,178 @@
+"""How a test client speaks each dialect: the generation request it sends and where the answer lies.
+
+Shared by ``tests/test_dialect_servers.py`` (and usable by any test that drives the dialect test servers
+with plain httpx). The request bodies use each server's documented field names, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+VLLM_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+LMSTUDIO_MODEL = "smollm2-135m-instruct"
+WEBUI_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def schema_gbnf(schema: dict[str, Any]) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return json_schema_to_gbnf(json.dumps(schema))
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """How a client speaks one dialect: the generation request it sends and where the answer lies.
+
+    A constraint is ``("schema", dict)``, ``("literal", str)`` (output must be exactly that text, or its JSON
+    string for LM Studio, which only takes JSON schemas), ``("gbnf", str)`` or None.
+    """
+
+    name: str
+    path: str
+    request: Callable[..., dict[str, Any]]
+    text: Callable[[dict[str, Any]], str]
+    finish: Callable[[dict[str, Any]], str]
+    usage: Callable[[dict[str, Any]], dict[str, int] | None]
+    error: Callable[[dict[str, Any]], str]
+    literal: Callable[[str], str] = lambda s: s
+
+
+def _gbnf(constraint: tuple[str, Any] | None) -> str | None:
+    if constraint is None:
+        return None
+    kind, value = constraint
+    if kind == "schema":
+        return schema_gbnf(value)
+    if kind == "literal":
+        return f"root ::= {json.dumps(value)}\n"
+    return value
+
+
+def kobold_body(prompt: str, max_tokens: int, constraint: Any = None, stop: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    body = {
+        "prompt": prompt,
+        "max_length": max_tokens,
+        "max_context_length": 2048,
+        "temperature": 0.7,
+        "top_k": 40,
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "rep_pen": 1.1,
+        "rep_pen_range": 256,
+        "stop_sequence": list(stop),
+        "trim_stop": True,
+        "sampler_seed": 7,
+        "memory": "",
+    }
+    if constraint is not None:
+        body |= {"grammar": _gbnf(constraint), "grammar_retain_state": False}
+    return body | extra
+
+
+def webui_body(prompt: str, max_tokens: int, constraint: Any = None, stop: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    body = {
+        "model": WEBUI_MODEL,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": 40,
+        "min_p": 0.05,
+        "repetition_penalty": 1.1,
+        "stop": list(stop),
+        "seed": 7,
+        "truncation_length": 2048,
+        "custom_token_bans": "",
+        "ban_eos_token": False,
+    }
+    if constraint is not None:
+        body["grammar_string"] = _gbnf(constraint)
+    return body | extra
+
+
+def lmstudio_body(
+    prompt: str, max_tokens: int, constraint: Any = None, stop: tuple[str, ...] = (), **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "model": LMSTUDIO_MODEL,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": 40,
+        "repeat_penalty": 1.1,
+        "stop": list(stop),
+        "seed": 7,
+    }
+    if constraint is not None:
+        kind, value = constraint
+        schema = value if kind == "schema" else {"type": "string", "enum": [value]}
+        body["response_format"] = {"type": "json_schema", "json_schema": {"name": "call", "strict": True, "schema": schema}}
+    return body | extra
+
+
+def vllm_body(prompt: str, max_tokens: int, constraint: Any = None, stop: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    body = {
+        "model": VLLM_MODEL,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": 40,
+        "min_p": 0.05,
+        "repetition_penalty": 1.1,
+        "stop": list(stop),
+        "seed": 7,
+    }
+    if constraint is not None:
+        kind, value = constraint
+        body["structured_outputs"] = {"schema": {"json": value}, "literal": {"choice": [value]}, "gbnf": {"grammar": value}}[kind]
+    return body | extra
+
+
+def _openai_usage(data: dict[str, Any]) -> dict[str, int]:
+    return data["usage"]
+
+
+SPEAKERS = {
+    "koboldcpp": Speaker(
+        "koboldcpp",
+        "/api/v1/generate",
+        kobold_body,
+        text=lambda d: d["results"][0]["text"],
+        finish=lambda d: d["results"][0]["finish_reason"],
+        usage=lambda d: None,
+        error=lambda d: d["detail"]["msg"],
+    ),
+    "webui": Speaker(
+        "webui",
+        "/v1/completions",
+        webui_body,
+        text=lambda d: d["choices"][0]["text"],
+        finish=lambda d: d["choices"][0]["finish_reason"],
+        usage=_openai_usage,
+        error=lambda d: d["error"]["message"],
+    ),
+    "lmstudio": Speaker(
+        "lmstudio",
+        "/v1/completions",
+        lmstudio_body,
+        text=lambda d: d["choices"][0]["text"],
+        finish=lambda d: d["choices"][0]["finish_reason"],
+        usage=_openai_usage,
+        error=lambda d: d["error"],
+        literal=json.dumps,
+    ),
+    "vllm": Speaker(
+        "vllm",
+        "/v1/completions",
+        vllm_body,
+        text=lambda d: d["choices"][0]["text"],
+        finish=lambda d: d["choices"][0]["finish_reason"],
+        usage=_openai_usage,
+        error=lambda d: d["error"]["message"],
+    ),
+}
