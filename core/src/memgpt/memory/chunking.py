@@ -27,9 +27,11 @@ _SNIFF_BYTES = 8192
 
 _PIECE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _PARAGRAPH = re.compile(r"\n[ \t]*\n+")
-# A sentence ends at . ! ? … (and closing quotes/brackets) before whitespace; a markdown list item or
-# heading starts a new unit too.
-_SENTENCE = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n(?=[ \t]*(?:[-*+>#]|\d+[.)])\s)")
+# A sentence ends at . ! ? … (maybe followed by a closing quote or bracket) before whitespace; a line
+# that starts a markdown list item, heading or quote starts a new unit too.
+_SENTENCE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+|\n(?=[ \t]*(?:[-*+>#]|\d+[.)])\s)")
+
+Unit = tuple[str, int, str]  # text, tokens, separator before it ("\n\n" opens a paragraph)
 
 
 def approx_tokens(text: str) -> int:
@@ -49,17 +51,17 @@ def chunk_text(
     ``overlap_tokens`` of whole sentences. Empty or blank text gives no chunks."""
     if max_tokens < 1 or not 0 <= overlap_tokens < max_tokens:
         raise ValueError(f"need max_tokens >= 1 and 0 <= overlap_tokens < max_tokens, got {max_tokens}, {overlap_tokens}")
-    units = _units(text, max_tokens, count_tokens)  # (text, tokens, starts_paragraph)
+    units = _units(text, max_tokens, count_tokens)
     chunks: list[str] = []
-    current: list[tuple[str, int, bool]] = []
+    current: list[Unit] = []
     size = 0
     fresh = 0  # units in ``current`` that no earlier chunk holds
     for i, unit in enumerate(units):
-        _, tokens, starts_paragraph = unit
+        _, tokens, sep = unit
         full = size + tokens > max_tokens
         # At a paragraph boundary, close a chunk that is at least half full rather than cut the next
         # paragraph in two, when that paragraph would not fit anyway.
-        if not full and starts_paragraph and fresh and size >= max_tokens // 2:
+        if not full and sep == "\n\n" and fresh and size >= max_tokens // 2:
             full = size + _paragraph_tokens(units, i) > max_tokens
         if full and fresh:
             chunks.append(_join(current))
@@ -73,17 +75,19 @@ def chunk_text(
     return chunks
 
 
-def _units(text: str, max_tokens: int, count: Callable[[str], int]) -> list[tuple[str, int, bool]]:
-    units: list[tuple[str, int, bool]] = []
+def _units(text: str, max_tokens: int, count: Callable[[str], int]) -> list[Unit]:
+    units: list[Unit] = []
     for paragraph in _PARAGRAPH.split(text.replace("\r\n", "\n")):
-        first = True
-        for sentence in _SENTENCE.split(paragraph):
-            sentence = sentence.strip()
-            if not sentence:
-                continue
-            for piece in _fit(sentence, max_tokens, count):
-                units.append((piece, count(piece), first))
-                first = False
+        sep = "\n\n"
+        start = 0
+        for end, next_sep in [*((m.start(), m.group()) for m in _SENTENCE.finditer(paragraph)), (len(paragraph), "")]:
+            sentence = paragraph[start:end].strip()
+            if sentence:
+                for piece in _fit(sentence, max_tokens, count):
+                    units.append((piece, count(piece), sep))
+                    sep = " "
+                sep = "\n" if "\n" in next_sep else " "
+            start = end + len(next_sep)
     return units
 
 
@@ -120,18 +124,18 @@ def _longest_prefix(word: str, max_tokens: int, count: Callable[[str], int]) -> 
     return low
 
 
-def _paragraph_tokens(units: Sequence[tuple[str, int, bool]], start: int) -> int:
+def _paragraph_tokens(units: Sequence[Unit], start: int) -> int:
     total = units[start][1]
-    for _, tokens, starts_paragraph in units[start + 1 :]:
-        if starts_paragraph:
+    for _, tokens, sep in units[start + 1 :]:
+        if sep == "\n\n":
             break
         total += tokens
     return total
 
 
-def _overlap(units: list[tuple[str, int, bool]], budget: int, room: int) -> tuple[list[tuple[str, int, bool]], int]:
+def _overlap(units: list[Unit], budget: int, room: int) -> tuple[list[Unit], int]:
     """The trailing whole units of the chunk just closed that fit the overlap budget and leave room."""
-    kept: list[tuple[str, int, bool]] = []
+    kept: list[Unit] = []
     size = 0
     for unit in reversed(units):
         if size + unit[1] > min(budget, room):
@@ -141,11 +145,8 @@ def _overlap(units: list[tuple[str, int, bool]], budget: int, room: int) -> tupl
     return kept, size
 
 
-def _join(units: Sequence[tuple[str, int, bool]]) -> str:
-    out = ""
-    for i, (text, _, starts_paragraph) in enumerate(units):
-        out += text if i == 0 else ("\n\n" if starts_paragraph else " ") + text
-    return out
+def _join(units: Sequence[Unit]) -> str:
+    return units[0][0] + "".join(sep + text for text, _, sep in units[1:])
 
 
 # ---------------------------------------------------------------------------------------------- files
