@@ -1,0 +1,130 @@
+"""Side-by-side benchmark: the original MemGPT (pymemgpt 0.3.25) and ours, same machine, model and server.
+
+Run by hand, never in the test suite or CI (it creates a 1.7 GB virtualenv the first time):
+
+    .venv/bin/python bench/compare/run.py            # everything (about an hour on 2 busy cores)
+    .venv/bin/python bench/compare/run.py --turns 3  # a quick smoke run
+
+It creates ``.cache/bench-compare/pymemgpt-venv`` once (see pymemgpt_env.py and README.md), starts one
+llama-server with SmolLM2-135M-Instruct Q4_1 (1 thread, 127.0.0.1) behind a recording proxy, then sends
+the same 20 messages (conversation.py) through pymemgpt with ``chatml`` and ``chatml-grammar``, through ours
+with the llamacpp backend and the same wrappers, and through ours on the embedded backend; and prints one
+Markdown table plus the ratios ours/theirs. Logs, transcripts and raw figures go to ``--workdir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ours
+import pymemgpt_env
+import report
+import theirs
+from conversation import MESSAGES
+from llama_server import ROOT, LlamaServer
+from results import Run
+
+WRAPPERS = ("chatml", "chatml-grammar")
+EMBEDDED_WRAPPER = "chatml-grammar"
+
+
+def help_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
+    """Median wall time of ``argv`` (a ``--help``) in fresh processes, after one warm-up run."""
+    subprocess.run(argv, env=env, capture_output=True, check=True)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, env=env, capture_output=True, check=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), no GPU, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=len(MESSAGES), help="send only the first N messages")
+    parser.add_argument("--context", type=int, default=8192, help="context window for both systems and the server")
+    parser.add_argument("--help-runs", type=int, default=7, help="fresh processes per --help timing")
+    parser.add_argument("--only", choices=("theirs", "ours"), help="run one side only")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".cache/bench-compare/last-run")
+    args = parser.parse_args()
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    messages = list(MESSAGES[: args.turns])
+    pymemgpt_env.ensure_venv()
+    print(f"machine: {machine()}", flush=True)
+
+    help_times: dict[str, float] = {}
+    if args.only != "ours":
+        env = pymemgpt_env.offline_env(args.workdir / "help-home")
+        help_times["theirs"] = help_ms([str(pymemgpt_env.memgpt_cli()), "--help"], env, args.help_runs)
+    if args.only != "theirs":
+        help_times["ours"] = help_ms([str(ours.MEMGPT), "--help"], ours.env_for(args.workdir / "help-home-ours"), args.help_runs)
+    print(f"CLI --help medians (ms): {help_times}", flush=True)
+
+    server = LlamaServer(context=args.context, log_path=args.workdir / "llama-server.log")
+    print(f"llama-server: {server.version()} on {server.direct_url}, proxy {server.url}", flush=True)
+    runs: list[Run] = []
+    try:
+        plan: list[tuple[str, str, str]] = []
+        if args.only != "ours":
+            plan += [("theirs", "llamacpp", w) for w in WRAPPERS]
+        if args.only != "theirs":
+            plan += [("ours", "llamacpp", w) for w in WRAPPERS] + [("ours", "llamacpp-embedded", EMBEDDED_WRAPPER)]
+        for side, backend, wrapper in plan:
+            server.erase_cache()  # no run reuses the previous run's KV cache
+            print(f"== {side} {backend} {wrapper}: {len(messages)} messages", flush=True)
+            if side == "theirs":
+                run = theirs.run(server, wrapper, messages, context=args.context, workdir=args.workdir)
+            else:
+                embedded = backend == "llamacpp-embedded"
+                run = ours.run(
+                    None if embedded else server, backend, wrapper, messages, context=args.context, workdir=args.workdir
+                )
+            runs.append(run)
+            print(f"   ready {run.ready_seconds:.1f}s, {len(run.turns)} turns, {sum(t.seconds for t in run.turns):.0f}s"
+                  + (f", FAILED: {run.failed}" if run.failed else ""), flush=True)  # fmt: skip
+    finally:
+        server.stop()
+
+    rows = [report.figures(r, help_times.get(r.side)) for r in runs]
+    pairs = [(f"ours llamacpp {w}", f"pymemgpt 0.3.25 llamacpp {w}") for w in WRAPPERS]
+    pairs.append((f"ours llamacpp-embedded {EMBEDDED_WRAPPER}", f"pymemgpt 0.3.25 llamacpp {EMBEDDED_WRAPPER}"))
+    (args.workdir / "runs.json").write_text(json.dumps([asdict(r) for r in runs], indent=1, default=str), encoding="utf-8")
+    print()
+    print(f"Measured {datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}; llama-server {server.version()}, "
+          f"SmolLM2-135M-Instruct Q4_1, 1 thread, context {args.context}; {len(messages)} messages per run.")  # fmt: skip
+    print()
+    print(report.table(rows))
+    print()
+    print(report.ratios(rows, pairs))
+    print()
+    print("¹ embedded backend: no server to read, so tokens evaluated and calls are the system's own report.")
+    print(f"Logs and transcripts: {args.workdir}")
+
+
+if __name__ == "__main__":
+    main()
