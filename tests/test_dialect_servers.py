@@ -100,6 +100,25 @@ def test_lmstudio_chat_completions_under_a_json_schema(lmstudio_server: Any) -> 
     jsonschema.validate(json.loads(data["choices"][0]["message"]["content"]), SCHEMA)
 
 
+def test_lmstudio_rest_v0_completions_report_stats(lmstudio_server: Any) -> None:
+    body = lmstudio_body("Say it:", 8, ("literal", "QQ"), temperature=0)
+    data = post(lmstudio_server, "/api/v0/completions", body).json()
+    assert data["choices"][0]["text"] == '"QQ"' and data["choices"][0]["finish_reason"] == "stop"
+    assert data["stats"]["stop_reason"] == "eosFound" and data["stats"]["tokens_per_second"] > 0
+    assert data["model_info"]["format"] == "gguf" and "system_fingerprint" not in data
+
+
+def test_vllm_response_format_n_and_stop_string_options(vllm_server: Any) -> None:
+    schema = {"type": "string", "enum": [FORCED]}
+    body = vllm_body("Recite:", 32, stop=(", gamma",), n=2, include_stop_str_in_output=True, temperature=0)
+    body["response_format"] = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    data = post(vllm_server, "/v1/completions", body).json()
+    assert [c["text"] for c in data["choices"]] == ['"alpha, beta, gamma'] * 2
+    assert [c["index"] for c in data["choices"]] == [0, 1]
+    used = data["usage"]["completion_tokens"]
+    assert used > 0 and used % 2 == 0  # both (identical, greedy) choices are counted
+
+
 def test_token_counts_are_llama_cpp_tokenize(dialect_server: Any, llama: Any) -> None:
     expected = prompt_tokens(llama, COUNT_TEXT)
     kobold = post(dialect_server("koboldcpp"), "/api/extra/tokencount", {"prompt": COUNT_TEXT}).json()

@@ -152,7 +152,13 @@ class FaultSwitch:
         except ValueError:
             parsed = None
         safe = {k: v for k, v in headers.items() if k not in ("authorization", "x-api-key")}
-        self.requests.append(RecordedRequest(scope["method"], path, parsed, safe))
+        with self._lock:
+            self.requests.append(RecordedRequest(scope["method"], path, parsed, safe))
+
+    def recorded(self) -> list[RecordedRequest]:
+        """The recorded requests, oldest first (a copy: the server thread keeps appending)."""
+        with self._lock:
+            return list(self.requests)
 
     async def _cut(self, scope: Scope, receive: Receive, send: Send, kind: str) -> None:
         """Run the app, then send half its body: complete-but-invalid JSON, or a connection that drops."""
@@ -188,7 +194,7 @@ class FaultSwitch:
             self.clear()
             await _send_json(send, 200, {"armed": []})
         elif path == "/requests" and method == "GET":
-            await _send_json(send, 200, {"requests": [asdict(r) for r in self.requests]})
+            await _send_json(send, 200, {"requests": [asdict(r) for r in self.recorded()]})
         elif path == "/health" and method == "GET":
             await _send_json(send, 200, {"status": "ok"})
         else:

@@ -143,10 +143,10 @@ class DialectServer:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        return list(self.switch.requests)
+        return self.switch.recorded()
 
     def last_request(self, path: str | None = None) -> RecordedRequest:
-        for recorded in reversed(self.switch.requests):
+        for recorded in reversed(self.switch.recorded()):
             if path is None or recorded.path == path:
                 return recorded
         raise LookupError(f"the {self.name} test server received no request" + (f" for {path}" if path else ""))
