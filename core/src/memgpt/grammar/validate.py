@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -76,7 +77,11 @@ def _check_nesting(text: str) -> None:
 
 def _llama_cpp_rejects(text: str) -> str | None:
     """Run llama.cpp's parser; None when it accepts, else the reason it printed (or a summary)."""
-    import llama_cpp  # heavy: only when a grammar is actually checked
+    try:
+        import llama_cpp  # heavy: only when a grammar is actually checked
+    except ImportError:
+        # Core without llama-cpp-python (a server-only install): check what we can; the server parses again.
+        return None if re.search(r"^\s*root\s*::=", text, re.MULTILINE) else _summarise("does not contain a 'root' symbol", text)
 
     with _lock, _capture_native_output() as captured:
         # No vocabulary: the parser and the root / left-recursion checks need none.

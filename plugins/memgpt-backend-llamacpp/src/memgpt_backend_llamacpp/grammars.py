@@ -16,7 +16,6 @@ from memgpt.errors import GrammarError
 from memgpt.grammar.validate import check_gbnf
 from memgpt.llm.types import Constraint, ConstraintKind
 
-
 # llama-cpp-python's converter lets raw control characters into strings (invalid JSON); llama.cpp's own
 # converter excludes them. Patch that one rule of its output.
 _LOOSE_CHAR = 'char ::= [^"\\\\] |'

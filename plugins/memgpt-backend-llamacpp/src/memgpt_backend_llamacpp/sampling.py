@@ -14,7 +14,8 @@ p(t) + P(reject)·p(t)/Z = p(t)/Z, Z being the valid mass (up to where top-k/top
 Fast-forward: when the grammar admits exactly one next character, and again after it, the whole forced run
 (``"function": "``, ``", "params": {"inner_thoughts": "`` ...) is tokenized and decoded as one batch, without
 sampling. The grammar is probed with the ~250 single-byte tokens plus end-of-generation: if exactly one
-byte is allowed and generation may not end, that byte is forced. The last token of a forced run is left to
+byte is allowed and generation may not end, that byte is forced (see ``Decoder.__init__`` for why this is
+exact). The last token of a forced run is left to
 the model (it may merge it with what follows, as it would have tokenized it). Each forced token is checked
 against the grammar before it is accepted, so the output always satisfies the grammar.
 """
@@ -112,18 +113,22 @@ class Decoder:
         self.vocab = runtime.vocab
         self.full = _Candidates(np.arange(runtime.n_vocab))
         self.single = _Candidates(np.zeros(1))
+        # Probe set for fast-forward: for each byte, its single-byte token, or (when the vocabulary has none)
+        # every token that starts with it. The grammar matches a token byte by byte, so if it rejects every
+        # probe for byte b, it rejects every token starting with b: "only c is allowed" is then exact.
         self.byte_token: dict[int, int] = {}
+        starting: dict[int, list[int]] = {}
         for token, piece in enumerate(runtime.pieces):
-            if len(piece) == 1 and piece[0] not in self.byte_token and token not in runtime.eog:
-                self.byte_token[piece[0]] = token
-        eog = min(runtime.eog) if runtime.eog else runtime.eos
-        probe_bytes = sorted(b for b in self.byte_token if b != 0)
-        self.probe = _Candidates(np.array([self.byte_token[b] for b in probe_bytes] + [eog]))
-        self.token_byte = {self.byte_token[b]: b for b in probe_bytes}
-        self.eog_probe = eog
-        # Forcing a byte is only sound if every byte a character can start with has a token to probe.
-        needed = set(range(1, 0x80)) | set(range(0xC2, 0xF5))
-        self.can_fast_forward = needed <= set(self.byte_token)
+            if piece and token not in runtime.eog:
+                starting.setdefault(piece[0], []).append(token)
+                if len(piece) == 1:
+                    self.byte_token.setdefault(piece[0], token)
+        probe_ids: list[int] = []
+        for byte in range(1, 256):  # NUL never passes a grammar
+            probe_ids += [self.byte_token[byte]] if byte in self.byte_token else starting.get(byte, [])
+        self.first_byte = {token: runtime.pieces[token][0] for token in probe_ids}
+        self.eog_probe = min(runtime.eog) if runtime.eog else runtime.eos
+        self.probe = _Candidates(np.array([*probe_ids, self.eog_probe]))
 
     # -- one token ---------------------------------------------------------------------------------
 
@@ -156,28 +161,37 @@ class Decoder:
 
     # -- fast-forward --------------------------------------------------------------------------------
 
-    def _probe(self, grammar: Any) -> tuple[list[int], bool]:
-        """Bytes the grammar admits next, and whether it admits the end of generation."""
+    def _probe(self, grammar: Any) -> tuple[set[int], bool]:
+        """First bytes of what the grammar admits next, and whether it admits the end of generation."""
         self.probe.reset(0.0)
         C.llama_sampler_apply(grammar, self.probe.ref)
         allowed = self.probe.allowed()
         eog = self.eog_probe in allowed
-        return [self.token_byte[t] for t in allowed if t != self.eog_probe], eog
+        return {self.first_byte[t] for t in allowed if t != self.eog_probe}, eog
+
+    def _single(self, allowed: set[int], eog: bool) -> int | None:
+        """The one byte that must come next (and that we can feed the grammar), if there is one."""
+        if eog or len(allowed) != 1:
+            return None
+        (byte,) = allowed
+        return byte if byte in self.byte_token else None
 
     def forced(self, grammar: Any) -> tuple[list[int], bool]:
         """Tokens the grammar forces now (the last one left to the model), and whether it is complete."""
         allowed, eog = self._probe(grammar)
         if eog and not allowed:
             return [], True
-        if len(allowed) != 1 or eog:
+        byte = self._single(allowed, eog)
+        if byte is None:
             return [], False
         run = bytearray()
         probe = C.llama_sampler_clone(grammar)
         try:
-            while len(allowed) == 1 and not eog and len(run) < MAX_FORCED_BYTES:
-                run.append(allowed[0])
-                C.llama_sampler_accept(probe, self.byte_token[allowed[0]])
+            while byte is not None and len(run) < MAX_FORCED_BYTES:
+                run.append(byte)
+                C.llama_sampler_accept(probe, self.byte_token[byte])
                 allowed, eog = self._probe(probe)
+                byte = self._single(allowed, eog)
         finally:
             C.llama_sampler_free(probe)
         complete = eog and not allowed
@@ -206,7 +220,7 @@ class Decoder:
         longest_stop = max((len(s) for s in stop), default=0)
         checked = 0  # characters of text already searched for stop strings
         chain = build_chain(params, rt.n_vocab)
-        ff = fast_forward and grammar is not None and self.can_fast_forward
+        ff = fast_forward and grammar is not None
         pending: list[int] = []  # sampled or forced tokens not yet decoded into the KV cache
         try:
             while True:

