@@ -344,6 +344,7 @@ def test_fault_replace_text_header_path_and_admin_endpoint(webui_server: Any) ->
     assert data["choices"][0]["text"] == "not json at all" and data["usage"]["completion_tokens"] > 0
     # per request, by header
     assert post(webui_server, "/v1/completions", webui_body("Hi", 2), headers={"X-Dialect-Fault": "http_500"}).status_code == 500
+    assert post(webui_server, "/v1/completions", webui_body("Hi", 2), headers={"X-Dialect-Fault": "explode"}).status_code == 400
     # aimed at another endpoint; generation is left alone
     webui_server.inject("http_500", path="/v1/internal/token-count", times=2)
     assert post(webui_server, "/v1/internal/token-count", {"text": "a"}).status_code == 500

@@ -123,7 +123,11 @@ class FaultSwitch:
             if refusal is not None:
                 await _send_json(send, refusal[0], refusal[1])
                 return
-        fault = self._from_header(headers) or self._take(path)
+        try:
+            fault = self._from_header(headers) or self._take(path)
+        except ValueError as exc:  # a mistyped X-Dialect-Fault header is the test's bug: say so
+            await _send_json(send, 400, {"error": f"bad {FAULT_HEADER} header: {exc}"})
+            return
         replay = _replayer(body, receive)
         if fault is None:
             await self.app(scope, replay, send)
