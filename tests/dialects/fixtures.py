@@ -8,7 +8,8 @@ Use them from any test directory by importing the fixtures into that directory's
 
     from tests.dialects.fixtures import dialect_server, dialect_servers, dead_endpoint  # noqa: F401
 
-then::
+(``tests`` is importable when pytest runs as ``python -m pytest`` from the repository root, as ``make test``
+does; a bare ``pytest`` needs ``pythonpath = ["."]`` in the pytest settings), then::
 
     def test_generate(dialect_server):
         server = dialect_server("koboldcpp")            # or dialect_server("vllm", api_key="s3cret")
