@@ -293,8 +293,14 @@ class Agent:
         budget = self.context_window - self.limits.max_tokens
         used = self._tokens(self._prompt(inputs))
         if used > budget:
-            self._summarize(result, needed=used - budget)
-            used = self._tokens(self._prompt(inputs))
+            # Each round moves about 3/4 of the movable messages out; a few rounds reach the floor
+            # (the last KEEP_LAST messages) from any history length.
+            for _ in range(4):
+                if not self._summarize(result):
+                    break
+                used = self._tokens(self._prompt(inputs))
+                if used <= budget:
+                    break
             if used > budget:
                 raise ContextOverflowError(
                     f"the prompt needs {used} tokens but only {budget} fit (context window {self.context_window} minus "
@@ -315,13 +321,14 @@ class Agent:
     def summarize(self) -> TurnResult:
         """Summarize the oldest messages now (``/summarize``)."""
         result = TurnResult()
-        self._summarize(result, needed=0)
+        self._summarize(result)
         return result
 
-    def _summarize(self, result: TurnResult, needed: int) -> None:
+    def _summarize(self, result: TurnResult) -> bool:
+        """Move the oldest messages out of context behind a summary; False if nothing could move."""
         cut = summ.cutoff(self.messages)
         if cut == 0:
-            return
+            return False
         old, kept = self.messages[:cut], self.messages[cut:]
         window = self.context_window - self.limits.summary_tokens
 
@@ -345,6 +352,7 @@ class Agent:
             self.messages = [*stored, *kept]
             self._save()
         self._emit(result, AgentEvent("alert", f"summarized {len(old)} older messages to free context", data={"summary": summary}))
+        return True
 
     # ---- persistence ----
 
