@@ -48,7 +48,7 @@ def user(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def embedded(threads: int) -> Iterator[EmbeddedBackend]:
-    backend = EmbeddedBackend(BackendSettings(threads=threads, options={"quiet": True}))
+    backend = EmbeddedBackend(BackendSettings(threads=threads, options={"quiet": True, "persist_state": False}))
     yield backend
     backend.close()
 
@@ -249,3 +249,31 @@ def test_a_prompt_longer_than_the_context_is_a_clear_error(threads: int) -> None
             backend.complete(CompletionRequest(prompt="word " * 700, max_tokens=4))
     finally:
         backend.close()
+
+
+def test_the_evaluated_prompt_is_kept_on_disk_for_the_next_run(threads: int, _isolated_home) -> None:  # type: ignore[no-untyped-def]
+    from memgpt_backend_llamacpp import engine as engines
+
+    settings = BackendSettings(threads=threads, context_window=1024, options={"quiet": True})
+    prompt = SYSTEM + "<|im_start|>system\nNotes 5d1e: " + "the user collects stamps. " * 40 + "<|im_end|>\n" + user("Hi")
+    first = EmbeddedBackend(settings)
+    assert first.complete(CompletionRequest(prompt=prompt, max_tokens=2, sampling=GREEDY)).usage.cached_tokens < 10
+    first.close()  # writes the state
+    saved = list((_isolated_home / "cache" / "kv").glob("SmolLM2-135M-Instruct.Q4_1-1024-*.kv"))
+    assert len(saved) == 1
+    assert engines.unload_idle() >= 1  # as if the process had ended
+
+    second = EmbeddedBackend(settings)
+    try:
+        again = second.complete(CompletionRequest(prompt=prompt, max_tokens=2, sampling=GREEDY))
+        assert again.usage.cached_tokens == again.usage.prompt_tokens - 1  # all but the last, whose logits we need
+        assert again.usage.evaluated_tokens == 1
+    finally:
+        second.close()
+    saved[0].write_bytes(b"not a state file")  # a damaged file is ignored, not fatal
+    engines.unload_idle()
+    third = EmbeddedBackend(settings)
+    try:
+        assert third.complete(CompletionRequest(prompt=prompt, max_tokens=2, sampling=GREEDY)).usage.cached_tokens < 10
+    finally:
+        third.close()

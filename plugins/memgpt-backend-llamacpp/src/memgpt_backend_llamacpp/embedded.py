@@ -11,7 +11,9 @@ every backend of the process (``engine.py``). What makes it fast for MemGPT:
 
 Settings: ``model`` (GGUF path), ``context_window`` (default 8192, never above the model's trained
 context), ``threads`` (default ``MEMGPT_THREADS``, else the physical cores). ``options``: ``quiet`` (no
-progress line), ``fast_forward`` (default true), ``state_cache_mb`` (saved KV states, default 1024).
+progress line), ``fast_forward`` (default true), ``state_cache_mb`` (saved KV states in memory, default
+1024), ``persist_state`` (keep the evaluated prompt on disk between runs, default true; ``persist.py``) and
+``persist_max_mb`` (largest state written, default 512).
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class EmbeddedBackend(Backend):
         self.fast_forward = bool(options.get("fast_forward", True))
         self.quiet = bool(options.get("quiet", False))
         self.state_cache_bytes = int(float(options.get("state_cache_mb", 1024)) * 2**20)
+        self.persist_state = bool(options.get("persist_state", True))
+        self.persist_max_bytes = int(float(options.get("persist_max_mb", 512)) * 2**20)
         self._progress = progress
         self._engine: Any = None
         self._path: Path | None = None
@@ -117,8 +121,17 @@ class EmbeddedBackend(Backend):
                 n_threads=self.threads,
                 state_cache_bytes=self.state_cache_bytes,
                 progress=progress,
+                persist_dir=self._persist_dir(),
+                persist_max_bytes=self.persist_max_bytes,
             )
         return self._engine
+
+    def _persist_dir(self) -> Path | None:
+        if not self.persist_state:
+            return None
+        from memgpt.config import home
+
+        return home() / "cache" / "kv"
 
     @property
     def model_name(self) -> str:

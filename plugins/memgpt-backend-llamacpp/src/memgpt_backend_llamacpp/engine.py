@@ -14,6 +14,7 @@ from pathlib import Path
 
 from llama_cpp import llama_cpp as C
 
+from memgpt_backend_llamacpp import persist
 from memgpt_backend_llamacpp.grammars import GrammarCache
 from memgpt_backend_llamacpp.runtime import LlamaRuntime
 from memgpt_backend_llamacpp.sampling import Decoder
@@ -29,8 +30,13 @@ RESTORE_MIN_GAIN = 32
 class Engine:
     """One model + context, its decoder, compiled grammars and saved states; ``lock`` serialises calls."""
 
-    def __init__(self, runtime: LlamaRuntime, *, state_cache_bytes: int) -> None:
+    def __init__(
+        self, runtime: LlamaRuntime, *, state_cache_bytes: int, persist_dir: Path | None = None, persist_max_bytes: int = 0
+    ) -> None:
         self.rt = runtime
+        self.state_path = persist.state_file(persist_dir, runtime) if persist_dir is not None else None
+        self.persist_max_bytes = persist_max_bytes
+        self.restored_tokens = persist.load(runtime, self.state_path) if self.state_path is not None else 0
         self.decoder = Decoder(runtime)
         self.grammars = GrammarCache(runtime.vocab)
         self.states = StateCache(state_cache_bytes)
@@ -64,6 +70,13 @@ class Engine:
         rt.decode(prompt[shared:])
         return shared, len(prompt) - shared
 
+    def persist(self) -> bool:
+        """Write the live KV state for the next run (when persistence is on); True when written."""
+        if self.state_path is None:
+            return False
+        with self.lock:
+            return persist.save(self.rt, self.state_path, self.persist_max_bytes)
+
     def close(self) -> None:
         self.grammars.close()
         self.states.clear()
@@ -81,6 +94,8 @@ def acquire(
     n_threads: int,
     state_cache_bytes: int,
     progress: Callable[[float], None] | None,
+    persist_dir: Path | None = None,
+    persist_max_bytes: int = 0,
 ) -> Engine:
     """The process's engine for ``path`` at ``n_ctx`` (None = the default size), loading it if needed.
 
@@ -91,14 +106,14 @@ def acquire(
     with _registry_lock:
         engine = _engines.get(key)
         if engine is None:
-            for other_key, other in list(_engines.items()):
-                if other.users == 0:  # one model at a time: free the idle ones first
-                    other.close()
-                    del _engines[other_key]
+            for other_key in [k for k, other in _engines.items() if other.users == 0]:
+                _engines.pop(other_key).close()  # one model at a time: free the idle ones first
             if hasattr(progress, "start"):
                 progress.start()
             runtime = LlamaRuntime(path, n_ctx=n_ctx, n_threads=n_threads, progress=progress)
-            engine = Engine(runtime, state_cache_bytes=state_cache_bytes)
+            engine = Engine(
+                runtime, state_cache_bytes=state_cache_bytes, persist_dir=persist_dir, persist_max_bytes=persist_max_bytes
+            )
             _engines[key] = engine
             if hasattr(progress, "done"):
                 progress.done(f"context {runtime.n_ctx} tokens")
@@ -109,6 +124,17 @@ def acquire(
 
 
 def release(engine: Engine) -> None:
-    """Stop using ``engine``; it stays loaded for the next backend until another model needs the room."""
+    """Stop using ``engine`` (saving its KV state when persistence is on); it stays loaded for the next
+    backend until another model needs the room."""
+    engine.persist()
     with _registry_lock:
         engine.users = max(0, engine.users - 1)
+
+
+def unload_idle() -> int:
+    """Free every engine no backend uses (their KV states were saved at release); how many were freed."""
+    with _registry_lock:
+        idle = [key for key, engine in _engines.items() if engine.users == 0]
+        for key in idle:
+            _engines.pop(key).close()
+    return len(idle)
