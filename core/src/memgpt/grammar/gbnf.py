@@ -33,9 +33,10 @@ from memgpt.errors import GrammarError
 DEFAULT_MAX_ITEMS = 16
 MAX_INT_DIGITS = 16
 
-#: One character inside a JSON string: anything but a quote, a backslash or a control character, or an
-#: escape. Matches what ``json.dumps`` writes with or without ``ensure_ascii``.
-CHAR_RULE = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+#: One character inside a JSON string: anything but a quote, a backslash or a control character (which
+#: JSON requires escaped), or an escape. Matches what ``json.dumps`` writes with or without ``ensure_ascii``
+#: (DEL, U+007F, is allowed raw: JSON does not escape it and neither does Python).
+CHAR_RULE = r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
 _ANNOTATIONS = {"description", "title", "default", "examples", "$schema", "$comment", "deprecated", "readOnly", "writeOnly"}
 _ALLOWED = {
@@ -67,6 +68,8 @@ def gbnf_literal(text: str) -> str:
             out.append("\\t")
         elif code < 0x20 or code == 0x7F:
             out.append(f"\\x{code:02X}")
+        elif code in (0x85, 0x2028, 0x2029):  # line breaks to Unicode: escaped so a rule stays on one line
+            out.append(f"\\u{code:04X}")
         elif 0xD800 <= code <= 0xDFFF:
             raise GrammarError(f"cannot put the lone surrogate U+{code:04X} in a grammar literal; {text!r} is not valid text")
         else:
@@ -143,7 +146,16 @@ class GbnfBuilder:
             return self.add(path, " | ".join(dict.fromkeys(json_literal(v) for v in values)))
         kind = schema.get("type")
         if isinstance(kind, list):
-            options = [self.value({**schema, "type": k}, f"{path}.{k}") for k in kind]
+            unsupported = [k for k in kind if k not in _ALLOWED]
+            if unsupported or not kind:
+                raise GrammarError(f"{path}: type {kind!r} is not supported (supported: {', '.join(sorted(_ALLOWED))})")
+            unknown = set(schema) - set().union(*(_ALLOWED[k] for k in kind)) - _ANNOTATIONS
+            if unknown:
+                raise GrammarError(f"{path}: schema keyword(s) {sorted(unknown)} are not supported for type {kind!r}")
+            # Each keyword applies to the types it belongs to (maxLength to the string, not to null).
+            options = [
+                self.value({key: v for key, v in schema.items() if key in _ALLOWED[k]} | {"type": k}, f"{path}.{k}") for k in kind
+            ]
             return self.add(path, " | ".join(dict.fromkeys(options)))
         if kind not in _ALLOWED:
             raise GrammarError(f"{path}: type {kind!r} is not supported (supported: {', '.join(sorted(_ALLOWED))})")

@@ -46,6 +46,7 @@ def _function(name: str, description: str, params: dict[str, Any], required: lis
 def sample_functions() -> list[FunctionSchema]:
     """Schemas shaped like the agent's eight memory functions (the contract's fixture data)."""
     text = {"type": "string", "maxLength": 1200}
+    content = {"type": "string", "minLength": 1, "maxLength": 1200}
     block = {"type": "string", "enum": ["persona", "human"], "description": "Which core memory block."}
     page = {"type": "integer", "minimum": 0, "maximum": 1000, "description": "Result page, from 0."}
     day = {"type": "string", "format": "date", "description": "A day, YYYY-MM-DD."}
@@ -64,11 +65,13 @@ def sample_functions() -> list[FunctionSchema]:
             ["minutes"],
             heartbeat=False,
         ),
-        _function("core_memory_append", "Append to a core memory block.", {"name": block, "content": text}, ["name", "content"]),
+        _function(
+            "core_memory_append", "Append to a core memory block.", {"name": block, "content": content}, ["name", "content"]
+        ),
         _function(
             "core_memory_replace",
             "Replace text in a core memory block.",
-            {"name": block, "old_content": text, "new_content": text},
+            {"name": block, "old_content": content, "new_content": text},
             ["name", "old_content", "new_content"],
         ),
         _function(
@@ -83,7 +86,7 @@ def sample_functions() -> list[FunctionSchema]:
             {"start_date": day, "end_date": day, "page": page},
             ["start_date", "end_date"],
         ),
-        _function("archival_memory_insert", "Store text in archival memory.", {"content": text}, ["content"]),
+        _function("archival_memory_insert", "Store text in archival memory.", {"content": content}, ["content"]),
         _function(
             "archival_memory_search",
             "Search archival memory.",
