@@ -160,7 +160,7 @@ def main() -> None:
 
     print(f"model {default_model_path().name}, {THREADS} thread(s), llama-cpp-python in process\n")
     started = time.perf_counter()
-    backend = EmbeddedBackend(BackendSettings(threads=THREADS, options={"quiet": True}))
+    backend = EmbeddedBackend(BackendSettings(threads=THREADS, options={"quiet": True, "persist_state": False}))
     status = backend.check()
     line("model load (first use, includes vocabulary tables)", f"{time.perf_counter() - started:.2f} s  [{status.line()}]")
     engine = backend.engine()
@@ -180,42 +180,37 @@ def main() -> None:
     prefill = time.perf_counter() - t0
     line(f"prefill ({len(prompt)}-token MemGPT prompt, cold)", f"{len(prompt) / prefill:.0f} tok/s ({prefill:.2f} s)")
 
-    # ---- decode speed, with and without the grammar ----
-    def decode_rate(grammar_text: str | None, *, ff: bool, grammar_first: bool = False, runs: int = 4) -> tuple[float, int]:
-        tokens = seconds = 0.0
-        for run in range(runs):
+    # ---- decode speed, with and without the grammar (modes interleaved: the machine's load drifts) ----
+    from llama_cpp import llama_cpp as C
+
+    modes = {
+        "unconstrained": (None, False, False),
+        "call grammar, sample then check (ours, no fast-forward)": (gbnf, False, False),
+        "call grammar over the full vocabulary first (binding's order)": (gbnf, False, True),
+        "call grammar, check + fast-forward (ours, kept)": (gbnf, True, False),
+    }
+    totals = {name: [0, 0.0, 0.0, 0] for name in modes}  # tokens, wall s, cpu s, forced
+    for run in range(3):
+        for name, (grammar_text, ff, first) in modes.items():
             engine.prepare(prompt)
             grammar = engine.grammars.sampler(grammar_text) if grammar_text else None
             params = SAMPLING.model_copy(update={"seed": 100 + run})
-            t = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             gen = decoder.generate(
-                max_tokens=DECODE_TOKENS, stop=(), params=params, grammar=grammar, fast_forward=ff, grammar_first=grammar_first
+                max_tokens=DECODE_TOKENS, stop=(), params=params, grammar=grammar, fast_forward=ff, grammar_first=first
             )
-            seconds += time.perf_counter() - t
-            tokens += len(gen.tokens)
+            total = totals[name]
+            total[0] += len(gen.tokens)
+            total[1] += time.perf_counter() - wall
+            total[2] += time.process_time() - cpu
+            total[3] += gen.forced_tokens
             if grammar is not None:
-                from llama_cpp import llama_cpp as C
-
                 C.llama_sampler_free(grammar)
-        return tokens / seconds, int(tokens)
-
-    free_rate, free_n = decode_rate(None, ff=False)
-    line("decode, unconstrained (our loop)", f"{free_rate:.1f} tok/s ({free_n} tokens)")
-    checked_rate, n = decode_rate(gbnf, ff=False)
-    line(
-        "decode, call grammar: sample then check (kept)",
-        f"{checked_rate:.1f} tok/s = {checked_rate / free_rate:.2f}x ({n} tokens)",
-    )
-    first_rate, n = decode_rate(gbnf, ff=False, grammar_first=True)
-    line(
-        "decode, call grammar: grammar over full vocab first",
-        f"{first_rate:.1f} tok/s = {first_rate / free_rate:.2f}x ({n} tokens)",
-    )
-    ff_rate, n = decode_rate(gbnf, ff=True)
-    line(
-        "decode, call grammar: check + fast-forward (kept)",
-        f"{ff_rate:.1f} tok/s = {ff_rate / free_rate:.2f}x ({n} tokens, forced ones count)",
-    )
+    base_wall, base_cpu = (totals["unconstrained"][0] / totals["unconstrained"][i] for i in (1, 2))
+    for name, (tokens, wall, cpu, forced) in totals.items():
+        ratio = f" = {tokens / wall / base_wall:.2f}x wall, {tokens / cpu / base_cpu:.2f}x cpu" if name != "unconstrained" else ""
+        extra = f", {forced} forced" if forced else ""
+        line(f"decode, {name}", f"{tokens / wall:.1f} tok/s wall, {tokens / cpu:.1f} tok/s cpu{ratio} ({tokens} tokens{extra})")
     high_level_baseline(prompt_text, gbnf)
 
     # ---- one turn: constrained vs unconstrained, same call ----
@@ -228,7 +223,7 @@ def main() -> None:
     hundred_turns(backend, system, constraint)
 
     # ---- persistence ----
-    persistence(engine, prompt)
+    persistence(engine, prompt, prefill)
     backend.close()
 
 
@@ -239,10 +234,11 @@ def high_level_baseline(prompt_text: str, gbnf: str) -> None:
     llm = Llama(model_path=str(default_model_path()), n_ctx=4096, n_threads=THREADS, n_threads_batch=THREADS, verbose=False)
     llm.create_completion(prompt_text, max_tokens=1)  # prefill once; later calls reuse the prefix
 
-    def rate(grammar: LlamaGrammar | None) -> float:
-        tokens = seconds = 0.0
-        for run in range(4):
-            t = time.perf_counter()
+    grammar = LlamaGrammar.from_string(gbnf, verbose=False)
+    totals = {"free": [0, 0.0, 0.0], "grammar": [0, 0.0, 0.0]}
+    for run in range(3):
+        for name, used in (("free", None), ("grammar", grammar)):
+            wall, cpu = time.perf_counter(), time.process_time()
             out = llm.create_completion(
                 prompt_text,
                 max_tokens=DECODE_TOKENS,
@@ -252,16 +248,17 @@ def high_level_baseline(prompt_text: str, gbnf: str) -> None:
                 min_p=0.05,
                 repeat_penalty=1.1,
                 seed=100 + run,
-                grammar=grammar,
+                grammar=used,
             )
-            seconds += time.perf_counter() - t
-            tokens += out["usage"]["completion_tokens"]
-        return tokens / seconds
-
-    free = rate(None)
-    constrained = rate(LlamaGrammar.from_string(gbnf, verbose=False))
-    line("baseline: Llama.create_completion unconstrained", f"{free:.1f} tok/s")
-    line("baseline: Llama.create_completion with LlamaGrammar", f"{constrained:.1f} tok/s = {constrained / free:.2f}x")
+            totals[name][0] += out["usage"]["completion_tokens"]
+            totals[name][1] += time.perf_counter() - wall
+            totals[name][2] += time.process_time() - cpu
+    (fn, fw, fc), (gn, gw, gc) = totals["free"], totals["grammar"]
+    line("baseline: Llama.create_completion unconstrained", f"{fn / fw:.1f} tok/s wall, {fn / fc:.1f} tok/s cpu")
+    line(
+        "baseline: Llama.create_completion with LlamaGrammar",
+        f"{gn / gw:.1f} tok/s wall, {gn / gc:.1f} tok/s cpu = {gn / gw / (fn / fw):.2f}x wall, {gn / gc / (fn / fc):.2f}x cpu",
+    )
     llm.close()
 
 
@@ -273,14 +270,15 @@ def same_call_turn(engine, prompt: list[int], constraint: Constraint) -> None:
 
     rt, decoder = engine.rt, engine.decoder
     gbnf = engine.grammars.gbnf_for(constraint)[0]
-    constrained, unconstrained, forced = [], [], 0
+    constrained, unconstrained, cpu_c, cpu_u, forced = [], [], [], [], 0
     for run in range(5):
         params = SAMPLING.model_copy(update={"seed": 300 + run})
         engine.prepare(prompt)
         grammar = engine.grammars.sampler(gbnf)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         gen = decoder.generate(max_tokens=256, stop=(), params=params, grammar=grammar, fast_forward=True)
         constrained.append(time.perf_counter() - t)
+        cpu_c.append(time.process_time() - cpu)
         C.llama_sampler_free(grammar)
         json.loads(gen.text)
         forced += gen.forced_tokens
@@ -288,18 +286,20 @@ def same_call_turn(engine, prompt: list[int], constraint: Constraint) -> None:
         call_tokens = rt.tokenize(gen.text, add_special=False, parse_special=False)
         engine.prepare(prompt)
         chain = build_chain(params, rt.n_vocab)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         for token in call_tokens:
             decoder._sample(chain, None, False)
             C.llama_sampler_accept(chain, token)
             rt.decode([token])
         unconstrained.append(time.perf_counter() - t)
+        cpu_u.append(time.process_time() - cpu)
         C.llama_sampler_free(chain)
     c, u = statistics.median(constrained), statistics.median(unconstrained)
-    line("turn producing the same call: unconstrained (median of 5)", f"{u * 1000:.0f} ms")
+    cc, cu = statistics.median(cpu_c), statistics.median(cpu_u)
+    line("turn producing the same call: unconstrained (median of 5)", f"{u * 1000:.0f} ms wall, {cu * 1000:.0f} ms cpu")
     line(
         "turn producing the same call: constrained + fast-forward",
-        f"{c * 1000:.0f} ms = {c / u:.2f}x ({forced / 5:.0f} tokens forced/turn)",
+        f"{c * 1000:.0f} ms wall = {c / u:.2f}x, {cc * 1000:.0f} ms cpu = {cc / cu:.2f}x ({forced / 5:.0f} tokens forced/turn)",
     )
 
 
@@ -343,6 +343,8 @@ def conversation(backend, system: str, constraint: Constraint) -> None:
 
 
 def hundred_turns(backend, system: str, constraint: Constraint) -> None:
+    """100 turns under the call grammar (a short system prompt: this checks validity, not speed)."""
+    system = "You are a helpful assistant with memory. Reply with exactly one JSON function call."
     ok = cut = 0
     names = {f for f in CALL_SHAPE_FUNCTIONS}
     t = time.perf_counter()
@@ -368,27 +370,25 @@ def hundred_turns(backend, system: str, constraint: Constraint) -> None:
     )
 
 
-def persistence(engine, prompt: list[int]) -> None:
-    """Would saving the KV state at exit pay off? Compare loading it from disk with a cold prefill."""
+def persistence(engine, prompt: list[int], cold_prefill: float) -> None:
+    """Does keeping the KV state on disk between runs pay off? Save + load it vs the cold prefill."""
+    from memgpt_backend_llamacpp import persist
+
     rt = engine.rt
     engine.prepare(prompt)
-    state = rt.save_state()
-    tokens = list(rt.tokens)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "agent.kv"
         t = time.perf_counter()
-        path.write_bytes(state)
+        persist.save(rt, path, max_bytes=2**31)
         saved = time.perf_counter() - t
+        size = path.stat().st_size
+        rt.truncate(0)
         t = time.perf_counter()
-        restored = rt.load_state(tokens, path.read_bytes())
+        restored = persist.load(rt, path)
         loaded = time.perf_counter() - t
-    rt.truncate(0)
-    t = time.perf_counter()
-    engine.prepare(prompt)
-    cold = time.perf_counter() - t
     line(
-        f"KV state of {len(tokens)} tokens: {len(state) / 2**20:.0f} MiB; disk save / load",
-        f"{saved * 1000:.0f} ms / {loaded * 1000:.0f} ms vs cold prefill {cold * 1000:.0f} ms (restored={restored})",
+        f"persisted KV state ({restored} tokens, {size / 2**20:.0f} MiB): save / load",
+        f"{saved * 1000:.0f} ms / {loaded * 1000:.0f} ms vs cold prefill {cold_prefill * 1000:.0f} ms",
     )
 
 

@@ -63,7 +63,7 @@ def test_token_references_are_left_to_the_backend_that_has_a_vocabulary() -> Non
     check_gbnf('root ::= "a" <|im_end|>')
 
 
-def test_a_rejected_grammar_leaves_the_process_alive_and_stderr_restored(capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_rejected_grammar_leaves_the_process_alive_and_stderr_restored() -> None:
     # In a child process: a crash (the binding's segfault on a bad grammar) would show as a signal exit.
     code = (
         "from memgpt.grammar.validate import check_gbnf\n"
@@ -158,3 +158,27 @@ def test_a_user_path_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     assert models.resolve_model_path("~/m.gguf") == (tmp_path / "m.gguf").resolve()
+
+
+def test_llama_cpp_is_imported_only_when_the_model_is_used() -> None:
+    code = (
+        "import sys\n"
+        "from memgpt.llm import BackendSettings\n"
+        "import memgpt_backend_llamacpp\n"
+        "from memgpt_backend_llamacpp.embedded import EmbeddedBackend\n"
+        "backend = EmbeddedBackend(BackendSettings(threads=1))\n"
+        "print('llama_cpp' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_threads_default_to_memgpt_threads_then_physical_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memgpt_backend_llamacpp.embedded import default_threads, physical_cores
+
+    monkeypatch.setenv("MEMGPT_THREADS", "3")
+    assert default_threads() == 3
+    assert EmbeddedBackend(BackendSettings(threads=5)).threads == 5  # the setting wins
+    monkeypatch.delenv("MEMGPT_THREADS")
+    assert default_threads() == physical_cores() >= 1

@@ -38,9 +38,29 @@ def default_threads() -> int:
     configured = os.environ.get("MEMGPT_THREADS", "").strip()
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
-    from memgpt_backend_llamacpp.runtime import physical_cores
-
     return physical_cores()
+
+
+def physical_cores() -> int:
+    """Physical cores available to this process (llama.cpp runs best with one thread per core)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        available = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    try:
+        physical = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "physical id":
+                physical = value.strip()
+            elif key == "core id":
+                core = value.strip()
+                cores.add((physical, core))
+    except OSError:
+        pass
+    return max(1, min(available, len(cores) or available))
 
 
 class StderrProgress:

@@ -9,7 +9,6 @@ class, so that we control model loading (a progress callback, no stdout/stderr j
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -234,25 +233,3 @@ class LlamaRuntime:
         if getattr(self, "model", None):
             C.llama_model_free(self.model)
             self.model = None
-
-
-def physical_cores() -> int:
-    """Physical cores available to this process (llama.cpp runs best with one thread per core)."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        available = os.cpu_count() or 1
-    cores: set[tuple[str, str]] = set()
-    try:
-        physical = core = ""
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "physical id":
-                physical = value.strip()
-            elif key == "core id":
-                core = value.strip()
-                cores.add((physical, core))
-    except OSError:
-        pass
-    return max(1, min(available, len(cores) or available))
