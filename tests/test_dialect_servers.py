@@ -189,6 +189,20 @@ def test_max_tokens_is_honoured(name: str, dialect_server: Any) -> None:
         assert usage["completion_tokens"] == 5
 
 
+@pytest.mark.parametrize("name", ["lmstudio", "vllm"])
+def test_a_long_max_length_schema_is_accepted_as_the_real_servers_do(name: str, dialect_server: Any) -> None:
+    # llama-cpp-python writes maxLength 1200 as 1200 nested optionals, which llama.cpp refuses; LM Studio
+    # (llama.cpp's C++ converter) and vLLM (xgrammar) accept the schema, so the servers must too.
+    server, speaker = dialect_server(name), SPEAKERS[name]
+    schema = {"type": "object", "properties": {"message": {"type": "string", "maxLength": 1200}}, "required": ["message"]}
+    response = post(server, speaker.path, speaker.request(PROMPT, 48, ("schema", schema)))
+    assert response.status_code == 200, response.text
+    if speaker.finish(response.json()) == "stop":
+        jsonschema.validate(json.loads(speaker.text(response.json())), schema)
+    else:
+        assert speaker.text(response.json()).startswith("{")
+
+
 # -- strict: wrong field names and models are refused in the server's own error shape -------------------------
 
 

@@ -15,6 +15,7 @@ readable reason and then the vocabulary-aware native parser as the last guard.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -145,7 +146,7 @@ class Engine:
 
         text = schema if isinstance(schema, str) else json.dumps(schema)
         try:
-            gbnf = json_schema_to_gbnf(text)
+            gbnf = compact_repetitions(json_schema_to_gbnf(text))
         except Exception as exc:  # the converter raises whatever it meets: ValueError, KeyError, RecursionError...
             raise GrammarRejected(f"JSON schema conversion failed: {exc}") from exc
         self.check_grammar(gbnf)
@@ -231,6 +232,28 @@ class Engine:
             stop=stopped_by,
             tokens=tuple(out),
         )
+
+
+_NESTED_OPTIONALS = re.compile(r"\((?P<item>[A-Za-z][\w-]*)(?P<more>(?: \((?P=item))+)(?P<close>(?:\)\?)+)")
+
+
+def compact_repetitions(gbnf: str) -> str:
+    """Rewrite ``(x (x (x)?)?)?`` as ``x{0,3}``: the same language, written the way the servers write it.
+
+    llama-cpp-python 0.3.36's converter spells ``maxLength: n`` as n nested optionals; llama.cpp's own
+    converter (LM Studio) and xgrammar (vLLM) use a bounded repetition. The nested form is refused by
+    ``check_gbnf`` beyond 256 levels and by llama.cpp's parser beyond ~1000, so without this a schema the real
+    servers accept (e.g. a 1200-character string) would be refused here.
+    """
+
+    def compact(match: re.Match[str]) -> str:
+        depth = 1 + match.group("more").count(" (")
+        closers = match.group("close").count(")?")
+        if closers < depth:
+            return match.group(0)
+        return f"{match.group('item')}{{0,{depth}}}" + ")?" * (closers - depth)
+
+    return _NESTED_OPTIONALS.sub(compact, gbnf)
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> str | None:
