@@ -35,6 +35,7 @@ from memgpt.llm.types import FinishReason, SamplingParams
 from memgpt_backend_llamacpp.runtime import LlamaRuntime
 
 MAX_FORCED_BYTES = 128
+REFINE_BUCKET = 4096  # tokens sharing a first byte beyond which the rejection path looks at two bytes
 PENALTY_LAST_N = 64
 _TOKEN_DTYPE = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
 
@@ -127,6 +128,15 @@ class Decoder:
         for byte in range(1, 256):  # NUL never passes a grammar
             probe_ids += [self.byte_token[byte]] if byte in self.byte_token else starting.get(byte, [])
         self.first_byte = {token: runtime.pieces[token][0] for token in probe_ids}
+        self.starting = {byte: np.array(tokens, dtype=np.intc) for byte, tokens in starting.items()}
+        # Second level for the big buckets (' ' starts two thirds of a GPT-2 style vocabulary).
+        self.starting2: dict[bytes, np.ndarray] = {}
+        for byte, tokens in starting.items():
+            if len(tokens) > REFINE_BUCKET and byte < 0x80 and byte in self.byte_token:
+                pairs: dict[bytes, list[int]] = {}
+                for token in tokens:
+                    pairs.setdefault(runtime.pieces[token][:2], []).append(token)
+                self.starting2.update({pair: np.array(ids, dtype=np.intc) for pair, ids in pairs.items()})
         self.eog_probe = min(runtime.eog) if runtime.eog else runtime.eos
         self.probe = _Candidates(np.array([*probe_ids, self.eog_probe]))
 
@@ -150,14 +160,45 @@ class Decoder:
         token = self.full.selected()
         if grammar is None or self._valid(grammar, token):
             return token
-        # Rejected: mask the whole vocabulary with the grammar, then sample again.
-        self.full.reset(logits)
-        C.llama_sampler_apply(grammar, self.full.ref)
-        C.llama_sampler_apply(chain, self.full.ref)
-        token = self.full.selected()
+        # Rejected: mask the vocabulary with the grammar, then sample again. Only tokens starting with a byte
+        # the grammar admits can pass (the probe tells which, cheaply), so only those are matched: the rest
+        # would get probability 0 anyway, and the result is the same as masking the whole vocabulary.
+        candidates = self._admissible(grammar)
+        candidates.reset(logits[candidates.ids] if candidates is not self.full else logits)
+        C.llama_sampler_apply(grammar, candidates.ref)
+        C.llama_sampler_apply(chain, candidates.ref)
+        token = candidates.selected()
         if not self._valid(grammar, token):
             raise BackendError("the grammar admits no continuation here (is it satisfiable?)")
         return token
+
+    def _admissible(self, grammar: Any) -> _Candidates:
+        """The tokens that may pass ``grammar`` now, judged by their first byte; the whole vocabulary when
+        that rules out little."""
+        allowed, eog = self._probe(grammar)
+        buckets = []
+        for byte in allowed:
+            if bytes([byte]) in self.starting2:
+                buckets += self._refined(grammar, byte)
+            elif byte in self.starting:
+                buckets.append(self.starting[byte])
+        if eog:
+            buckets.append(np.array(sorted(self.rt.eog), dtype=np.intc))
+        if not buckets or sum(len(b) for b in buckets) > 0.8 * self.rt.n_vocab:
+            return self.full
+        return _Candidates(np.concatenate(buckets))
+
+    def _refined(self, grammar: Any, byte: int) -> list[np.ndarray]:
+        """Tokens starting with ``byte`` that may pass, judged by their first two bytes."""
+        probe = C.llama_sampler_clone(grammar)
+        try:
+            C.llama_sampler_accept(probe, self.byte_token[byte])
+            second, _ = self._probe(probe)
+        finally:
+            C.llama_sampler_free(probe)
+        lead = bytes([byte])
+        found = [self.starting2[lead + bytes([b])] for b in second if lead + bytes([b]) in self.starting2]
+        return [*found, np.array([self.byte_token[byte]], dtype=np.intc)]
 
     # -- fast-forward --------------------------------------------------------------------------------
 
