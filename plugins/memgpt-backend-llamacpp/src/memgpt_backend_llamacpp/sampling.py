@@ -111,7 +111,6 @@ class Decoder:
 
     def __init__(self, runtime: LlamaRuntime) -> None:
         self.rt = runtime
-        self.vocab = runtime.vocab
         self.full = _Candidates(np.arange(runtime.n_vocab))
         self.single = _Candidates(np.zeros(1))
         # Probe set for fast-forward: for each byte, its single-byte token, or (when the vocabulary has none)
@@ -173,8 +172,8 @@ class Decoder:
         return token
 
     def _admissible(self, grammar: Any) -> _Candidates:
-        """The tokens that may pass ``grammar`` now, judged by their first byte; the whole vocabulary when
-        that rules out little."""
+        """The tokens that may pass ``grammar`` now, judged by their first byte (two for the big buckets);
+        the whole vocabulary when that rules out little."""
         allowed, eog = self._probe(grammar)
         buckets = []
         for byte in allowed:
