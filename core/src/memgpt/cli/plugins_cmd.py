@@ -39,13 +39,16 @@ def plugins(
     from rich.table import Table
 
     console = Console()
-    table = Table(title="memgpt plugins", show_lines=True)
-    for column in ("plugin", "distribution", "version"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("registers", overflow="fold")
+    table = Table(title="memgpt plugins")
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("distribution", no_wrap=True)
+    table.add_column("registers", no_wrap=True)
+    table.add_column("names", overflow="fold")
     for p in registry.plugins:
-        registers = "\n".join(f"{kind}: {', '.join(sorted(names))}" for kind, names in p.registered.items() if names) or "(nothing)"
-        table.add_row(p.name, p.distribution or "?", p.version or "?", registers)
+        kinds = [(kind, ", ".join(sorted(names))) for kind, names in p.registered.items() if names] or [("(nothing)", "")]
+        for i, (kind, names) in enumerate(kinds):
+            first = i == 0
+            table.add_row(p.name if first else "", f"{p.distribution or '?'} {p.version or '?'}" if first else "", kind, names, end_section=i == len(kinds) - 1)
     console.print(table)
     if registry.failures:
         console.print(f"[bold red]{len(registry.failures)} load failure(s):[/]")
