@@ -8,7 +8,8 @@ they meant.
 3. ``concatenated_objects``: another object follows the first; the first is the call, ``rest`` keeps the
    remainder (the agent may run it as the next step or report it);
 4. ``closed_string`` / ``closed_braces``: the output stopped before its closing quote or braces (a partial
-   escape at the cut is dropped: it is not a character yet);
+   escape at the cut is dropped: it is not a character yet); a number at the cut is refused, since it may
+   have been cut short;
 5. ``json_repair``: single quotes, trailing commas, Python literals, unquoted keys, comments, through the
    ``json-repair`` library, accepted only when every string in its result is in the text as written and
    nothing alphanumeric went missing (MemGPT's hand-written repairs silently dropped non-ASCII text and
@@ -96,36 +97,51 @@ def _read_json(text: str, repairs: list[str]) -> tuple[Any, str]:
         raise ParseError("the output nests too deeply to be a function call", raw=text) from None
 
     found = _first_object(text)
-    if found is not None:
-        value, start, end = found
-        before, after = text[:start], text[end:]
-        fenced = "```" in before
-        if fenced:
-            repairs.append("code_fence")
-            before = before[: before.rfind("```")]
-            after = re.sub(r"^\s*```", "", after, count=1)
-        if before.strip():
-            repairs.append("surrounding_text")
-        rest = after.strip()
-        if rest:
-            repairs.append("concatenated_objects" if rest.startswith("{") else "surrounding_text")
-        return value, rest
-
     start = _call_start(text)
+    # A broken object that opens before the first decodable one is the call (the decodable one is a piece
+    # of it, such as its params), unless that decodable one is a call itself.
+    if found is not None and (found[3] or start is None or start >= found[1]):
+        return _extracted(text, found, repairs)
     if start is None:
         raise ParseError(
             'no JSON object in the output; expected one function call such as {"function": "send_message", "params": {...}}',
             raw=text,
         )
-    closed = _close_truncated(text[start:], repairs)
-    if closed is not None:
-        return closed, ""
-    return _json_repair(text, start, repairs), ""
+    before, source = text[:start], text[start:]
+    local: list[str] = []
+    if "```" in before:
+        local.append("code_fence")
+        before = before[: before.rfind("```")]
+        source = re.sub(r"\s*```\s*$", "", source)
+    if before.strip():
+        local.append("surrounding_text")
+    value = _close_truncated(source, local, raw=text)
+    if value is None:
+        value = _json_repair(source, local, raw=text)
+    repairs += local
+    return value, ""
 
 
-def _first_object(text: str) -> tuple[Any, int, int] | None:
-    """The first decodable JSON object in ``text`` that looks like a call (or else the first object)."""
-    first: tuple[Any, int, int] | None = None
+def _extracted(text: str, found: tuple[Any, int, int, bool], repairs: list[str]) -> tuple[Any, str]:
+    """The object ``found`` in ``text``, naming what had to be cut away around it."""
+    value, start, end, _ = found
+    before, after = text[:start], text[end:]
+    if "```" in before:
+        repairs.append("code_fence")
+        before = before[: before.rfind("```")]
+        after = re.sub(r"^\s*```", "", after, count=1)
+    if before.strip():
+        repairs.append("surrounding_text")
+    rest = after.strip()
+    if rest:
+        repairs.append("concatenated_objects" if rest.startswith("{") else "surrounding_text")
+    return value, rest
+
+
+def _first_object(text: str) -> tuple[Any, int, int, bool] | None:
+    """The first decodable JSON object in ``text`` that looks like a call (or else the first object), with
+    where it starts and ends and whether it looks like a call."""
+    first: tuple[Any, int, int, bool] | None = None
     for tried, match in enumerate(re.finditer(r"\{", text)):
         if tried >= MAX_CANDIDATES:
             break
@@ -135,8 +151,8 @@ def _first_object(text: str) -> tuple[Any, int, int] | None:
             continue
         if isinstance(value, dict):
             if _looks_like_call(value):
-                return value, match.start(), end
-            first = first or (value, match.start(), end)
+                return value, match.start(), end, True
+            first = first or (value, match.start(), end, False)
     return first
 
 
@@ -153,17 +169,18 @@ def _call_start(text: str) -> int | None:
     return brace if brace >= 0 else None
 
 
-def _close_truncated(text: str, repairs: list[str]) -> Any | None:
+def _close_truncated(text: str, repairs: list[str], *, raw: str) -> Any | None:
     """Close an object the model stopped writing: a string left open, then the open braces/brackets."""
     stack: list[str] = []
     in_string = escaped = False
-    escape_at = -1
+    escapes: set[int] = set()  # where each escape sequence starts
     for i, char in enumerate(text):
         if in_string:
             if escaped:
                 escaped = False
             elif char == "\\":
-                escaped, escape_at = True, i
+                escaped = True
+                escapes.add(i)
             elif char == '"':
                 in_string = False
         elif char == '"':
@@ -179,9 +196,17 @@ def _close_truncated(text: str, repairs: list[str]) -> Any | None:
         return None
     body = text if in_string else text.rstrip()
     local: list[str] = []
+    tail = re.search(r"[-+.\w]+$", body) if not in_string else None
+    if tail and tail.group() not in ("true", "false", "null"):
+        # A number (or a literal) at the very end may be cut short: 10 of 100 is another value, not less of it.
+        raise ParseError(f"the output stops in the middle of a value ({tail.group()!r}); it was probably cut off", raw=raw)
     if in_string:
-        partial = re.search(r"\\(u[0-9a-fA-F]{0,3})?$", body)
-        if partial and partial.start() >= escape_at >= 0:
+        # Drop what is not a whole character yet: a lone backslash, a short \u escape, or the first half of a
+        # surrogate pair whose second half was never written.
+        for _ in range(2):
+            partial = re.search(r"\\(u[dD][89abAB][0-9a-fA-F]{2}|u[0-9a-fA-F]{0,3})?$", body)
+            if partial is None or partial.start() not in escapes:
+                break
             body = body[: partial.start()]
         body += '"'
         local.append("closed_string")
@@ -195,10 +220,9 @@ def _close_truncated(text: str, repairs: list[str]) -> Any | None:
     return value
 
 
-def _json_repair(text: str, start: int, repairs: list[str]) -> Any:
+def _json_repair(source: str, repairs: list[str], *, raw: str) -> Any:
     import json_repair
 
-    source = text[start:]
     try:
         value = json_repair.repair_json(source, return_objects=True, skip_json_loads=True)
     except Exception:  # a third-party heuristic: whatever it raises means "could not repair"
@@ -206,7 +230,8 @@ def _json_repair(text: str, start: int, repairs: list[str]) -> Any:
     if isinstance(value, list):
         value = next((v for v in value if isinstance(v, dict)), None)
     if not isinstance(value, dict) or not value:
-        raise ParseError("the output is not valid JSON and could not be repaired; reply with one JSON function call", raw=text)
+        raise ParseError("the output is not valid JSON and could not be repaired; reply with one JSON function call", raw=raw)
+    value = _joined_surrogates(value)
     try:
         problem = _changed_content(value, source)
     except RecursionError:
@@ -214,9 +239,20 @@ def _json_repair(text: str, start: int, repairs: list[str]) -> Any:
     if problem:
         raise ParseError(
             f"the output is not valid JSON, and repairing it would change its text ({problem}); reply with one JSON function call",
-            raw=text,
+            raw=raw,
         )
     repairs.append("json_repair")
+    return value
+
+
+def _joined_surrogates(value: Any) -> Any:
+    """json-repair decodes ``\\ud83d\\ude00`` as two lone surrogates; join pairs into the character meant."""
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    if isinstance(value, dict):
+        return {_joined_surrogates(k): _joined_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_joined_surrogates(v) for v in value]
     return value
 
 
@@ -234,16 +270,30 @@ def _alnum(text: str) -> int:
     return sum(1 for c in text if c.isalnum())
 
 
+_ESCAPED = {'"': '"', "\\": "\\", "/": "/", "'": "'", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescaped(text: str) -> str:
+    """``text`` with its JSON (and single-quote) escapes read as the characters they stand for."""
+
+    def one(match: re.Match[str]) -> str:
+        code = match.group(1)
+        return chr(int(code[1:], 16)) if code[0] == "u" else _ESCAPED[code]
+
+    out = re.sub(r"\\(u[0-9a-fA-F]{4}|[\"\\/'bfnrt])", one, text)
+    return out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
 def _changed_content(value: Any, source: str) -> str | None:
     """Why a repaired value does not faithfully hold what ``source`` says, or None when it does."""
+    # Compared as characters, not as escapes: json-repair has read "\\f" as a backslash and an "f".
+    written = _unescaped(source)
     for s in _strings(value):
-        forms = {s, json.dumps(s, ensure_ascii=False)[1:-1], json.dumps(s)[1:-1], s.replace("'", "\\'"), s.replace('"', '\\"')}
-        if not any(form in source for form in forms):
+        if s not in written:
             return f"{s[:40]!r} is not in the output as written"
     # Everything the model wrote inside the object should survive; comments and prose after it are the
     # only things json-repair may drop, and we do not let it.
-    decoded = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), source)
-    if _alnum(json.dumps(value, ensure_ascii=False)) < _alnum(_object_region(decoded)):
+    if _alnum(json.dumps(value, ensure_ascii=False)) < _alnum(_unescaped(_object_region(source))):
         return "some of the text would be dropped"
     return None
 
@@ -316,8 +366,11 @@ def _normalise(
         repairs.append("key_aliases")
     name = obj.pop(name_key)
 
-    params_key = next(
-        (k for k in (shape.params_key, *PARAMS_ALIASES) if k in obj and (isinstance(obj[k], (dict, str)) or obj[k] is None)), None
+    # Our own key whatever it holds (a wrong type is the model's error to hear about); an alias only when it
+    # holds what arguments look like, since a function may have a parameter called "input" or "args".
+    params_key = shape.params_key if shape.params_key in obj else None
+    params_key = params_key or next(
+        (k for k in PARAMS_ALIASES if k in obj and (isinstance(obj[k], (dict, str)) or obj[k] is None)), None
     )
     params: Any = {}
     if params_key is not None:
