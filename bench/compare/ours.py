@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cputime
 from llama_server import ROOT, LlamaServer
 from results import Run, Turn
 
@@ -84,6 +85,7 @@ def run(server: LlamaServer | None, backend: str, wrapper: str, messages: list[s
         if event is None:
             raise RuntimeError(f"exited with {proc.wait()} before the session opened (see the stderr log)")
         result.ready_seconds = arrived - started
+        result.ready_cpu_seconds = cputime.of_pid(proc.pid)
         transcript.write(json.dumps(event) + "\n")
         for message in messages:
             result.turns.append(_turn(proc, lines, server, message, turn_timeout, transcript))
@@ -104,6 +106,8 @@ def run(server: LlamaServer | None, backend: str, wrapper: str, messages: list[s
 def _turn(proc: subprocess.Popen[str], lines: _Lines, server: LlamaServer | None, message: str, turn_timeout: float,
           transcript: Any) -> Turn:  # fmt: skip
     mark = server.recorder.mark() if server is not None else 0
+    server_pid = server.proc.pid if server is not None else None
+    cpu = cputime.of_pid(proc.pid) + cputime.of_pid(server_pid)
     started = time.monotonic()
     proc.stdin.write(message + "\n")  # type: ignore[union-attr]
     proc.stdin.flush()  # type: ignore[union-attr]
@@ -126,6 +130,7 @@ def _turn(proc: subprocess.Popen[str], lines: _Lines, server: LlamaServer | None
             turn.exceptions.append(str(event.get("text", ""))[:240])
             break
     turn.seconds = arrived - started
+    turn.cpu_seconds = cputime.of_pid(proc.pid) + cputime.of_pid(server_pid) - cpu
     if server is not None:
         turn.exchanges = server.recorder.since(mark)
     return turn

@@ -18,6 +18,10 @@ from collections.abc import Sequence
 # prompt_toolkit asks the terminal where the cursor is (ESC[6n) and waits for an answer; we answer at once.
 _CPR_QUERY = b"\x1b[6n"
 _CPR_ANSWER = b"\x1b[1;1R"
+# prompt_toolkit turns bracketed paste off when a prompt accepts its input: the one unambiguous sign that
+# a typed line was taken (its redraws repeat the prompt text). Kept in ``log`` as this marker.
+ACCEPTED = "<<input accepted>>"
+_PASTE_OFF = b"\x1b[?2004l"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]|\r")
 
 
@@ -65,6 +69,7 @@ class PtySession:
             return False
         if _CPR_QUERY in chunk:
             os.write(self.fd, _CPR_ANSWER)
+        chunk = chunk.replace(_PASTE_OFF, f"\n{ACCEPTED}\n".encode())
         self.log += plain(chunk.decode("utf-8", errors="replace"))
         return True
 

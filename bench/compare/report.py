@@ -26,10 +26,13 @@ class Figures:
     label: str
     side: str
     help_ms: float | None
+    help_cpu_ms: float | None
     ready_s: float
+    ready_cpu_s: float
     turns: int
     turn_median_s: float | None
     turn_p90_s: float | None
+    turn_cpu_median_s: float | None  # the system's process + llama-server, per turn
     evaluated_median: float | None  # prompt tokens evaluated per turn
     evaluated_total: int | None
     evaluated_source: str  # "server" (proxy, timings.prompt_n) or "self" (the system's own usage report)
@@ -52,24 +55,29 @@ def _turn_evaluated(turn: Turn) -> int | None:
 
 def _turn_valid(turn: Turn, judged: bool) -> bool:
     if judged:
-        return any(v.kind == "call" and v.valid for v in (calls.judge(x.prompt, x.content) for x in turn.exchanges))
+        return any(
+            v.kind == "call" and v.valid for v in (calls.judge(x.prompt, x.content, x.stopping_word) for x in turn.exchanges)
+        )
     return bool(turn.reported_call)
 
 
-def figures(run: Run, help_ms: float | None) -> Figures:
+def figures(run: Run, help_ms: tuple[float, float] | None) -> Figures:
     judged = any(t.exchanges for t in run.turns)  # server backends; the embedded one has no proxy to read
-    verdicts = [calls.judge(x.prompt, x.content) for t in run.turns for x in t.exchanges]
+    verdicts = [calls.judge(x.prompt, x.content, x.stopping_word) for t in run.turns for x in t.exchanges]
     attempts = [v for v in verdicts if v.kind == "call"]
     evaluated = [e for e in (_turn_evaluated(t) for t in run.turns) if e is not None]
     seconds = [t.seconds for t in run.turns]
     return Figures(
         label=run.label,
         side=run.side,
-        help_ms=help_ms,
+        help_ms=help_ms[0] if help_ms else None,
+        help_cpu_ms=help_ms[1] if help_ms else None,
         ready_s=run.ready_seconds,
+        ready_cpu_s=run.ready_cpu_seconds,
         turns=len(run.turns),
         turn_median_s=median(seconds),
         turn_p90_s=p90(seconds),
+        turn_cpu_median_s=median([t.cpu_seconds for t in run.turns]),
         evaluated_median=median([float(e) for e in evaluated]),
         evaluated_total=sum(evaluated) if evaluated else None,
         evaluated_source="server" if judged else "self",
@@ -90,8 +98,8 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 def table(rows: list[Figures]) -> str:
     head = (
-        "| system | CLI `--help` (ms, median) | start → ready (s) | turns | turn latency median (s) | p90 (s) "
-        "| prompt tokens evaluated / turn (median; total) | completions | turns with a valid call "
+        "| system | CLI `--help` ms, median (CPU) | start → ready s (CPU) | turns | turn latency median s | p90 s "
+        "| turn CPU median s | prompt tokens evaluated / turn, median; total | completions | turns with a valid call "
         "| valid calls / call attempts | exceptions | turns aborted |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -103,7 +111,8 @@ def table(rows: list[Figures]) -> str:
         ratio = f"{f.valid_calls}/{f.call_attempts}" if f.call_attempts is not None else "—"
         name = f.label + (f" (FAILED: {f.failed[:80]})" if f.failed else "")
         lines.append(
-            f"| {name} | {_num(f.help_ms, 0)} | {_num(f.ready_s)} | {f.turns} | {_num(f.turn_median_s, 2)} | {_num(f.turn_p90_s, 2)} "
+            f"| {name} | {_num(f.help_ms, 0)} ({_num(f.help_cpu_ms, 0)}) | {_num(f.ready_s)} ({_num(f.ready_cpu_s)}) | {f.turns} "
+            f"| {_num(f.turn_median_s, 2)} | {_num(f.turn_p90_s, 2)} | {_num(f.turn_cpu_median_s, 2)} "
             f"| {evaluated} | {f.completions if f.completions is not None else '—'} | {valid} | {ratio} | {f.exceptions} | {f.aborted} |"
         )
     return "\n".join(lines)
@@ -119,8 +128,9 @@ def ratios(rows: list[Figures], pairs: list[tuple[str, str]]) -> str:
     """ours/theirs for each (our label, their label) pair; < 1 means ours is smaller (faster, fewer tokens)."""
     by_label = {f.label: f for f in rows}
     lines = [
-        "| ours / theirs | CLI `--help` | start → ready | turn median | turn p90 | tokens evaluated / turn (median) | turns with a valid call |",
-        "|---|---|---|---|---|---|---|",
+        "| ours / theirs | CLI `--help` (CPU) | start → ready (CPU) | turn median | turn p90 | turn CPU median "
+        "| tokens evaluated / turn (median) | turns with a valid call |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for ours_label, theirs_label in pairs:
         o, t = by_label.get(ours_label), by_label.get(theirs_label)
@@ -129,8 +139,10 @@ def ratios(rows: list[Figures], pairs: list[tuple[str, str]]) -> str:
         o_valid = o.valid_turns / o.turns if o.turns else None
         t_valid = t.valid_turns / t.turns if t.turns else None
         lines.append(
-            f"| {o.label} / {t.label} | {_ratio(o.help_ms, t.help_ms)} | {_ratio(o.ready_s, t.ready_s)} "
+            f"| {o.label} / {t.label} | {_ratio(o.help_ms, t.help_ms)} ({_ratio(o.help_cpu_ms, t.help_cpu_ms)}) "
+            f"| {_ratio(o.ready_s, t.ready_s)} ({_ratio(o.ready_cpu_s, t.ready_cpu_s)}) "
             f"| {_ratio(o.turn_median_s, t.turn_median_s)} | {_ratio(o.turn_p90_s, t.turn_p90_s)} "
+            f"| {_ratio(o.turn_cpu_median_s, t.turn_cpu_median_s)} "
             f"| {_ratio(o.evaluated_median, t.evaluated_median)} | {_ratio(o_valid, t_valid)} |"
         )
     return "\n".join(lines)

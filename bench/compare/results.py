@@ -13,6 +13,7 @@ class Turn:
 
     message: str
     seconds: float
+    cpu_seconds: float = 0.0  # CPU time of the system's process plus the llama-server's during the turn
     exchanges: list[Exchange] = field(default_factory=list)  # via the proxy (server backends)
     evaluated_tokens: int | None = None  # as the system itself reported it (embedded backend)
     reported_call: bool | None = None  # the system said it ran a function (embedded backend)
@@ -27,6 +28,7 @@ class Run:
     label: str
     side: str  # "theirs" | "ours"
     ready_seconds: float  # from process start to ready for the first message (agent created)
+    ready_cpu_seconds: float = 0.0  # CPU time the system's process used to get there
     turns: list[Turn] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failed: str = ""  # the run could not complete: why

@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cputime
 import ours
 import pymemgpt_env
 import report
@@ -40,15 +41,16 @@ WRAPPERS = ("chatml", "chatml-grammar")
 EMBEDDED_WRAPPER = "chatml-grammar"
 
 
-def help_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
-    """Median wall time of ``argv`` (a ``--help``) in fresh processes, after one warm-up run."""
+def help_ms(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median wall and CPU milliseconds of ``argv`` (a ``--help``) in fresh processes, after one warm-up run."""
     subprocess.run(argv, env=env, capture_output=True, check=True)
-    samples = []
+    wall, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cputime.of_children()
         subprocess.run(argv, env=env, capture_output=True, check=True)
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((cputime.of_children() - cpu_before) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def machine() -> str:
@@ -77,13 +79,13 @@ def main() -> None:
     pymemgpt_env.ensure_venv()
     print(f"machine: {machine()}", flush=True)
 
-    help_times: dict[str, float] = {}
+    help_times: dict[str, tuple[float, float]] = {}
     if args.only != "ours":
         env = pymemgpt_env.offline_env(args.workdir / "help-home")
         help_times["theirs"] = help_ms([str(pymemgpt_env.memgpt_cli()), "--help"], env, args.help_runs)
     if args.only != "theirs":
         help_times["ours"] = help_ms([str(ours.MEMGPT), "--help"], ours.env_for(args.workdir / "help-home-ours"), args.help_runs)
-    print(f"CLI --help medians (ms): {help_times}", flush=True)
+    print(f"CLI --help medians (wall ms, CPU ms): {help_times}", flush=True)
 
     server = LlamaServer(context=args.context, log_path=args.workdir / "llama-server.log")
     print(f"llama-server: {server.version()} on {server.direct_url}, proxy {server.url}", flush=True)

@@ -15,9 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import cputime
 import pymemgpt_env
 from llama_server import LlamaServer
-from pty_session import Exited, PtySession, Timeout
+from pty_session import ACCEPTED, Exited, PtySession, Timeout
 from results import Run, Turn
 
 PROMPT = r"Enter your message:"
@@ -46,6 +47,7 @@ def run(server: LlamaServer, wrapper: str, messages: list[str], *, context: int,
     try:
         session.expect([PROMPT], timeout=300)
         result.ready_seconds = time.monotonic() - started
+        result.ready_cpu_seconds = cputime.of_pid(session.proc.pid)
         for message in messages:
             result.turns.append(_turn(session, server, message, max_calls, turn_timeout))
         session.sendline("/exit")
@@ -61,10 +63,11 @@ def run(server: LlamaServer, wrapper: str, messages: list[str], *, context: int,
 def _turn(session: PtySession, server: LlamaServer, message: str, max_calls: int, turn_timeout: float) -> Turn:
     mark = server.recorder.mark()
     before = len(session.log)
+    cpu = cputime.of_pid(session.proc.pid) + cputime.of_pid(server.proc.pid)
     started = time.monotonic()
     session.sendline(message)
-    # prompt_toolkit redraws the prompt with the typed text when the line is accepted: consume that first.
-    session.expect([re.escape(message[-30:])], timeout=30)
+    # prompt_toolkit redraws the prompt with the typed text: wait until the line is taken, then for the next prompt.
+    session.expect([re.escape(ACCEPTED)], timeout=60)
     aborted = ""
     while True:
         try:
@@ -78,6 +81,7 @@ def _turn(session: PtySession, server: LlamaServer, message: str, max_calls: int
                 index, _ = session.expect([PROMPT, RETRY], timeout=600)
                 break
     seconds = time.monotonic() - started
+    cpu = cputime.of_pid(session.proc.pid) + cputime.of_pid(server.proc.pid) - cpu
     if index == 1:  # "Retry agent.step()?": no (a single key press)
         session.send("n")
         session.expect([PROMPT], timeout=60)
@@ -85,4 +89,11 @@ def _turn(session: PtySession, server: LlamaServer, message: str, max_calls: int
     exceptions = _exception_lines(output)
     if aborted and exceptions and "KeyboardInterrupt" in exceptions[-1]:
         exceptions.pop()
-    return Turn(message=message, seconds=seconds, exchanges=server.recorder.since(mark), exceptions=exceptions, aborted=aborted)
+    return Turn(
+        message=message,
+        seconds=seconds,
+        cpu_seconds=cpu,
+        exchanges=server.recorder.since(mark),
+        exceptions=exceptions,
+        aborted=aborted,
+    )
