@@ -24,3 +24,12 @@ from tests.dialects.fixtures import (  # noqa: E402,F401
     vllm_server,
     webui_server,
 )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    from tests.figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("fault suite figures")
+        for what, values in FIGURES.items():
+            terminalreporter.line(f"{what}: {len(values) if len(values) > 1 else values[0]}" + (f" ({', '.join(values)})" if len(values) > 1 else ""))

@@ -6,7 +6,11 @@ each server misbehave on demand (``tests/dialects/faults.py``) and check the typ
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -158,3 +162,23 @@ def test_vllm_sends_structured_outputs_the_strict_server_accepts(dialect_server:
     completion = backend.complete(CompletionRequest(prompt=QUESTION, max_tokens=48, constraint=ANSWER, sampling=GREEDY))
     assert completion.constrained_by == "json_schema"
     assert server.last_request("/v1/completions").json["structured_outputs"] == {"json": ANSWER_SCHEMA}
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_a_scripted_memgpt_run_completes_on_each_dialect(dialect_server: ServerFactory, name: str) -> None:
+    """`memgpt run` non-interactively, in a subprocess, against the dialect server: the whole path from the
+    CLI through the agent loop, the wrapper and the backend."""
+    server = dialect_server(name)
+    args = [sys.executable, "-m", "memgpt", "run", "--agent", f"on-{name}", "--first", "--yes"]
+    args += ["--backend", name, "--model-endpoint", server.url, "--model-wrapper", "chatml-grammar", "--context-window", "4096"]
+    for text in ("Hello there", "My name is Bo"):
+        args += ["--message", text]
+    out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ), stdin=subprocess.DEVNULL, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert lines[0]["type"] == "session" and lines[0]["backend"] == name
+    turns = [line for line in lines if line["type"] == "turn"]
+    assert len(turns) == 2 and not [line for line in lines if line["type"] == "error"], out.stdout[-3000:]
+    assert all(t["usage"]["prompt_tokens"] > 0 and t["usage"]["completion_tokens"] > 0 for t in turns)
+    generated = [r for r in server.requests if r.path == BACKENDS[name].complete_path]
+    assert len(generated) >= 2

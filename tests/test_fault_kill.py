@@ -99,5 +99,5 @@ def test_kill_9_mid_step_loses_nothing_committed(tmp_path: Path) -> None:
         finally:
             storage.close()
         survived += 1
-    print(f"\nfault suite: {survived}/{KILLS} kill -9 rounds survived with integrity_check ok and no committed step lost")
+    record("kill -9 rounds survived (integrity_check ok, no committed step lost)", f"{survived}/{KILLS}")
     assert survived == KILLS
