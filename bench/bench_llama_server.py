@@ -3,7 +3,8 @@
 Prints: decode tokens/s without and with the agent's call grammar (GBNF) and with the same constraint as a
 JSON schema; and, for a MemGPT-style conversation (chatml-grammar wrapper, the memory functions), the prompt
 tokens the server took from its KV cache vs evaluated on the first and second turns, and on a second turn
-that follows an unrelated call (a summarizer) which evicts the single slot's cache.
+that follows an unrelated call (a summarizer) which evicts the single slot's cache (current llama-server
+builds restore it from their host-memory prompt cache, ``--cache-ram``).
 
 Run: MEMGPT_THREADS=1 .venv/bin/python bench/bench_llama_server.py   (1 thread unless MEMGPT_THREADS says more;
 MEMGPT_LLAMA_SERVER points at another llama-server binary).
@@ -87,7 +88,7 @@ def conversation(backend: LlamaServerBackend) -> None:
         prompt = wrapper.format(system, messages, SCHEMAS, first_message=len(messages) == 2)
         done = backend.complete(CompletionRequest(prompt=prompt.text, stop=prompt.stop, max_tokens=200, constraint=constraint, sampling=SamplingParams(seed=3)))
         u = done.usage
-        print(f"  {label:<44} prompt {u.prompt_tokens:5d}  cached {u.cached_tokens:5d}  evaluated {u.evaluated_tokens or 0:5d}  ({done.seconds:.2f}s)")
+        print(f"  {label:<40} prompt {u.prompt_tokens:5d}  cached {u.cached_tokens:5d}  evaluated {u.evaluated_tokens or 0:5d}  ({done.seconds:.2f}s)")
         return wrapper.parse(done.text, SCHEMAS, prompt), done.text
 
     messages = [memory, first_user]
@@ -98,7 +99,7 @@ def conversation(backend: LlamaServerBackend) -> None:
     turn(messages, "turn 2 (shared prefix)")
     summary = "<|im_start|>user\nSummarize in one line: Ada adopted a cat named Turing.<|im_end|>\n<|im_start|>assistant\n"
     backend.complete(CompletionRequest(prompt=summary, max_tokens=24))
-    turn(messages, "turn 2 again, after an unrelated summarizer call")
+    turn(messages, "turn 2 again, after a summarizer call")
 
 
 def main() -> None:

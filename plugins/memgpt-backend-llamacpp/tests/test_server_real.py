@@ -7,6 +7,10 @@ KV cache.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -72,8 +76,6 @@ def test_calls_under_the_json_schema_alone_are_valid(backend: LlamaServerBackend
             CompletionRequest(prompt=prompt, max_tokens=CALL_TOKENS + 40, constraint=Constraint(json_schema=schema), sampling=SamplingParams(seed=7 + i))
         )
         assert completion.constrained_by == "json_schema", completion.text
-        import json
-
         assert schema_violation(json.loads(completion.text), schema) is None
 
 
@@ -117,3 +119,18 @@ def test_a_grammar_the_server_rejects_is_an_http_400_and_the_server_stays_up(bac
         backend.complete(CompletionRequest(prompt="Hi", max_tokens=4, constraint=Constraint(gbnf='root ::= "unterminated')))
     assert caught.value.status_code == 400 and not caught.value.retryable
     assert backend.check().ok
+
+
+def test_a_scripted_memgpt_run_completes_on_the_real_server(llama_server) -> None:  # type: ignore[no-untyped-def]
+    """`memgpt run` non-interactively, in a subprocess, with the `llamacpp` backend on the real llama-server."""
+    args = [sys.executable, "-m", "memgpt", "run", "--agent", "on-llama-server", "--first", "--yes"]
+    args += ["--backend", "llamacpp", "--model-endpoint", llama_server.url, "--model-wrapper", "chatml-grammar"]
+    for text in ("Hello there", "My name is Bo"):
+        args += ["--message", text]
+    out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ), stdin=subprocess.DEVNULL, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert lines[0]["type"] == "session" and lines[0]["backend"] == "llamacpp"
+    turns = [line for line in lines if line["type"] == "turn"]
+    assert len(turns) == 2 and not [line for line in lines if line["type"] == "error"], out.stdout[-3000:]
+    assert all(t["usage"]["prompt_tokens"] > 0 and t["usage"]["completion_tokens"] > 0 for t in turns)

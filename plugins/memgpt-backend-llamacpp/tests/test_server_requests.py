@@ -72,6 +72,16 @@ def test_a_json_schema_alone_is_sent_as_json_schema(httpx_mock: HTTPXMock) -> No
     assert completion.constrained_by == "json_schema"
 
 
+def test_each_request_gets_a_fresh_body_nothing_leaks_from_the_last(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=f"{URL}/completion", json=REPLY, is_reusable=True)
+    b = backend()
+    b.complete(CompletionRequest(prompt="one", stop=("A",), constraint=Constraint(gbnf=ANSWER_GBNF), sampling=SamplingParams(seed=3)))
+    b.complete(CompletionRequest(prompt="two"))
+    first, second = (json.loads(r.content) for r in httpx_mock.get_requests())
+    assert "grammar" in first and first["stop"] == ["A"] and first["seed"] == 3
+    assert "grammar" not in second and second["stop"] == [] and "seed" not in second and second["prompt"] == "two"
+
+
 def test_usage_reads_cache_and_evaluated_prompt_tokens(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{URL}/completion", json=REPLY)
     completion = backend().complete(CompletionRequest(prompt="p"))
