@@ -59,7 +59,7 @@ class VectorIndex:
         scores = self._rows[: self._n] @ query
         k = min(k, self._n)
         if k < self._n:
-            candidates = np.argpartition(-scores, k - 1)[:k]
+            candidates = np.argpartition(scores, self._n - k)[self._n - k :]  # the k largest, unordered
         else:
             candidates = np.arange(self._n)
         # lexsort: last key is primary; sort by score descending, then by position (older first)
@@ -68,15 +68,16 @@ class VectorIndex:
 
 
 def load_rows(conn: sqlite3.Connection, agent: str, after: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
-    """(ids, embeddings) of the agent's passages with id > ``after``, in id order; None if there are none."""
+    """(ids, embeddings) of the agent's passages with id > ``after``, in id order; None if there are none.
+
+    The embeddings are a read-only view of the fetched bytes: ``VectorIndex.append`` copies them once."""
     rows = conn.execute("SELECT id, embedding FROM passages WHERE agent = ? AND id > ? ORDER BY id", (agent, after)).fetchall()
     if not rows:
         return None
     if len({len(blob) for _, blob in rows}) != 1:
         raise StorageError(f"agent {agent!r} has embeddings of different sizes; its archival memory needs re-embedding")
     ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-    matrix = np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), -1)
-    return ids, matrix.astype(np.float32, copy=False)
+    return ids, np.frombuffer(b"".join(blob for _, blob in rows), dtype="<f4").reshape(len(rows), -1)
 
 
 class VectorCache:
@@ -109,7 +110,7 @@ class VectorCache:
             return index
         newer = load_rows(conn, agent, after=index.last_id)
         if newer is not None and len(index) + len(newer[0]) == count and newer[1].shape[1] == index.dimensions:
-            index.append(newer[0], normalize_rows(newer[1]))
+            index.append(*newer)
             return index
         self._indexes.pop(agent, None)  # rows were deleted or replaced: reload from scratch
         return None
@@ -122,7 +123,7 @@ class VectorCache:
             if loaded is None:
                 return None
             index = VectorIndex(loaded[1].shape[1], capacity=len(loaded[0]))
-            index.append(loaded[0], normalize_rows(loaded[1]))
+            index.append(*loaded)  # stored rows were normalised when inserted
             self._indexes[agent] = index
         return index
 

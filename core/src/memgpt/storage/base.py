@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, runtime_checkable
 
 from memgpt.llm.types import Message, utcnow
@@ -47,39 +47,65 @@ class Passage:
 
 @runtime_checkable
 class Storage(Protocol):
+    """Where agents and their memory live. Every failure of the engine is a ``StorageError``.
+
+    Messages and passages belong to an agent that was saved first (``save_agent``); storing memory for
+    an unknown agent is a ``StorageError``. Datetimes come back timezone-aware in UTC.
+    """
+
     def transaction(self) -> AbstractContextManager[None]:
-        """All writes inside commit together or not at all; nested use joins the outer transaction."""
+        """All writes inside commit together or not at all; nested use joins the outer transaction (an
+        exception inside a nested block undoes that block's writes and propagates; nothing commits before
+        the outermost block ends)."""
 
     # agents
-    def save_agent(self, record: AgentRecord) -> None: ...
+    def save_agent(self, record: AgentRecord) -> None:
+        """Insert or update the agent (an update keeps its messages and passages)."""
+
     def get_agent(self, name: str) -> AgentRecord | None: ...
-    def list_agents(self) -> list[AgentRecord]: ...
+    def list_agents(self) -> list[AgentRecord]:
+        """Every agent, sorted by name."""
+
     def delete_agent(self, name: str) -> bool:
         """Delete the agent and all its messages and passages; False if there was none."""
 
     # recall memory
     def add_messages(self, agent: str, messages: Sequence[Message]) -> list[Message]:
-        """Store messages; returns them with their ``id`` set."""
+        """Store new messages (``id`` None); returns them with their ``id`` set (increasing, never reused)."""
 
     def get_messages(self, agent: str, ids: Sequence[int]) -> list[Message]:
-        """Messages by id, in the order of ``ids``."""
+        """Messages by id, in the order of ``ids``; an id the agent does not have is a ``StorageError``."""
 
     def count_messages(self, agent: str) -> int: ...
-    def recent_messages(self, agent: str, limit: int) -> list[Message]: ...
-    def search_messages(self, agent: str, query: str, *, limit: int = 5, offset: int = 0) -> tuple[list[Message], int]:
-        """Full-text search over user and assistant messages (the assistant's ``send_message`` text
-        included); returns one page and the total number of matches."""
+    def recent_messages(self, agent: str, limit: int) -> list[Message]:
+        """The last ``limit`` messages, oldest first."""
 
-    def messages_between(self, agent: str, start: date, end: date, *, limit: int = 5, offset: int = 0) -> tuple[list[Message], int]:
-        """Messages whose date is in ``[start, end]`` (both inclusive), one page and the total."""
+    def search_messages(self, agent: str, query: str, *, limit: int = 5, offset: int = 0) -> tuple[list[Message], int]:
+        """Full-text search over the conversation: the text of user messages (``user_message`` events or
+        plain text) and what the assistant said with ``send_message`` — not JSON keys, heartbeats, function
+        results or inner thoughts. Any text is a valid query. Best match first; one page and the total
+        number of matches."""
+
+    def messages_between(
+        self, agent: str, start: date, end: date, *, limit: int = 5, offset: int = 0, tz: tzinfo = UTC
+    ) -> tuple[list[Message], int]:
+        """Conversation messages (those ``search_messages`` indexes) whose date in ``tz`` is in
+        ``[start, end]`` (both inclusive; a reversed range means the same days), oldest first; one page
+        and the total."""
 
     # archival memory
-    def add_passages(self, agent: str, texts: Sequence[str], embeddings: Any, metadata: Sequence[dict[str, Any]] | None = None) -> list[int]:
-        """Store passages with their embeddings (``numpy`` array, one row per text)."""
+    def add_passages(
+        self, agent: str, texts: Sequence[str], embeddings: Any, metadata: Sequence[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """Store passages with their embeddings (``numpy`` array, one row per text; normalised on the way
+        in). All of an agent's embeddings must have the same size (else ``StorageError``)."""
 
     def search_passages(self, agent: str, embedding: Any, *, limit: int = 5, offset: int = 0) -> tuple[list[Passage], int]:
-        """Passages by cosine similarity to ``embedding``, best first; one page and the total."""
+        """Passages by cosine similarity to ``embedding`` (``Passage.score``), best first; one page and the
+        total. A passage added before the call is always found by it."""
 
     def count_passages(self, agent: str) -> int: ...
-    def iter_passages(self, agent: str) -> Iterator[Passage]: ...
+    def iter_passages(self, agent: str) -> Iterator[Passage]:
+        """Every passage of the agent, oldest first."""
+
     def close(self) -> None: ...
