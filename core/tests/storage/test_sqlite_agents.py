@@ -175,3 +175,34 @@ def test_failed_migration_leaves_the_previous_version(db_path: Path, store: SQLi
         assert "half_done" not in reopened.db["agents"].columns_dict
     finally:
         reopened.close()
+
+
+def test_damaged_pages_are_a_storage_error(db_path: Path, store: SQLiteStorage) -> None:
+    store.add_messages("sam", [user(f"message {i} " + "x" * 500) for i in range(200)])
+    store.close()
+    with sqlite3.connect(db_path) as conn:  # fold the WAL into the file, then scribble over its middle
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db_path.read_bytes())
+    data[8192:40960] = b"\xff" * (40960 - 8192)
+    db_path.write_bytes(bytes(data))
+    with pytest.raises(StorageError) as info:
+        damaged = SQLiteStorage(db_path)
+        damaged.recent_messages("sam", 200)
+    assert str(db_path) in str(info.value) and ".recover" in str(info.value)
+
+
+def test_a_busy_database_is_a_retryable_storage_error(db_path: Path, store: SQLiteStorage) -> None:
+    store.close()
+    impatient = SQLiteStorage(db_path, timeout=0.05)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process in the middle of its step
+        with pytest.raises(StorageError, match="another process") as info:
+            impatient.add_messages("sam", [user("waits")])
+        assert info.value.retryable
+        other.execute("ROLLBACK")
+        impatient.add_messages("sam", [user("now it goes through")])
+        assert impatient.count_messages("sam") == 1
+    finally:
+        other.close()
+        impatient.close()
