@@ -170,3 +170,30 @@ class TestLlamaServerFaults(HTTPFaultContract):
     backend_class = LlamaServerBackend
     reply = REPLY
     empty_reply = EMPTY
+
+
+def test_the_default_endpoint_falls_back_to_the_next_default_port(httpx_mock: HTTPXMock) -> None:
+    import httpx
+
+    httpx_mock.add_exception(httpx.ConnectError("[Errno 111] Connection refused"), url="http://localhost:8080/props")
+    httpx_mock.add_response(url="http://localhost:9931/props", json={"model_path": "m.gguf", "default_generation_settings": {"n_ctx": 2048}})
+    httpx_mock.add_response(url="http://localhost:9931/completion", json=REPLY)
+    b = LlamaServerBackend(BackendSettings(retries=0))
+    status = b.check()
+    assert status.ok and status.endpoint == "http://localhost:9931" and status.context_window == 2048
+    assert b.complete(CompletionRequest(prompt="p")).text == "Hello"
+
+
+def test_a_configured_endpoint_never_falls_back(httpx_mock: HTTPXMock) -> None:
+    import httpx
+
+    httpx_mock.add_exception(httpx.ConnectError("[Errno 111] Connection refused"), url="http://localhost:8081/props")
+    assert not LlamaServerBackend(BackendSettings(endpoint="http://localhost:8081", retries=0)).check().ok
+
+
+def test_when_neither_default_port_answers_the_error_names_the_first(httpx_mock: HTTPXMock) -> None:
+    import httpx
+
+    httpx_mock.add_exception(httpx.ConnectError("[Errno 111] Connection refused"), is_reusable=True)
+    status = LlamaServerBackend(BackendSettings(retries=0)).check()
+    assert not status.ok and "localhost:8080" in status.detail and status.endpoint == "http://localhost:8080"

@@ -10,9 +10,15 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any, ClassVar
 
+from memgpt.errors import BackendError, BackendUnreachable
 from memgpt.llm.backend import Capabilities
+from memgpt.llm.http import HTTPClient
 from memgpt.llm.http_backend import HTTPBackend, first_model
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+
+#: llama-server announces that its default port moves from 8080 to 9931; a user who kept the default
+#: endpoint may be running either.
+NEXT_DEFAULT_ENDPOINT = "http://localhost:9931"
 
 CAPABILITIES = Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True)
 
@@ -72,6 +78,27 @@ class LlamaServerBackend(HTTPBackend):
         return body
 
     def _probe(self) -> BackendStatus:
+        try:
+            return self._probe_here()
+        except BackendUnreachable as down:
+            if self.endpoint != self.default_endpoint:
+                raise
+            moved = HTTPClient(
+                NEXT_DEFAULT_ENDPOINT, server=self.server, backend=self.name, api_key=self.settings.api_key,
+                timeout=self.settings.timeout, retries=0, backoff=self.http.backoff,
+            )  # fmt: skip
+            here, self.http, self.endpoint = self.http, moved, NEXT_DEFAULT_ENDPOINT
+            try:
+                status = self._probe_here()
+            except BackendError:
+                self.http, self.endpoint = here, self.default_endpoint
+                moved.close()
+                raise down from None
+            moved.retries = here.retries
+            here.close()
+            return status
+
+    def _probe_here(self) -> BackendStatus:
         props = self._props()
         settings = props.get("default_generation_settings") or {}
         n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
@@ -83,8 +110,6 @@ class LlamaServerBackend(HTTPBackend):
         return BackendStatus(ok=True, endpoint=self.endpoint, model=model, context_window=n_ctx)
 
     def chat_template(self) -> str | None:
-        from memgpt.errors import BackendError
-
         try:
             template = self._props().get("chat_template")
         except BackendError:
