@@ -36,7 +36,8 @@ class Engine:
         self.rt = runtime
         self.state_path = persist.state_file(persist_dir, runtime) if persist_dir is not None else None
         self.persist_max_bytes = persist_max_bytes
-        self.restored_tokens = persist.load(runtime, self.state_path) if self.state_path is not None else 0
+        if self.state_path is not None:
+            persist.load(runtime, self.state_path)  # the first prompt then reuses what the last run evaluated
         self.decoder = Decoder(runtime)
         self.grammars = GrammarCache(runtime.vocab)
         self.states = StateCache(state_cache_bytes)
