@@ -31,7 +31,7 @@ def violation(text: str, constraint: Constraint) -> str | None:
 
 def _gbnf_wants_object(gbnf: str) -> bool:
     match = re.search(r"^\s*root\s*::=\s*(.*)$", gbnf, re.MULTILINE)
-    return bool(match) and match.group(1).lstrip().startswith(('"{', "'{"))
+    return match is not None and match.group(1).lstrip().startswith(('"{', "'{"))
 
 
 def schema_violation(value: Any, schema: dict[str, Any]) -> str | None:

@@ -126,7 +126,8 @@ def _finish(body: dict[str, Any]) -> FinishReason:
 
 def _usage(body: dict[str, Any]) -> Usage:
     """Prompt tokens, and how many of them came from the KV cache (``cache_n``) vs evaluated (``prompt_n``)."""
-    timings = body.get("timings") if isinstance(body.get("timings"), dict) else {}
+    found = body.get("timings")
+    timings: dict[str, Any] = found if isinstance(found, dict) else {}
     prompt = body.get("tokens_evaluated")
     evaluated = timings.get("prompt_n")
     cached = timings.get("cache_n")

@@ -97,7 +97,7 @@ class LMStudioBackend(HTTPBackend):
         llms = [e for e in entries if isinstance(e, dict) and e.get("type", "llm") in ("llm", "vlm")] if isinstance(entries, list) else []
         wanted = [e for e in llms if e.get("id") == self.settings.model] if self.settings.model else []
         loaded = [e for e in llms if e.get("state") == "loaded"]
-        chosen = (wanted or loaded or [None])[0]
+        chosen = next(iter(wanted or loaded), None)
         if chosen is None:
             raise BackendError(
                 f"LM Studio at {self.endpoint} has no model loaded: load one in LM Studio (or `lms load MODEL`), "
