@@ -28,7 +28,7 @@ def from_text(text: str) -> datetime:
 
 def create_v1(db: Database) -> None:
     """Agents, recall messages (+ full-text index) and archival passages."""
-    db["agents"].create(
+    db.table("agents").create(
         {
             "name": str,
             "settings": str,
@@ -55,10 +55,10 @@ def create_v1(db: Database) -> None:
         )
         """
     )
-    db["messages"].create_index(["agent", "id"], index_name="messages_agent_id")
-    db["messages"].create_index(["agent", "created_at"], index_name="messages_agent_created")
+    db.table("messages").create_index(["agent", "id"], index_name="messages_agent_id")
+    db.table("messages").create_index(["agent", "created_at"], index_name="messages_agent_created")
     # External-content FTS5 over the extracted conversation text, kept in sync by triggers.
-    db["messages"].enable_fts(["search_text"], fts_version="FTS5", create_triggers=True, tokenize="porter unicode61")
+    db.table("messages").enable_fts(["search_text"], fts_version="FTS5", create_triggers=True, tokenize="porter unicode61")
     db.execute(
         """
         CREATE TABLE passages (
@@ -71,7 +71,7 @@ def create_v1(db: Database) -> None:
         )
         """
     )
-    db["passages"].create_index(["agent", "id"], index_name="passages_agent_id")
+    db.table("passages").create_index(["agent", "id"], index_name="passages_agent_id")
 
 
 MIGRATIONS: tuple[Migration, ...] = (create_v1,)
@@ -86,6 +86,6 @@ def read_version(db: Database) -> int:
 
 def write_version(db: Database, version: int) -> None:
     if not db["schema_version"].exists():
-        db["schema_version"].create({"version": int}, not_null={"version"})
+        db.table("schema_version").create({"version": int}, not_null={"version"})
     db.execute("DELETE FROM schema_version")
     db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
