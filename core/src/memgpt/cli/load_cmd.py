@@ -18,12 +18,15 @@ def load(
     from rich.progress import Progress
 
     from memgpt.config import load_config
-    from memgpt.memory.chunking import chunk_text, collect_files
+    from memgpt.memory.chunking import chunk_text, collect_files, read_text
     from memgpt.plugins import get_registry
     from memgpt.runtime import open_storage
 
     config = load_config()
-    files = collect_files(paths)
+    skipped: list[tuple[Path, str]] = []
+    files = collect_files(paths, skipped=skipped)
+    for path, why in skipped:
+        typer.echo(f"skipped {path}: {why}", err=True)
     if not files:
         fail("no text or markdown files found under the given paths")
     storage = open_storage(config)
@@ -31,7 +34,7 @@ def load(
         if storage.get_agent(agent) is None:
             fail(f"no agent named {agent!r}: create it with `memgpt run --agent {agent}` first (see `memgpt list agents`)")
         embedder = get_registry().embedder(config.embedding.provider).factory(config.embedding.model)
-        chunks = [(path, piece) for path in files for piece in chunk_text(path.read_text(encoding="utf-8", errors="replace"))]
+        chunks = [(path, piece) for path in files for piece in chunk_text(read_text(path))]
         with Progress(transient=True) as progress:
             task = progress.add_task("embedding", total=len(chunks))
             for start in range(0, len(chunks), batch):

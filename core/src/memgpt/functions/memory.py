@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -164,7 +164,11 @@ def _conversation_search(agent: FunctionContext, args: ConversationSearch) -> st
 def _conversation_search_date(agent: FunctionContext, args: ConversationSearchDate) -> str:
     if args.end_date < args.start_date:
         raise ValueError(f"end_date {args.end_date} is before start_date {args.start_date}")
-    found, total = agent.storage.messages_between(agent.name, args.start_date, args.end_date, limit=PAGE_SIZE, offset=args.page * PAGE_SIZE)
+    # Dates are the user's local days: the events the model reads carry local times.
+    local = datetime.now().astimezone().tzinfo
+    found, total = agent.storage.messages_between(
+        agent.name, args.start_date, args.end_date, limit=PAGE_SIZE, offset=args.page * PAGE_SIZE, tz=local
+    )
     return _page_text("recall", args.page, total, [_describe_message(m) for m in found])
 
 

@@ -1,0 +1,107 @@
+"""`memgpt list | add | delete | load | run` as a user or a script drives them (real SQLite, real MiniLM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from memgpt.cli.app import get_app
+from memgpt.config import home
+from memgpt.storage.base import AgentRecord
+from memgpt.storage.sqlite import SQLiteStorage
+from typer.testing import CliRunner
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(get_app(), list(args))
+
+
+def make_agent(name: str) -> None:
+    storage = SQLiteStorage(home() / "memgpt.db")
+    try:
+        storage.save_agent(AgentRecord(name=name, settings={"persona": "sam_pov", "model": {"backend": "llamacpp"}}, core_memory={"persona": "p", "human": "h"}))
+    finally:
+        storage.close()
+
+
+def test_add_then_list_personas_and_humans() -> None:
+    assert invoke("add", "persona", "--name", "pirate", "--text", "Arr, I be a pirate.").exit_code == 0
+    personas = {row["name"] for row in json.loads(invoke("list", "personas", "--json").output)}
+    assert {"pirate", "sam_pov"} <= personas
+    humans = {row["name"] for row in json.loads(invoke("list", "humans", "--json").output)}
+    assert {"basic", "cs_phd"} <= humans
+    presets = {row["name"] for row in json.loads(invoke("list", "presets", "--json").output)}
+    assert "memgpt_chat" in presets
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden"])
+def test_add_refuses_names_that_are_not_plain_file_names(name: str) -> None:
+    result = invoke("add", "human", "--name", name, "--text", "x")
+    assert result.exit_code == 2 and "invalid name" in result.output
+
+
+def test_list_and_delete_agents() -> None:
+    assert json.loads(invoke("list", "agents", "--json").output) == []
+    make_agent("ann")
+    (row,) = json.loads(invoke("list", "agents", "--json").output)
+    assert row["name"] == "ann" and row["messages"] == 0 and row["persona"] == "sam_pov"
+    assert invoke("delete", "agent", "ann", "--yes").exit_code == 0
+    assert json.loads(invoke("list", "agents", "--json").output) == []
+    missing = invoke("delete", "agent", "ann", "--yes")
+    assert missing.exit_code == 1 and "no agent named 'ann'" in missing.output
+
+
+def test_unknown_list_kind_lists_the_choices() -> None:
+    result = invoke("list", "robots")
+    assert result.exit_code == 2 and "agents, personas, humans, presets" in result.output
+
+
+def test_load_chunks_embeds_and_stays_inside_what_was_named(tmp_path: Path) -> None:
+    make_agent("reader")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.md").write_text("# Garden\nThe tomatoes are planted along the south fence.\n\nWater them every morning.")
+    (docs / "todo.txt").write_text("Buy a new bicycle chain before the race on Sunday.")
+    (docs / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the vault code is 1234")
+    (docs / "link.txt").symlink_to(secret)
+    result = invoke("load", "--agent", "reader", str(docs))
+    assert result.exit_code == 0, result.output
+    assert "Loaded 2 passages from 2 files" in result.output
+    storage = SQLiteStorage(home() / "memgpt.db")
+    try:
+        texts = [p.text for p in storage.iter_passages("reader")]
+        assert not any("vault" in t for t in texts)
+        from memgpt.plugins import get_registry
+
+        embedder = get_registry().embedder("sentence-transformers").factory(None)
+        (best, *_), total = storage.search_passages("reader", embedder.embed(["where did we plant vegetables?"])[0])
+        assert total == 2 and "tomatoes" in best.text
+    finally:
+        storage.close()
+
+
+def test_load_into_a_missing_agent_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("hello")
+    result = invoke("load", "--agent", "ghost", str(tmp_path / "a.txt"))
+    assert result.exit_code == 1 and "no agent named 'ghost'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "kind"),
+    [("--model-wrapper", "no-such-wrapper", "wrapper"), ("--model-endpoint-type", "no-such-backend", "backend"), ("--persona", "nobody", "persona")],
+)
+def test_run_with_an_unknown_name_is_one_line_listing_the_choices(flag: str, value: str, kind: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "memgpt", "run", flag, value, "--message", "hi"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, env=os.environ.copy(), timeout=120,
+    )
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"unknown {kind} {value!r}; choose one of:" in lines[0], out.stderr
+    assert json.loads(invoke("list", "agents", "--json").output) == []  # nothing half-created
