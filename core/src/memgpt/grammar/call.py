@@ -52,13 +52,19 @@ def _checked(functions: Sequence[FunctionSchema]) -> list[FunctionSchema]:
     return functions
 
 
+def _kinds(schema: dict[str, Any]) -> list[Any]:
+    """The schema's ``type`` as a list (a single type, a list of types, or none)."""
+    kind = schema.get("type")
+    return list(kind) if isinstance(kind, list) else [kind]
+
+
 def _bounded(schema: Any, bound: int) -> Any:
     """A copy of ``schema`` without annotations, every free string capped at ``bound`` characters and
     every object closed (``additionalProperties: false``)."""
     if not isinstance(schema, dict):
         return schema
     out = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
-    kinds = out.get("type") if isinstance(out.get("type"), list) else [out.get("type")]
+    kinds = _kinds(out)
     if "string" in kinds and "enum" not in out and "const" not in out and out.get("format") != "date":
         out["maxLength"] = min(int(out.get("maxLength", bound)), bound)
     if "properties" in out:
@@ -141,7 +147,7 @@ def _max_chars(schema: Any) -> int:
         return len(json.dumps(schema["const"], ensure_ascii=False))
     if "enum" in schema:
         return max(len(json.dumps(v, ensure_ascii=False)) for v in schema["enum"])
-    kinds = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
+    kinds = _kinds(schema)
     sizes = []
     for kind in kinds:
         if kind == "string":

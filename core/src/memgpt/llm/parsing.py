@@ -24,7 +24,8 @@ they meant.
    ``coerced_types`` (``"true"`` → true, ``"3"`` → 3), ``defaulted_request_heartbeat`` (absent = false).
    A missing ``inner_thoughts`` is accepted (nothing is invented in its place).
 
-Pure (no I/O), and it raises nothing but ``ParseError`` subclasses; ``ParseError.raw`` keeps the text.
+Steps 1-5 (text → JSON value) live in ``memgpt.llm.json_text``; 6 and 7 (JSON → call) here. Pure (no I/O),
+and it raises nothing but ``ParseError`` subclasses; ``ParseError.raw`` keeps the text.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memgpt.errors import ArgumentError, ParseError, UnknownFunctionError
+from memgpt.llm.json_text import read_json
 from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema
 
 HEARTBEAT_KEY = "request_heartbeat"
@@ -54,7 +56,6 @@ THOUGHTS_ALIASES = (
 )
 WRAPPER_KEYS = ("function_call", "tool_call", "call")
 IGNORED_KEYS = ("type", "id", "index")
-MAX_CANDIDATES = 64  # '{' positions tried when looking for the object in prose
 
 _DECODER = json.JSONDecoder(strict=False)  # raw control characters inside strings are the model's text, kept
 
@@ -73,254 +74,18 @@ def parse_call(text: str, functions: Sequence[FunctionSchema], shape: CallShape 
     if not isinstance(text, str):
         raise ParseError(f"expected the model's text, got {type(text).__name__}", raw=repr(text))
     repairs: list[str] = []
-    value, rest = _read_json(text, repairs)
+    value, rest = read_json(text, repairs, _looks_like_call)
     name, params = _normalise(value, shape, functions, repairs, text)
     function = _find_function(name, functions, repairs, text)
     params = _validated(function, params, shape, repairs, text)
     return ParsedCall(FunctionCall(name=function.name, arguments=params), tuple(dict.fromkeys(repairs)), rest)
 
 
-# ---- 1-5: text → a JSON value ----
-
-
-def _read_json(text: str, repairs: list[str]) -> tuple[Any, str]:
-    stripped = text.strip()
-    if not stripped:
-        raise ParseError("the output is empty; expected one JSON function call", raw=text)
-    try:
-        value, end = _DECODER.raw_decode(stripped)
-        if end == len(stripped) and isinstance(value, (dict, list)):
-            return value, ""
-    except ValueError:
-        pass
-    except RecursionError:
-        raise ParseError("the output nests too deeply to be a function call", raw=text) from None
-
-    found = _first_object(text)
-    start = _call_start(text)
-    # A broken object that opens before the first decodable one is the call (the decodable one is a piece
-    # of it, such as its params), unless that decodable one is a call itself.
-    if found is not None and (found[3] or start is None or start >= found[1]):
-        return _extracted(text, found, repairs)
-    if start is None:
-        raise ParseError(
-            'no JSON object in the output; expected one function call such as {"function": "send_message", "params": {...}}',
-            raw=text,
-        )
-    before, source = text[:start], text[start:]
-    local: list[str] = []
-    if "```" in before:
-        local.append("code_fence")
-        before = before[: before.rfind("```")]
-        source = re.sub(r"\s*```\s*$", "", source)
-    if before.strip():
-        local.append("surrounding_text")
-    value = _close_truncated(source, local, raw=text)
-    if value is None:
-        value = _json_repair(source, local, raw=text)
-    repairs += local
-    return value, ""
-
-
-def _extracted(text: str, found: tuple[Any, int, int, bool], repairs: list[str]) -> tuple[Any, str]:
-    """The object ``found`` in ``text``, naming what had to be cut away around it."""
-    value, start, end, _ = found
-    before, after = text[:start], text[end:]
-    if "```" in before:
-        repairs.append("code_fence")
-        before = before[: before.rfind("```")]
-        after = re.sub(r"^\s*```", "", after, count=1)
-    if before.strip():
-        repairs.append("surrounding_text")
-    rest = after.strip()
-    if rest:
-        repairs.append("concatenated_objects" if rest.startswith("{") else "surrounding_text")
-    return value, rest
-
-
-def _first_object(text: str) -> tuple[Any, int, int, bool] | None:
-    """The first decodable JSON object in ``text`` that looks like a call (or else the first object), with
-    where it starts and ends and whether it looks like a call."""
-    first: tuple[Any, int, int, bool] | None = None
-    for tried, match in enumerate(re.finditer(r"\{", text)):
-        if tried >= MAX_CANDIDATES:
-            break
-        try:
-            value, end = _DECODER.raw_decode(text, match.start())
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            if _looks_like_call(value):
-                return value, match.start(), end, True
-            first = first or (value, match.start(), end, False)
-    return first
+# ---- 6: the layouts local models use → (name, params) ----
 
 
 def _looks_like_call(value: dict[str, Any]) -> bool:
     return any(k in value for k in (*FUNCTION_ALIASES, *WRAPPER_KEYS, "tool_calls"))
-
-
-def _call_start(text: str) -> int | None:
-    """Where a (possibly broken) call object starts: the first '{' followed by a key."""
-    match = re.search(r"\{\s*['\"A-Za-z_]", text)
-    if match:
-        return match.start()
-    brace = text.find("{")
-    return brace if brace >= 0 else None
-
-
-def _close_truncated(text: str, repairs: list[str], *, raw: str) -> Any | None:
-    """Close an object the model stopped writing: a string left open, then the open braces/brackets."""
-    stack: list[str] = []
-    in_string = escaped = False
-    escapes: set[int] = set()  # where each escape sequence starts
-    for i, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-                escapes.add(i)
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "{[":
-            stack.append("}" if char == "{" else "]")
-        elif char in "}]":
-            if not stack or stack.pop() != char:
-                return None
-            if not stack:
-                return None  # balanced yet undecodable: not a truncation, leave it to json-repair
-    if not stack:
-        return None
-    body = text if in_string else text.rstrip()
-    local: list[str] = []
-    tail = re.search(r"[-+.\w]+$", body) if not in_string else None
-    if tail and tail.group() not in ("true", "false", "null"):
-        # A number (or a literal) at the very end may be cut short: 10 of 100 is another value, not less of it.
-        raise ParseError(f"the output stops in the middle of a value ({tail.group()!r}); it was probably cut off", raw=raw)
-    if in_string:
-        # Drop what is not a whole character yet: a lone backslash, a short \u escape, or the first half of a
-        # surrogate pair whose second half was never written.
-        for _ in range(2):
-            partial = re.search(r"\\(u[dD][89abAB][0-9a-fA-F]{2}|u[0-9a-fA-F]{0,3})?$", body)
-            if partial is None or partial.start() not in escapes:
-                break
-            body = body[: partial.start()]
-        body += '"'
-        local.append("closed_string")
-    body += "".join(reversed(stack))
-    local.append("closed_braces")
-    try:
-        value = _DECODER.decode(body)
-    except (ValueError, RecursionError):
-        return None
-    repairs += local
-    return value
-
-
-def _json_repair(source: str, repairs: list[str], *, raw: str) -> Any:
-    import json_repair
-
-    try:
-        value = json_repair.repair_json(source, return_objects=True, skip_json_loads=True)
-    except Exception:  # a third-party heuristic: whatever it raises means "could not repair"
-        value = None
-    if isinstance(value, list):
-        value = next((v for v in value if isinstance(v, dict)), None)
-    if not isinstance(value, dict) or not value:
-        raise ParseError("the output is not valid JSON and could not be repaired; reply with one JSON function call", raw=raw)
-    value = _joined_surrogates(value)
-    try:
-        problem = _changed_content(value, source)
-    except RecursionError:
-        problem = "it nests too deeply to check"
-    if problem:
-        raise ParseError(
-            f"the output is not valid JSON, and repairing it would change its text ({problem}); reply with one JSON function call",
-            raw=raw,
-        )
-    repairs.append("json_repair")
-    return value
-
-
-def _joined_surrogates(value: Any) -> Any:
-    """json-repair decodes ``\\ud83d\\ude00`` as two lone surrogates; join pairs into the character meant."""
-    if isinstance(value, str):
-        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-    if isinstance(value, dict):
-        return {_joined_surrogates(k): _joined_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_joined_surrogates(v) for v in value]
-    return value
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in (k, *_strings(v))]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
-def _alnum(text: str) -> int:
-    return sum(1 for c in text if c.isalnum())
-
-
-_ESCAPED = {'"': '"', "\\": "\\", "/": "/", "'": "'", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-def _unescaped(text: str) -> str:
-    """``text`` with its JSON (and single-quote) escapes read as the characters they stand for."""
-
-    def one(match: re.Match[str]) -> str:
-        code = match.group(1)
-        return chr(int(code[1:], 16)) if code[0] == "u" else _ESCAPED[code]
-
-    out = re.sub(r"\\(u[0-9a-fA-F]{4}|[\"\\/'bfnrt])", one, text)
-    return out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-
-
-def _changed_content(value: Any, source: str) -> str | None:
-    """Why a repaired value does not faithfully hold what ``source`` says, or None when it does."""
-    # Compared as characters, not as escapes: json-repair has read "\\f" as a backslash and an "f".
-    written = _unescaped(source)
-    for s in _strings(value):
-        if s not in written:
-            return f"{s[:40]!r} is not in the output as written"
-    # Everything the model wrote inside the object should survive; comments and prose after it are the
-    # only things json-repair may drop, and we do not let it.
-    if _alnum(json.dumps(value, ensure_ascii=False)) < _alnum(_unescaped(_object_region(source))):
-        return "some of the text would be dropped"
-    return None
-
-
-def _object_region(text: str) -> str:
-    """``text`` up to the end of its first object, treating both quote kinds as string delimiters."""
-    depth, quote, escaped = 0, "", False
-    for i, char in enumerate(text):
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth <= 0:
-                return text[: i + 1]
-    return text
-
-
-# ---- 6: the layouts local models use → (name, params) ----
 
 
 def _normalise(
