@@ -144,7 +144,7 @@ def _proxy_handler(upstream_port: int, recorder: Recorder) -> type[BaseHTTPReque
 class LlamaServer:
     """``llama-server`` with SmolLM2 on 127.0.0.1 (one slot, one thread) behind a recording proxy."""
 
-    def __init__(self, *, context: int, threads: int = 1, n_predict_cap: int = 1024, log_path: Path | None = None) -> None:
+    def __init__(self, *, context: int, threads: int = 1, n_predict_cap: int = 512, log_path: Path | None = None) -> None:
         if not SERVER_BINARY.is_file():
             raise SystemExit(f"{SERVER_BINARY} missing: run `make server`")
         self.recorder = Recorder()
@@ -155,8 +155,8 @@ class LlamaServer:
         argv = [
             str(SERVER_BINARY), "-m", str(smollm2_path()), "--host", "127.0.0.1", "--port", str(self._port),
             "-t", str(threads), "-tb", str(threads), "-c", str(context), "-np", "1",
-            # A cap for requests that set no n_predict (pymemgpt sends none): without it a model that never
-            # emits a stop string generates until the context is full. Ours sends its own, lower n_predict.
+            # The output budget for requests that set no n_predict (pymemgpt sends none): without it a model that
+            # never emits a stop string generates until the context is full. 512 = what ours reserves per turn.
             "-n", str(n_predict_cap),
             # /slots/0?action=erase (between runs) answers 501 unless slot saving is enabled; nothing is saved.
             "--slots", "--slot-save-path", str(self._slot_dir),

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def machine() -> str:
 
 
 def main() -> None:
+    # A plain `kill` should still stop the server and the child processes (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=len(MESSAGES), help="send only the first N messages")
     parser.add_argument("--context", type=int, default=8192, help="context window for both systems and the server")
