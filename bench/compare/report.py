@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass
 
 import calls
+from llama_server import Exchange
 from results import Run, Turn
 
 
@@ -42,6 +43,7 @@ class Figures:
     valid_calls: int | None
     call_attempts: int | None
     exceptions: int
+    refused: int  # requests the server refused (HTTP status other than 200), e.g. a prompt over the context
     aborted: int
     failed: str
 
@@ -53,17 +55,24 @@ def _turn_evaluated(turn: Turn) -> int | None:
     return turn.evaluated_tokens
 
 
+def _completions(turn: Turn) -> list[Exchange]:
+    """The exchanges the server answered with a completion (a refused request, e.g. over the context, is not one)."""
+    return [x for x in turn.exchanges if x.status == 200]
+
+
+def _verdicts(turn: Turn) -> list[calls.Verdict]:
+    return [calls.judge(x.prompt, x.content, x.stopping_word) for x in _completions(turn)]
+
+
 def _turn_valid(turn: Turn, judged: bool) -> bool:
     if judged:
-        return any(
-            v.kind == "call" and v.valid for v in (calls.judge(x.prompt, x.content, x.stopping_word) for x in turn.exchanges)
-        )
+        return any(v.kind == "call" and v.valid for v in _verdicts(turn))
     return bool(turn.reported_call)
 
 
 def figures(run: Run, help_ms: tuple[float, float] | None) -> Figures:
     judged = any(t.exchanges for t in run.turns)  # server backends; the embedded one has no proxy to read
-    verdicts = [calls.judge(x.prompt, x.content, x.stopping_word) for t in run.turns for x in t.exchanges]
+    verdicts = [v for t in run.turns for v in _verdicts(t)]
     attempts = [v for v in verdicts if v.kind == "call"]
     evaluated = [e for e in (_turn_evaluated(t) for t in run.turns) if e is not None]
     seconds = [t.seconds for t in run.turns]
@@ -87,6 +96,7 @@ def figures(run: Run, help_ms: tuple[float, float] | None) -> Figures:
         valid_calls=sum(v.valid for v in attempts) if judged else None,
         call_attempts=len(attempts) if judged else None,
         exceptions=sum(len(t.exceptions) for t in run.turns),
+        refused=sum(x.status != 200 for t in run.turns for x in t.exchanges),
         aborted=sum(bool(t.aborted) for t in run.turns),
         failed=run.failed,
     )
@@ -100,7 +110,7 @@ def table(rows: list[Figures]) -> str:
     head = (
         "| system | CLI `--help` ms, median (CPU) | start → ready s (CPU) | turns | turn latency median s | p90 s "
         "| turn CPU median s | prompt tokens evaluated / turn, median; total | completions | turns with a valid call "
-        "| valid calls / call attempts | exceptions | turns aborted |"
+        "| valid calls / call attempts | exceptions | requests refused by the server | turns aborted |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for f in rows:
@@ -113,7 +123,7 @@ def table(rows: list[Figures]) -> str:
         lines.append(
             f"| {name} | {_num(f.help_ms, 0)} ({_num(f.help_cpu_ms, 0)}) | {_num(f.ready_s)} ({_num(f.ready_cpu_s)}) | {f.turns} "
             f"| {_num(f.turn_median_s, 2)} | {_num(f.turn_p90_s, 2)} | {_num(f.turn_cpu_median_s, 2)} "
-            f"| {evaluated} | {f.completions if f.completions is not None else '—'} | {valid} | {ratio} | {f.exceptions} | {f.aborted} |"
+            f"| {evaluated} | {f.completions if f.completions is not None else '—'} | {valid} | {ratio} | {f.exceptions} | {f.refused} | {f.aborted} |"
         )
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from llama_server import Exchange
 
@@ -32,3 +33,9 @@ class Run:
     turns: list[Turn] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failed: str = ""  # the run could not complete: why
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        """Back from ``dataclasses.asdict`` (the script's ``results.json``)."""
+        turns = [Turn(**{**t, "exchanges": [Exchange(**x) for x in t["exchanges"]]}) for t in data["turns"]]
+        return cls(**{**data, "turns": turns})

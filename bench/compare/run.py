@@ -75,7 +75,11 @@ def main() -> None:
     parser.add_argument("--help-runs", type=int, default=7, help="fresh processes per --help timing")
     parser.add_argument("--only", choices=("theirs", "ours"), help="run one side only")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".cache/bench-compare/last-run")
+    parser.add_argument("--report-only", type=Path, metavar="RESULTS_JSON", help="print the table of an earlier run")
     args = parser.parse_args()
+    if args.report_only:
+        print_report(json.loads(args.report_only.read_text(encoding="utf-8")))
+        return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     messages = list(MESSAGES[: args.turns])
@@ -115,20 +119,34 @@ def main() -> None:
     finally:
         server.stop()
 
-    rows = [report.figures(r, help_times.get(r.side)) for r in runs]
+    results = {
+        "measured": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "server": server.version(),
+        "context": args.context,
+        "messages": len(messages),
+        "help": help_times,
+        "runs": [asdict(r) for r in runs],
+    }
+    (args.workdir / "results.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    print()
+    print_report(results)
+    print(f"Logs, transcripts and results.json: {args.workdir}")
+
+
+def print_report(results: dict) -> None:
+    runs = [Run.from_dict(r) for r in results["runs"]]
+    rows = [report.figures(r, results["help"].get(r.side)) for r in runs]
     pairs = [(f"ours llamacpp {w}", f"pymemgpt 0.3.25 llamacpp {w}") for w in WRAPPERS]
     pairs.append((f"ours llamacpp-embedded {EMBEDDED_WRAPPER}", f"pymemgpt 0.3.25 llamacpp {EMBEDDED_WRAPPER}"))
-    (args.workdir / "runs.json").write_text(json.dumps([asdict(r) for r in runs], indent=1, default=str), encoding="utf-8")
-    print()
-    print(f"Measured {datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}; llama-server {server.version()}, "
-          f"SmolLM2-135M-Instruct Q4_1, 1 thread, context {args.context}; {len(messages)} messages per run.")  # fmt: skip
+    print(f"Measured {results['measured']} on {results['machine']}; llama-server {results['server']}, "
+          f"SmolLM2-135M-Instruct Q4_1, 1 thread, context {results['context']}; {results['messages']} messages per run.")  # fmt: skip
     print()
     print(report.table(rows))
     print()
     print(report.ratios(rows, pairs))
     print()
     print("¹ embedded backend: no server to read, so tokens evaluated and calls are the system's own report.")
-    print(f"Logs and transcripts: {args.workdir}")
 
 
 if __name__ == "__main__":
