@@ -350,6 +350,9 @@ CORPUS: dict[str, Case] = {
         UnknownFunctionError,
         "no function 'send_email'; call one of: send_message, pause_heartbeats",
     ),
+    "unknown function with stray keys": fails(
+        json.dumps({"function": "set_cookie", "data": "S1C2"}), UnknownFunctionError, "'set_cookie'"
+    ),
     "unknown function by alias": fails(
         json.dumps({"name": "web_search", "arguments": {"query": "tea"}}), UnknownFunctionError, "web_search"
     ),

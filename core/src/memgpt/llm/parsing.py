@@ -75,8 +75,7 @@ def parse_call(text: str, functions: Sequence[FunctionSchema], shape: CallShape 
         raise ParseError(f"expected the model's text, got {type(text).__name__}", raw=repr(text))
     repairs: list[str] = []
     value, rest = read_json(text, repairs, _looks_like_call)
-    name, params = _normalise(value, shape, functions, repairs, text)
-    function = _find_function(name, functions, repairs, text)
+    function, params = _normalise(value, shape, functions, repairs, text)
     params = _validated(function, params, shape, repairs, text)
     return ParsedCall(FunctionCall(name=function.name, arguments=params), tuple(dict.fromkeys(repairs)), rest)
 
@@ -90,7 +89,7 @@ def _looks_like_call(value: dict[str, Any]) -> bool:
 
 def _normalise(
     value: Any, shape: CallShape, functions: Sequence[FunctionSchema], repairs: list[str], raw: str
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[FunctionSchema, dict[str, Any]]:
     if isinstance(value, list):
         first = next((v for v in value if isinstance(v, dict)), None)
         if first is None:
@@ -130,6 +129,8 @@ def _normalise(
     if name_key != shape.function_key:
         repairs.append("key_aliases")
     name = obj.pop(name_key)
+    function = _find_function(name, functions, repairs, raw)
+    name = function.name
 
     # Our own key whatever it holds (a wrong type is the model's error to hear about); an alias only when it
     # holds what arguments look like, since a function may have a parameter called "input" or "args".
@@ -159,7 +160,7 @@ def _normalise(
     for key in IGNORED_KEYS:
         obj.pop(key, None)
     if obj:  # keys beside the name: parameters written at the top level, or something we cannot place
-        known = {p for f in functions if f.name == name for p in f.properties}
+        known = set(function.properties)
         strays = [k for k in obj if k not in known or k in params]
         if strays:
             raise ArgumentError(
@@ -173,7 +174,7 @@ def _normalise(
     thoughts = shape.inner_thoughts_key
     if thoughts is not None:
         for alias in THOUGHTS_ALIASES:
-            if alias != thoughts and alias in params and thoughts not in params and not _is_param(functions, name, alias):
+            if alias != thoughts and alias in params and thoughts not in params and alias not in function.properties:
                 params[thoughts] = params.pop(alias)
                 repairs.append("key_aliases")
         for text in outer_thoughts.values():
@@ -184,11 +185,7 @@ def _normalise(
                 raise ArgumentError(
                     f"{name}: two different inner thoughts (in and outside {shape.params_key!r}); give one", raw=raw
                 )
-    return name, params
-
-
-def _is_param(functions: Sequence[FunctionSchema], name: str, key: str) -> bool:
-    return any(key in f.properties for f in functions if f.name == name)
+    return function, params
 
 
 # ---- 7: validation ----
