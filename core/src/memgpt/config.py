@@ -41,7 +41,7 @@ class ModelSettings(_Section):
     model: str | None = None
     wrapper: str = DEFAULT_WRAPPER
     context_window: int | None = Field(default=None, ge=256, description="None = ask the backend")
-    max_tokens: int = Field(default=512, ge=16, description="tokens reserved for each model turn")
+    max_tokens: int = Field(default=1024, ge=16, description="tokens reserved for each model turn; bounds the strings of a call")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for in-process models")
     timeout: float = Field(default=120.0, gt=0)
     temperature: float = Field(default=0.7, ge=0)

@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 from memgpt.agent import events
 from memgpt.agent import summarize as summ
-from memgpt.errors import BackendError, ContextOverflowError, ParseError
+from memgpt.errors import BackendError, ContextOverflowError, GrammarError, ParseError
 from memgpt.functions.spec import FunctionSpec
 from memgpt.llm.backend import Backend
-from memgpt.llm.types import CompletionRequest, Constraint, FunctionCall, Message, SamplingParams, Usage
+from memgpt.llm.types import CallShape, CompletionRequest, Constraint, FunctionCall, Message, SamplingParams, Usage
 from memgpt.llm.wrapper import Prompt, Wrapper
 from memgpt.memory.core import CoreMemory, MemoryEditError
 from memgpt.storage.base import AgentRecord, Storage
@@ -59,7 +59,7 @@ class AgentEvent:
 class Limits:
     """The agent's bounds; every loop it runs is bounded by one of these."""
 
-    max_tokens: int = 512  # reserved for each model turn
+    max_tokens: int = 1024  # reserved for each model turn
     max_chain: int = 6  # steps one user message may trigger (heartbeats included)
     parse_retries: int = 2  # re-asks after output that is not a valid call
     warn_fraction: float = 0.75  # memory-pressure alert at this share of the window
@@ -155,12 +155,24 @@ class Agent:
         if not kinds:
             log.warning("wrapper %s wants a grammar but backend %s enforces none; parsing with repair", self.wrapper.name, self.backend.name)
             return None
-        full = build(self.schemas, self.wrapper.call_shape)
+        full = build(self.schemas, self._shape())
         # Send only what the backend enforces (the grammar is built once per agent, not per call).
         return Constraint(
             gbnf=full.gbnf if "gbnf" in kinds else None,
             json_schema=full.json_schema if "json_schema" in kinds else None,
         )
+
+    def _shape(self) -> CallShape:
+        """The wrapper's call shape with strings bounded so that any call the grammar admits fits in the
+        turn's ``max_tokens`` (a call cut off at the limit is the classic failure). When even the shortest
+        calls cannot be guaranteed to fit, keep the wrapper's bounds: a cut call is then repaired or re-asked."""
+        from memgpt.grammar.call import shape_for_budget
+
+        try:
+            return shape_for_budget(self.schemas, self.limits.max_tokens, self.wrapper.call_shape)
+        except GrammarError:
+            log.warning("max_tokens %d cannot guarantee a complete call; strings keep the wrapper's bounds", self.limits.max_tokens)
+            return self.wrapper.call_shape
 
     # ---- the public entry points ----
 
