@@ -99,5 +99,5 @@ def test_kill_9_mid_step_loses_nothing_committed(tmp_path: Path) -> None:
         finally:
             storage.close()
         survived += 1
-    record("kill -9 rounds survived (integrity_check ok, no committed step lost)", f"{survived}/{KILLS}")
+    record_figure("kill -9 rounds survived (integrity_check ok, no committed step lost)", f"{survived}/{KILLS}")
     assert survived == KILLS
