@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from memgpt.agent import events
+from memgpt.agent.agent import Limits
 from memgpt.config import Config, ModelSettings
 from memgpt.llm.parsing import parse_call
 from memgpt.runtime import AgentOptions, open_session
@@ -50,7 +51,7 @@ def test_thirty_turns_under_the_grammar(smollm2: Path) -> None:
     session = open_session(config(smollm2, context_window=4096), AgentOptions(name="e2e"))
     try:
         agent = session.agent
-        agent.limits = agent.limits.__class__(max_tokens=160, max_chain=2, parse_retries=2)
+        agent.limits = Limits(max_tokens=128, max_chain=2, parse_retries=2)
         errors = []
         usage = 0
         for i in range(30):
@@ -68,7 +69,7 @@ def test_a_tiny_window_summarizes_and_the_conversation_continues(smollm2: Path) 
     session = open_session(config(smollm2, context_window=2048), AgentOptions(name="tiny"))
     try:
         agent = session.agent
-        agent.limits = agent.limits.__class__(max_tokens=160, max_chain=1, parse_retries=2)
+        agent.limits = Limits(max_tokens=128, max_chain=1, parse_retries=2)
         summarized = False
         for i in range(40):
             result = agent.send(USER_LINES[i % len(USER_LINES)] + " " + "Tell me more about that. " * 4)
