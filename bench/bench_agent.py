@@ -15,13 +15,13 @@ from pathlib import Path
 
 os.environ.setdefault("MEMGPT_HOME", tempfile.mkdtemp(prefix="memgpt-bench-"))
 
-from memgpt.agent.agent import Agent, Limits  # noqa: E402
-from memgpt.functions.memory import FUNCTIONS  # noqa: E402
-from memgpt.plugins import get_registry  # noqa: E402
-from memgpt.runtime import load_preset, open_wrapper  # noqa: E402
-from memgpt.storage.base import AgentRecord  # noqa: E402
-from memgpt.storage.sqlite import SQLiteStorage  # noqa: E402
-from memgpt.testing.scripted import ScriptedBackend, call  # noqa: E402
+from memgpt.agent.agent import Agent, Limits
+from memgpt.functions.memory import FUNCTIONS
+from memgpt.plugins import get_registry
+from memgpt.runtime import load_preset, open_wrapper
+from memgpt.storage.base import AgentRecord
+from memgpt.storage.sqlite import SQLiteStorage
+from memgpt.testing.scripted import ScriptedBackend, call
 
 TURNS = 300
 

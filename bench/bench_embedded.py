@@ -271,6 +271,7 @@ def same_call_turn(engine, prompt: list[int], constraint: Constraint) -> None:
     """Wall time to produce one call: constrained (grammar + fast-forward) vs unconstrained sampling of the
     same tokens (each token sampled from the full distribution, then the call's token appended)."""
     from llama_cpp import llama_cpp as C
+
     from memgpt_backend_llamacpp.sampling import build_chain
 
     rt, decoder = engine.rt, engine.decoder

@@ -79,6 +79,7 @@ def main() -> None:
 
     import llama_cpp
     from llama_cpp import Llama, LlamaGrammar
+
     from memgpt.grammar.call import build_call_constraint, shape_for_budget
     from memgpt.grammar.validate import check_gbnf
     from memgpt.llm.parsing import parse_call

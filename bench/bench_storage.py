@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from memgpt.llm.types import FunctionCall, Message
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from memgpt.errors import BackendHTTPError, BackendProtocolError, BackendTimeout, BackendUnreachable, EmptyCompletion
 from memgpt.llm import BackendSettings, CompletionRequest, Constraint
 from memgpt.llm.http_backend import HTTPBackend

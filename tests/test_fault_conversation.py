@@ -14,11 +14,11 @@ import json
 from typing import Any
 
 import pytest
+
 from memgpt.agent import events
 from memgpt.config import Config, ModelSettings
 from memgpt.errors import BackendError
 from memgpt.runtime import AgentOptions, open_session
-
 from tests.figures import record
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.figures import record as record_figure
+
 KILLS = 50
 
 CHILD = textwrap.dedent(

@@ -25,7 +25,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("plugin-venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     purelib = next((root / "lib").glob("python3*/site-packages"))
-    workspace_site = [p for p in site.getsitepackages() if p.endswith("site-packages")][0]
+    workspace_site = next(p for p in site.getsitepackages() if p.endswith("site-packages"))
     (purelib / "_workspace.pth").write_text(f"import site; site.addsitedir({workspace_site!r})\n")
     return root
 

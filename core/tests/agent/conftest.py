@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from memgpt.agent.agent import Agent, Limits
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.memory.core import CoreMemory

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from memgpt.agent import events
 from memgpt.agent.agent import Agent, Limits
 from memgpt.errors import BackendTimeout, BackendUnreachable, ContextOverflowError

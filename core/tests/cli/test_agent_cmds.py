@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from memgpt.cli.app import get_app
 from memgpt.config import home
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
-from typer.testing import CliRunner
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from memgpt.embeddings import local
 from memgpt.embeddings.local import SentenceTransformerEmbedder
 from memgpt.errors import EmbeddingError

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from memgpt.errors import GrammarError
 from memgpt.grammar.call import build_call_constraint, call_gbnf, max_call_chars, params_schema, shape_for_budget
 from memgpt.llm.parsing import parse_call

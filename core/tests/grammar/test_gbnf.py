@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from memgpt.errors import GrammarError
 from memgpt.grammar.gbnf import gbnf_literal, int_range_gbnf, schema_to_gbnf
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from memgpt.grammar.call import build_call_constraint, shape_for_budget
 from memgpt.grammar.validate import check_gbnf
 from memgpt.llm.parsing import parse_call
@@ -50,6 +51,7 @@ def turns() -> list[tuple[int, int, bool]]:
 @pytest.mark.model
 def test_every_grammar_constrained_turn_is_one_valid_call(llama) -> None:
     from llama_cpp import LlamaGrammar
+
     from memgpt_wrappers_builtin.families import WRAPPER_NAMES
     from memgpt_wrappers_builtin.render import FamilyWrapper
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from memgpt.errors import LoadError
 from memgpt.memory.chunking import CHUNK_TOKENS, approx_tokens, chunk_text, collect_files, read_text
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from memgpt.errors import ArgumentError, ParseError, UnknownFunctionError
 from memgpt.llm.parsing import parse_call
 from memgpt.testing.wrapper import sample_functions

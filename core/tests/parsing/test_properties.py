@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from memgpt.errors import ParseError
 from memgpt.llm.parsing import ParsedCall, parse_call
 from memgpt.testing.wrapper import sample_functions

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from memgpt.llm.types import FunctionCall, Message
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from memgpt.errors import StorageError
 from memgpt.storage.base import AgentRecord, Storage
 from memgpt.storage.sqlite import SQLiteStorage

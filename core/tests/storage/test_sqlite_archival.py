@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from memgpt.errors import StorageError
 from memgpt.storage.sqlite import SQLiteStorage
 

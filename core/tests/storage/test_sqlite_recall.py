@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from memgpt.errors import StorageError
 from memgpt.llm.types import FunctionCall, Message
 from memgpt.storage.sqlite import SQLiteStorage

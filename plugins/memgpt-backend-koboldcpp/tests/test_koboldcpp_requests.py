@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 import pytest
+from pytest_httpx import HTTPXMock
+
 from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
 from memgpt_backend_koboldcpp.backend import KoboldCppBackend
-from pytest_httpx import HTTPXMock
 
 URL = "http://127.0.0.1:9"
 REPLY = {"results": [{"text": "Hello", "finish_reason": "stop"}]}

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+
 from memgpt.errors import GrammarError
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.grammar.call import build_call_constraint

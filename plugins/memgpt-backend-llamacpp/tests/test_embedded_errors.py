@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from memgpt import models
 from memgpt.errors import GrammarError, ModelLoadError
 from memgpt.grammar.validate import MAX_NESTING, check_gbnf

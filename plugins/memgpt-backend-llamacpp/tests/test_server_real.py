@@ -14,6 +14,7 @@ import sys
 import uuid
 
 import pytest
+
 from memgpt.errors import BackendHTTPError
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.grammar.call import build_call_constraint, shape_for_budget

@@ -7,10 +7,11 @@ import json
 import logging
 
 import pytest
+from pytest_httpx import HTTPXMock
+
 from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
 from memgpt_backend_llamacpp.server import LlamaServerBackend
-from pytest_httpx import HTTPXMock
 
 URL = "http://127.0.0.1:9"
 

@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 import pytest
+from pytest_httpx import HTTPXMock
+
 from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
 from memgpt_backend_lmstudio.backend import LMStudioBackend
-from pytest_httpx import HTTPXMock
 
 URL = "http://127.0.0.1:9"
 REPLY = {

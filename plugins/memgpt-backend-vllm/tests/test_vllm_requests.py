@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 import pytest
+from pytest_httpx import HTTPXMock
+
 from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
 from memgpt_backend_vllm.backend import VLLMBackend, parse_version
-from pytest_httpx import HTTPXMock
 
 URL = "http://127.0.0.1:9"
 REPLY = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from memgpt.llm.wrapper import WrapperOptions
 from memgpt.plugins import get_registry
 from memgpt.testing.wrapper import SYSTEM, sample_conversation, sample_functions

@@ -4,6 +4,7 @@ allowed values, bounds and whether it is required, in the order the grammar make
 from __future__ import annotations
 
 import pytest
+
 from memgpt.llm.types import CallShape, FunctionSchema
 from memgpt.testing.wrapper import sample_functions
 from memgpt_wrappers_builtin.docs import describe_type, function_docs, system_text

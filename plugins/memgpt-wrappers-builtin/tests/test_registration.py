@@ -7,10 +7,11 @@ import json
 import subprocess
 import sys
 
+from typer.testing import CliRunner
+
 from memgpt.cli.app import get_app
 from memgpt.llm.wrapper import WrapperOptions
 from memgpt.plugins import get_registry
-from typer.testing import CliRunner
 
 NAMES = {
     "chatml", "chatml-grammar", "chatml-hints", "chatml-hints-grammar",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from memgpt.llm.types import Message
 from memgpt.testing.wrapper import SYSTEM, sample_conversation, sample_functions
 from memgpt_wrappers_builtin.docs import system_text

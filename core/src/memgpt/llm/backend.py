@@ -73,7 +73,7 @@ class Backend(abc.ABC):
         """The model's own chat template (Jinja), if the backend can read it; used by the ``auto`` wrapper."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
         """Release connections or memory. Called once when the agent stops."""
 
 

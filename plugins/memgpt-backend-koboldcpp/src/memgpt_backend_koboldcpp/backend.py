@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 from memgpt.errors import BackendError
 from memgpt.llm.http_backend import HTTPBackend
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
-
 from memgpt_backend_koboldcpp import CAPABILITIES
 
 

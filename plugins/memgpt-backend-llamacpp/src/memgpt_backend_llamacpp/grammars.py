@@ -12,6 +12,7 @@ from typing import Any
 
 from llama_cpp import llama_cpp as C
 from llama_cpp.llama_grammar import json_schema_to_gbnf
+
 from memgpt.errors import GrammarError
 from memgpt.grammar.validate import check_gbnf
 from memgpt.llm.types import Constraint, ConstraintKind

@@ -16,6 +16,7 @@ from pathlib import Path
 import llama_cpp as _llama_pkg  # noqa: F401  (loads the shared library and installs the log callback)
 from llama_cpp import _logger
 from llama_cpp import llama_cpp as C
+
 from memgpt.errors import BackendError, ModelLoadError
 
 GGUF_MAGIC = b"GGUF"

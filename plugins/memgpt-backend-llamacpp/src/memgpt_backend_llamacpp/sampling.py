@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 from llama_cpp import llama_cpp as C
+
 from memgpt.errors import BackendError
 from memgpt.llm.types import FinishReason, SamplingParams
-
 from memgpt_backend_llamacpp.runtime import LlamaRuntime
 
 MAX_FORCED_BYTES = 128

@@ -15,7 +15,6 @@ from memgpt.errors import BackendError, BackendHTTPError
 from memgpt.llm.backend import BackendSettings
 from memgpt.llm.http_backend import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, first_model, openai_completion
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
-
 from memgpt_backend_lmstudio import CAPABILITIES
 
 #: Prompts shorter than this say little about the model's characters-per-token ratio.

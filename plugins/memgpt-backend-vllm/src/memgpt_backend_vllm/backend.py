@@ -15,7 +15,6 @@ from memgpt.errors import BackendError
 from memgpt.llm.backend import BackendSettings
 from memgpt.llm.http_backend import HTTPBackend, first_model, openai_completion
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
-
 from memgpt_backend_vllm import CAPABILITIES
 
 #: The first vLLM release without the ``guided_*`` request fields.

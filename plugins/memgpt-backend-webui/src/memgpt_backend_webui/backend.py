@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from memgpt.errors import BackendError
 from memgpt.llm.http_backend import HTTPBackend, openai_completion
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
-
 from memgpt_backend_webui import CAPABILITIES
 
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from memgpt.llm.parsing import parse_call
 from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
 from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions
-
 from memgpt_wrappers_builtin.docs import system_text
 from memgpt_wrappers_builtin.families import DEFAULT, FAMILIES, WRAPPER_NAMES, Variant
 from memgpt_wrappers_builtin.jinja import TemplateFailure, render
