@@ -109,7 +109,7 @@ def test_an_unknown_function_is_never_executed(make_agent: MakeAgent, backend: S
 
 def test_heartbeat_chains_are_capped(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
     agent = make_agent(limits=Limits(max_chain=3))
-    backend.add(*[call("archival_memory_search", query="x", page=0, request_heartbeat=True)] * 5)
+    backend.add(*[call("archival_memory_search", query=f"thing {i}", page=0, request_heartbeat=True) for i in range(5)])
     result = agent.send("loop forever")
     assert result.steps == 3 and result.events[-1].kind == "alert"
     assert len(backend.script) == 2
@@ -248,3 +248,23 @@ def test_pop_and_rethink(make_agent: MakeAgent, backend: ScriptedBackend, storag
     assert [m.role for m in agent.context_messages()] == ["user", "assistant", "function"]
     assert storage.count_messages("sam") == 7  # popped and rethought messages stay in recall
     assert agent.context_messages()[1].function_call.inner_thoughts == "old thought"
+
+
+def test_a_repeated_call_is_not_run_again_and_ends_the_chain(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    same = call("archival_memory_insert", "store it", content="The sky is blue", request_heartbeat=True)
+    backend.add(same, same, same)
+    result = agent.send("remember the sky")
+    assert result.steps == 2 and len(backend.script) == 1
+    statuses = [e.data["status"] for e in result.events if e.kind == "result"]
+    assert statuses == ["OK", "Failed"]
+    assert storage.count_passages("sam") == 1
+
+
+def test_appending_a_line_the_block_already_holds_is_refused(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(call("core_memory_append", name="human", content="Likes: tea", request_heartbeat=False), call("send_message", message="I know"))
+    result = agent.send("I like tea")
+    failed = [e.text for e in result.events if e.kind == "result" and e.data["status"] == "Failed"]
+    assert failed and "already holds" in failed[0]
+    assert storage.get_agent("sam").core_memory["human"] == "Name: unknown\nLikes: tea"

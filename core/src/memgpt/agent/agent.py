@@ -35,6 +35,7 @@ log = logging.getLogger("memgpt.agent")
 EventKind = Literal["thought", "call", "assistant", "result", "alert", "error"]
 PENDING_KEY = "pending_message"
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
+REPEATED = "not run: this call is identical to your previous one. Do something else, or reply to the user with send_message."
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,10 @@ class Agent:
 
     def _chain(self, inputs: list[Message]) -> TurnResult:
         result = TurnResult()
+        previous: FunctionCall | None = None
         while True:
-            outcome = self._step(inputs, result)
+            outcome = self._step(inputs, result, previous)
+            previous = outcome.call
             result.steps += 1
             if outcome.heartbeat is None:
                 return result
@@ -209,7 +212,7 @@ class Agent:
                 return result
             inputs = [Message(role="user", content=events.heartbeat(outcome.heartbeat))]
 
-    def _step(self, inputs: list[Message], result: TurnResult) -> _StepOutcome:
+    def _step(self, inputs: list[Message], result: TurnResult, previous: FunctionCall | None = None) -> _StepOutcome:
         inputs = self._fit_context(inputs, result)
         call, raw = self._generate(inputs, result)
         if call is None:
@@ -224,7 +227,10 @@ class Agent:
         snapshot = copy.deepcopy(self.core_memory.blocks), copy.deepcopy(self.record.settings), list(self.messages)
         try:
             with self.storage.transaction():
-                status, message = self._execute(call)
+                # A model that repeats its last call verbatim is looping (small models do): do not run
+                # it again, say so, and hand control back instead of burning the rest of the chain.
+                repeated = previous is not None and call == previous
+                status, message = ("Failed", REPEATED) if repeated else self._execute(call)
                 reply = Message(role="assistant", function_call=call)
                 returned = Message(role="function", name=call.name, content=events.function_result(status, message))
                 self._commit(inputs, [reply, returned], in_context=[*inputs, reply, returned])
@@ -233,6 +239,8 @@ class Agent:
             self.core_memory.blocks, self.record.settings, self.messages = snapshot
             raise
         self._emit(result, AgentEvent("result", message, call.name, {"status": status}))
+        if repeated:
+            return _StepOutcome(call, None)
         if status == "Failed":
             return _StepOutcome(call, events.HEARTBEAT_FAILED)
         if call.arguments.get("request_heartbeat") is True:

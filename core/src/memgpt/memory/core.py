@@ -47,6 +47,8 @@ class CoreMemory:
 
     def append(self, name: str, content: str) -> str:
         current = self._block(name)
+        if content.strip() and content.strip() in (line.strip() for line in current.splitlines()):
+            raise MemoryEditError(f"block {name!r} already holds the line {content.strip()!r}; nothing was added")
         self._set(name, f"{current}\n{content}" if current else content)
         return self.blocks[name]
 
