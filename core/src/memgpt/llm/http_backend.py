@@ -218,6 +218,26 @@ class HTTPBackend(Backend):
         raise NotImplementedError
 
 
+def openai_request(request: CompletionRequest, *, penalty_key: str, min_p: bool = True) -> dict[str, Any]:
+    """The fields every OpenAI-style ``/v1/completions`` dialect shares; the repetition penalty's name and
+    whether ``min_p`` is understood differ by server, constraints and ``model`` are each dialect's own."""
+    s = request.sampling
+    body: dict[str, Any] = {
+        "prompt": request.prompt,
+        "max_tokens": request.max_tokens,
+        "stop": list(request.stop),
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "top_k": s.top_k,
+    }
+    if min_p:
+        body["min_p"] = s.min_p
+    body[penalty_key] = s.repeat_penalty
+    if s.seed is not None:
+        body["seed"] = s.seed
+    return body
+
+
 def openai_completion(backend: HTTPBackend, body: Any, request: CompletionRequest) -> Completion:
     """Text, finish reason and usage from an OpenAI-style ``/v1/completions`` answer.
 

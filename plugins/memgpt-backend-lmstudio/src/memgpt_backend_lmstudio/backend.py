@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from memgpt.errors import BackendError, BackendHTTPError
 from memgpt.llm.backend import BackendSettings
-from memgpt.llm.http_backend import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, first_model, openai_completion
+from memgpt.llm.http_backend import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, first_model, openai_completion, openai_request
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 from memgpt_backend_lmstudio import CAPABILITIES
 
@@ -37,21 +37,10 @@ class LMStudioBackend(HTTPBackend):
         self._model: str | None = settings.model
 
     def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
-        s = request.sampling
-        body: dict[str, Any] = {
-            "prompt": request.prompt,
-            "max_tokens": request.max_tokens,
-            "stop": list(request.stop),
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "top_k": s.top_k,
-            "repeat_penalty": s.repeat_penalty,
-        }
+        body = openai_request(request, penalty_key="repeat_penalty", min_p=False)
         model = self.model()
         if model:
             body["model"] = model
-        if s.seed is not None:
-            body["seed"] = s.seed
         if kind == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",

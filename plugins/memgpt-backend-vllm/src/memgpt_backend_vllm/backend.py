@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from memgpt.errors import BackendError
 from memgpt.llm.backend import BackendSettings
-from memgpt.llm.http_backend import HTTPBackend, first_model, openai_completion
+from memgpt.llm.http_backend import HTTPBackend, first_model, openai_completion, openai_request
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 from memgpt_backend_vllm import CAPABILITIES
 
@@ -41,20 +41,7 @@ class VLLMBackend(HTTPBackend):
         self._legacy: bool | None = None
 
     def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
-        s = request.sampling
-        body: dict[str, Any] = {
-            "model": self.model(),
-            "prompt": request.prompt,
-            "max_tokens": request.max_tokens,
-            "stop": list(request.stop),
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "top_k": s.top_k,
-            "min_p": s.min_p,
-            "repetition_penalty": s.repeat_penalty,
-        }
-        if s.seed is not None:
-            body["seed"] = s.seed
+        body = {"model": self.model(), **openai_request(request, penalty_key="repetition_penalty")}
         if kind is not None:
             constraint = request.constraint
             assert constraint is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from memgpt.errors import BackendError
-from memgpt.llm.http_backend import HTTPBackend, openai_completion
+from memgpt.llm.http_backend import HTTPBackend, openai_completion, openai_request
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 from memgpt_backend_webui import CAPABILITIES
 
@@ -26,23 +26,11 @@ class WebUIBackend(HTTPBackend):
     capabilities = CAPABILITIES
 
     def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
-        s = request.sampling
-        body: dict[str, Any] = {
-            "prompt": request.prompt,
-            "max_tokens": request.max_tokens,
-            "stop": list(request.stop),
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "top_k": s.top_k,
-            "min_p": s.min_p,
-            "repetition_penalty": s.repeat_penalty,
-        }
+        body = openai_request(request, penalty_key="repetition_penalty")
         if self.settings.model:
             body["model"] = self.settings.model
         if self.settings.context_window:
             body["truncation_length"] = self.settings.context_window
-        if s.seed is not None:
-            body["seed"] = s.seed
         if kind == "gbnf":
             body["grammar_string"] = request.constraint.gbnf  # type: ignore[union-attr]
         return body
