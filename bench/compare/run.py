@@ -40,6 +40,27 @@ from results import Run
 
 WRAPPERS = ("chatml", "chatml-grammar")
 EMBEDDED_WRAPPER = "chatml-grammar"
+#: name -> (side, backend, wrapper), in the order they run
+CONFIGS = {
+    "theirs-chatml": ("theirs", "llamacpp", "chatml"),
+    "theirs-chatml-grammar": ("theirs", "llamacpp", "chatml-grammar"),
+    "ours-chatml": ("ours", "llamacpp", "chatml"),
+    "ours-chatml-grammar": ("ours", "llamacpp", "chatml-grammar"),
+    "ours-embedded": ("ours", "llamacpp-embedded", EMBEDDED_WRAPPER),
+}
+
+
+def merge(results: list[dict]) -> dict:
+    """Several results.json in one: runs by label (a later file wins), --help timings from the first that has them."""
+    merged = dict(results[0])
+    runs = {r["label"]: r for result in results for r in result["runs"]}
+    merged["runs"] = list(runs.values())
+    merged["help"] = {}
+    for result in results:
+        for side, value in result["help"].items():
+            merged["help"].setdefault(side, value)
+    merged["measured"] = " and ".join(sorted({r["measured"] for r in results}))
+    return merged
 
 
 def help_ms(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
@@ -74,35 +95,46 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=8192, help="context window for both systems and the server")
     parser.add_argument("--help-runs", type=int, default=7, help="fresh processes per --help timing")
     parser.add_argument("--only", choices=("theirs", "ours"), help="run one side only")
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, help="run only these configurations")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".cache/bench-compare/last-run")
-    parser.add_argument("--report-only", type=Path, metavar="RESULTS_JSON", help="print the table of an earlier run")
+    parser.add_argument(
+        "--report-only", type=Path, nargs="+", metavar="RESULTS_JSON",
+        help="print the table of earlier runs (several files: merged, a later run of the same configuration wins)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.report_only:
-        print_report(json.loads(args.report_only.read_text(encoding="utf-8")))
+        print_report(merge([json.loads(p.read_text(encoding="utf-8")) for p in args.report_only]))
         return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     messages = list(MESSAGES[: args.turns])
-    pymemgpt_env.ensure_venv()
+    if args.only != "ours" and any(CONFIGS[c][0] == "theirs" for c in args.configs or CONFIGS):
+        pymemgpt_env.ensure_venv()
     print(f"machine: {machine()}", flush=True)
 
     help_times: dict[str, tuple[float, float]] = {}
-    if args.only != "ours":
+    sides = {c[0] for name, c in CONFIGS.items() if (not args.configs or name in args.configs) and args.only in (None, c[0])}
+    if "theirs" in sides:
         env = pymemgpt_env.offline_env(args.workdir / "help-home")
         help_times["theirs"] = help_ms([str(pymemgpt_env.memgpt_cli()), "--help"], env, args.help_runs)
-    if args.only != "theirs":
+    if "ours" in sides:
         help_times["ours"] = help_ms([str(ours.MEMGPT), "--help"], ours.env_for(args.workdir / "help-home-ours"), args.help_runs)
     print(f"CLI --help medians (wall ms, CPU ms): {help_times}", flush=True)
 
     server = LlamaServer(context=args.context, log_path=args.workdir / "llama-server.log")
     print(f"llama-server: {server.version()} on {server.direct_url}, proxy {server.url}", flush=True)
     runs: list[Run] = []
+    results = {
+        "measured": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "server": server.version(),
+        "context": args.context,
+        "messages": len(messages),
+        "help": help_times,
+        "runs": [],
+    }
     try:
-        plan: list[tuple[str, str, str]] = []
-        if args.only != "ours":
-            plan += [("theirs", "llamacpp", w) for w in WRAPPERS]
-        if args.only != "theirs":
-            plan += [("ours", "llamacpp", w) for w in WRAPPERS] + [("ours", "llamacpp-embedded", EMBEDDED_WRAPPER)]
+        plan = [c for name, c in CONFIGS.items() if (not args.configs or name in args.configs) and args.only in (None, c[0])]
         for side, backend, wrapper in plan:
             server.erase_cache()  # no run reuses the previous run's KV cache
             print(f"== {side} {backend} {wrapper}: {len(messages)} messages", flush=True)
@@ -114,21 +146,13 @@ def main() -> None:
                     None if embedded else server, backend, wrapper, messages, context=args.context, workdir=args.workdir
                 )
             runs.append(run)
+            results["runs"] = [asdict(r) for r in runs]  # saved after every run: an interrupted session keeps them
+            (args.workdir / "results.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
             print(f"   ready {run.ready_seconds:.1f}s, {len(run.turns)} turns, {sum(t.seconds for t in run.turns):.0f}s"
                   + (f", FAILED: {run.failed}" if run.failed else ""), flush=True)  # fmt: skip
     finally:
         server.stop()
 
-    results = {
-        "measured": datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "machine": machine(),
-        "server": server.version(),
-        "context": args.context,
-        "messages": len(messages),
-        "help": help_times,
-        "runs": [asdict(r) for r in runs],
-    }
-    (args.workdir / "results.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     print()
     print_report(results)
     print(f"Logs, transcripts and results.json: {args.workdir}")
