@@ -34,6 +34,7 @@ class Figures:
     turn_median_s: float | None
     turn_p90_s: float | None
     turn_cpu_median_s: float | None  # the system's process + llama-server, per turn
+    valid_turn_median_s: float | None  # latency over the turns with a valid call only (failed turns can be instant)
     evaluated_median: float | None  # prompt tokens evaluated per turn
     evaluated_total: int | None
     evaluated_source: str  # "server" (proxy, timings.prompt_n) or "self" (the system's own usage report)
@@ -87,6 +88,7 @@ def figures(run: Run, help_ms: tuple[float, float] | None) -> Figures:
         turn_median_s=median(seconds),
         turn_p90_s=p90(seconds),
         turn_cpu_median_s=median([t.cpu_seconds for t in run.turns]),
+        valid_turn_median_s=median([t.seconds for t in run.turns if _turn_valid(t, judged)]),
         evaluated_median=median([float(e) for e in evaluated]),
         evaluated_total=sum(evaluated) if evaluated else None,
         evaluated_source="server" if judged else "self",
@@ -109,7 +111,7 @@ def _num(value: float | None, digits: int = 1) -> str:
 def table(rows: list[Figures]) -> str:
     head = (
         "| system | CLI `--help` ms, median (CPU) | start → ready s (CPU) | turns | turn latency median s | p90 s "
-        "| turn CPU median s | prompt tokens evaluated / turn, median; total | completions | turns with a valid call "
+        "| median s, turns with a valid call | turn CPU median s | prompt tokens evaluated / turn, median; total | completions | turns with a valid call "
         "| valid calls / call attempts | exceptions | requests refused by the server | turns aborted |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -122,7 +124,7 @@ def table(rows: list[Figures]) -> str:
         name = f.label + (f" (FAILED: {f.failed[:80]})" if f.failed else "")
         lines.append(
             f"| {name} | {_num(f.help_ms, 0)} ({_num(f.help_cpu_ms, 0)}) | {_num(f.ready_s)} ({_num(f.ready_cpu_s)}) | {f.turns} "
-            f"| {_num(f.turn_median_s, 2)} | {_num(f.turn_p90_s, 2)} | {_num(f.turn_cpu_median_s, 2)} "
+            f"| {_num(f.turn_median_s, 2)} | {_num(f.turn_p90_s, 2)} | {_num(f.valid_turn_median_s, 2)} | {_num(f.turn_cpu_median_s, 2)} "
             f"| {evaluated} | {f.completions if f.completions is not None else '—'} | {valid} | {ratio} | {f.exceptions} | {f.refused} | {f.aborted} |"
         )
     return "\n".join(lines)
@@ -138,9 +140,9 @@ def ratios(rows: list[Figures], pairs: list[tuple[str, str]]) -> str:
     """ours/theirs for each (our label, their label) pair; < 1 means ours is smaller (faster, fewer tokens)."""
     by_label = {f.label: f for f in rows}
     lines = [
-        "| ours / theirs | CLI `--help` (CPU) | start → ready (CPU) | turn median | turn p90 | turn CPU median "
-        "| tokens evaluated / turn (median) | turns with a valid call |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ours / theirs | CLI `--help` (CPU) | start → ready (CPU) | turn median | turn p90 | median, turns with a valid call "
+        "| turn CPU median | tokens evaluated / turn (median) | turns with a valid call |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for ours_label, theirs_label in pairs:
         o, t = by_label.get(ours_label), by_label.get(theirs_label)
@@ -152,7 +154,7 @@ def ratios(rows: list[Figures], pairs: list[tuple[str, str]]) -> str:
             f"| {o.label} / {t.label} | {_ratio(o.help_ms, t.help_ms)} ({_ratio(o.help_cpu_ms, t.help_cpu_ms)}) "
             f"| {_ratio(o.ready_s, t.ready_s)} ({_ratio(o.ready_cpu_s, t.ready_cpu_s)}) "
             f"| {_ratio(o.turn_median_s, t.turn_median_s)} | {_ratio(o.turn_p90_s, t.turn_p90_s)} "
-            f"| {_ratio(o.turn_cpu_median_s, t.turn_cpu_median_s)} "
+            f"| {_ratio(o.valid_turn_median_s, t.valid_turn_median_s)} | {_ratio(o.turn_cpu_median_s, t.turn_cpu_median_s)} "
             f"| {_ratio(o.evaluated_median, t.evaluated_median)} | {_ratio(o_valid, t_valid)} |"
         )
     return "\n".join(lines)
