@@ -268,3 +268,12 @@ def test_appending_a_line_the_block_already_holds_is_refused(make_agent: MakeAge
     failed = [e.text for e in result.events if e.kind == "result" and e.data["status"] == "Failed"]
     assert failed and "already holds" in failed[0]
     assert storage.get_agent("sam").core_memory["human"] == "Name: unknown\nLikes: tea"
+
+
+def test_failed_calls_in_a_row_hand_control_back(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    backend.add(*[call("core_memory_replace", name="human", old_content=f"nothing like {i}", new_content="x", request_heartbeat=True) for i in range(4)])
+    result = agent.send("edit yourself")
+    assert result.steps == 2 and len(backend.script) == 2
+    assert result.events[-1].kind == "alert" and "2 failed calls in a row" in result.events[-1].text
+    assert storage.get_agent("sam").core_memory["human"] == "Name: unknown\nLikes: tea"

@@ -62,6 +62,7 @@ class Limits:
 
     max_tokens: int = 1024  # reserved for each model turn
     max_chain: int = 6  # steps one user message may trigger (heartbeats included)
+    max_failures: int = 2  # failed calls in a row before control goes back to the user
     parse_retries: int = 2  # re-asks after output that is not a valid call
     warn_fraction: float = 0.75  # memory-pressure alert at this share of the window
     summary_tokens: int = 200
@@ -85,6 +86,7 @@ class TurnResult:
 class _StepOutcome:
     call: FunctionCall | None
     heartbeat: str | None  # the reason to continue, or None to hand control back
+    failed: bool = False
 
 
 class Agent:
@@ -201,11 +203,18 @@ class Agent:
     def _chain(self, inputs: list[Message]) -> TurnResult:
         result = TurnResult()
         previous: FunctionCall | None = None
+        failures = 0
         while True:
             outcome = self._step(inputs, result, previous)
             previous = outcome.call
             result.steps += 1
+            failures = failures + 1 if outcome.failed else 0
             if outcome.heartbeat is None:
+                return result
+            if failures >= self.limits.max_failures:
+                # A failed call earns a heartbeat so the model can correct itself; one that keeps failing
+                # (small models retry a refused edit in variations) only burns the user's time.
+                self._emit(result, AgentEvent("alert", f"{failures} failed calls in a row; waiting for you"))
                 return result
             if result.steps >= self.limits.max_chain:
                 self._emit(result, AgentEvent("alert", f"stopped after {result.steps} chained steps (the limit); waiting for you"))
@@ -242,7 +251,7 @@ class Agent:
         if repeated:
             return _StepOutcome(call, None)
         if status == "Failed":
-            return _StepOutcome(call, events.HEARTBEAT_FAILED)
+            return _StepOutcome(call, events.HEARTBEAT_FAILED, failed=True)
         if call.arguments.get("request_heartbeat") is True:
             return _StepOutcome(call, events.HEARTBEAT_REQUESTED)
         return _StepOutcome(call, None)
