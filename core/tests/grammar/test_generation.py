@@ -14,21 +14,9 @@ from memgpt.grammar.call import build_call_constraint, shape_for_budget
 from memgpt.grammar.validate import check_gbnf
 from memgpt.llm.parsing import parse_call
 from memgpt.llm.types import FunctionSchema, Message
-from memgpt.testing.wrapper import sample_functions
+from memgpt.testing.wrapper import USER_MESSAGES, sample_functions
 
 MAX_TOKENS = 256  # the turn's budget; strings are bounded so that a call always closes within it
-USER_MESSAGES = [
-    "hi!",
-    "My name is Ana and I play chess on Sundays.",
-    "What did I tell you about my cat last week?",
-    "Please remember that I am allergic to peanuts.",
-    "Wie geht es dir heute? 😊",
-    "search your memory for anything about Paris",
-    'He said "no" to me \\ what now?',
-    "Forget it. Just tell me a joke.",
-    "I moved to Zürich in May.",
-    "ok",
-]
 
 
 def function_sets() -> list[list[FunctionSchema]]:

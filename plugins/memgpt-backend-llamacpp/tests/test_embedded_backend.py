@@ -19,7 +19,7 @@ from memgpt.grammar.call import build_call_constraint
 from memgpt.llm import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams
 from memgpt.llm.conformance import schema_violation
 from memgpt.llm.parsing import parse_call
-from memgpt.testing.backend import GREEDY, BackendContract
+from memgpt.testing.backend import GREEDY, TOKENIZER_SAMPLES, BackendContract
 from memgpt_backend_llamacpp.embedded import EmbeddedBackend
 
 pytestmark = pytest.mark.model
@@ -162,16 +162,7 @@ def test_an_invalid_grammar_is_a_grammar_error_and_the_backend_keeps_working(emb
 # ---- tokens ----
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "Hello, world!",
-        "<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
-        "naïve café, Grüße, 日本語のテキスト, emoji 🙂🚀",
-        "  leading and trailing spaces \n\n\ttabs  ",
-        '{"function": "send_message", "params": {"inner_thoughts": "hi", "message": "Hello!"}}',
-    ],
-)
+@pytest.mark.parametrize("text", TOKENIZER_SAMPLES)
 def test_token_counts_equal_llama_cpps_tokenizer(embedded: EmbeddedBackend, llama, text: str) -> None:  # type: ignore[no-untyped-def]
     assert embedded.count_tokens(text) == len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 

@@ -21,7 +21,7 @@ from memgpt.grammar.call import build_call_constraint, shape_for_budget
 from memgpt.llm import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams
 from memgpt.llm.conformance import schema_violation
 from memgpt.llm.parsing import parse_call
-from memgpt.testing.backend import GREEDY, BackendContract
+from memgpt.testing.backend import GREEDY, TOKENIZER_SAMPLES, BackendContract
 from memgpt_backend_llamacpp.server import LlamaServerBackend
 
 pytestmark = [pytest.mark.server, pytest.mark.model]
@@ -80,17 +80,7 @@ def test_calls_under_the_json_schema_alone_are_valid(backend: LlamaServerBackend
         assert schema_violation(json.loads(completion.text), schema) is None
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "Hello, world!",
-        "<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
-        "naïve café, Grüße, 日本語のテキスト, emoji 🙂🚀",
-        "  leading and trailing spaces \n\n\ttabs  ",
-        '{"function": "send_message", "params": {"inner_thoughts": "hi", "message": "Hello!"}}',
-        "word " * 300,
-    ],
-)
+@pytest.mark.parametrize("text", TOKENIZER_SAMPLES)
 def test_tokenize_counts_equal_llama_cpps_own(backend: LlamaServerBackend, llama, text: str) -> None:  # type: ignore[no-untyped-def]
     own = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
     assert backend.count_tokens(text) == len(own)

@@ -43,6 +43,15 @@ ANSWER_GBNF = r"""root ::= "{" ws "\"answer\":" ws ("\"yes\"" | "\"no\"") "," ws
 ws ::= [ ]?
 """
 
+#: Texts whose token counts backends must get exactly right: control tokens, non-ASCII, odd whitespace, a call.
+TOKENIZER_SAMPLES = (
+    "Hello, world!",
+    "<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n",
+    "naïve café, Grüße, 日本語のテキスト, emoji 🙂🚀",
+    "  leading and trailing spaces \n\n\ttabs  ",
+    '{"function": "send_message", "params": {"inner_thoughts": "hi", "message": "Hello!"}}',
+    "word " * 300,
+)
 GREEDY = SamplingParams(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=7)
 
 

@@ -96,6 +96,30 @@ def sample_functions() -> list[FunctionSchema]:
     ]
 
 
+#: User messages of the kinds real users send (plain, multilingual, quotes and backslashes, dates), for
+#: generation tests and the grammar benchmark.
+USER_MESSAGES = [
+    "hi!",
+    "My name is Ana and I play chess on Sundays.",
+    "What did I tell you about my cat last week?",
+    "Please remember that I am allergic to peanuts.",
+    "Wie geht es dir heute? 😊",
+    "search your memory for anything about Paris",
+    'He said "no" to me \\ what now?',
+    "Forget it. Just tell me a joke.",
+    "I moved to Zürich in May.",
+    "ok",
+    "Can you look up what we talked about on 2024-03-01?",
+    "My sister's name is Léa, please don't forget it.",
+    "Pause for an hour, I'm busy.",
+    "Tell me something you know about me.",
+    "Ich heiße Jonas.",
+    "what's 2+2",
+    "I changed my mind: I actually like coffee, not tea.",
+    "Store this for later: the wifi password is hunter2",
+    "Do you remember my favourite colour?",
+    "bye for now",
+]
 SYSTEM = "You are MemGPT, a digital companion with self-editing memory."
 CORE_MEMORY = "### Core memory\n<persona>I am Sam.</persona>\n<human>Name: Chad. Likes tea.</human>"
 
