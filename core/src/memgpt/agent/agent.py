@@ -222,8 +222,8 @@ class Agent:
             inputs = [Message(role="user", content=events.heartbeat(outcome.heartbeat))]
 
     def _step(self, inputs: list[Message], result: TurnResult, previous: FunctionCall | None = None) -> _StepOutcome:
-        inputs = self._fit_context(inputs, result)
-        call, raw = self._generate(inputs, result)
+        inputs, prompt = self._fit_context(inputs, result)
+        call, raw = self._generate(inputs, result, prompt)
         if call is None:
             # Nothing valid after the retries: keep the raw output in recall (nothing is lost) but out of
             # the context window, so the model does not imitate it; the inputs stay in context.
@@ -286,11 +286,12 @@ class Agent:
         first = not any(m.role == "assistant" for m in self.messages)
         return self.wrapper.format(self.system_prompt, [memory, *self.messages, *inputs, *extra], self.schemas, first_message=first)
 
-    def _generate(self, inputs: list[Message], result: TurnResult) -> tuple[FunctionCall | None, str]:
+    def _generate(self, inputs: list[Message], result: TurnResult, first: Prompt) -> tuple[FunctionCall | None, str]:
+        """``first`` is the prompt ``_fit_context`` already rendered and measured for ``inputs``."""
         extra: list[Message] = []
         raw = ""
         for attempt in range(self.limits.parse_retries + 1):
-            prompt = self._prompt(inputs, extra)
+            prompt = self._prompt(inputs, extra) if extra else first
             self._seed += 1
             request = CompletionRequest(
                 prompt=prompt.text,
@@ -318,16 +319,19 @@ class Agent:
     def _tokens(self, prompt: Prompt) -> int:
         return self.backend.count_tokens(prompt.text)
 
-    def _fit_context(self, inputs: list[Message], result: TurnResult) -> list[Message]:
+    def _fit_context(self, inputs: list[Message], result: TurnResult) -> tuple[list[Message], Prompt]:
+        """The inputs (plus a memory-pressure alert when due) and the prompt they render to, which fits."""
         budget = self.context_window - self.limits.max_tokens
-        used = self._tokens(self._prompt(inputs))
+        prompt = self._prompt(inputs)
+        used = self._tokens(prompt)
         if used > budget:
             # Each round moves about 3/4 of the movable messages out; a few rounds reach the floor
             # (the last KEEP_LAST messages) from any history length.
             for _ in range(4):
                 if not self._summarize(result):
                     break
-                used = self._tokens(self._prompt(inputs))
+                prompt = self._prompt(inputs)
+                used = self._tokens(prompt)
                 if used <= budget:
                     break
             if used > budget:
@@ -345,7 +349,8 @@ class Agent:
             self._emit(result, AgentEvent("alert", "memory pressure: context window is over "
                                                    f"{int(self.limits.warn_fraction * 100)}% full"))
             inputs = [*inputs, Message(role="user", content=alert)]
-        return inputs
+            prompt = self._prompt(inputs)
+        return inputs, prompt
 
     def summarize(self) -> TurnResult:
         """Summarize the oldest messages now (``/summarize``)."""
