@@ -12,8 +12,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Property tests draw afresh on each run; HYPOTHESIS_PROFILE=ci replays the same examples on every run, so
+# a CI verdict does not depend on the draw.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)

@@ -105,7 +105,7 @@ def values(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
         return st.integers(schema.get("minimum", -(10**15)), schema.get("maximum", 10**15))
     if kind == "number":
         low = schema.get("minimum")
-        return st.floats(min_value=low, allow_nan=False, allow_infinity=False, width=32).filter(lambda x: abs(x) < 1e15)
+        return st.floats(min_value=low, allow_nan=False, allow_infinity=False).filter(lambda x: abs(x) < 1e15)
     if kind == "boolean":
         return st.booleans()
     if kind == "null":

@@ -174,6 +174,19 @@ def test_unions_numbers_and_nulls(to_regex) -> None:
     assert signed.fullmatch("-0.5") and signed.fullmatch(json.dumps(-1.25e-07))
 
 
+@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: abs(x) < 1e16))
+@settings(max_examples=300, deadline=None)
+def test_every_float_python_writes_is_a_number(to_regex, x: float) -> None:
+    """``json.dumps`` writes the shortest repr: up to 17 significant digits, positional down to 1e-4
+    (``0.000`` then 17 digits), exponent form below and from 1e16."""
+    assert to_regex(grammar_of({"type": "number"})).fullmatch(json.dumps(x)), json.dumps(x)
+
+
+@pytest.mark.parametrize("x", [0.05000000074505806, 0.00012345678901234568, 1.2345678901234567e-05, 123456789012345.67, -0.0, 5e-324])
+def test_longest_float_forms_are_numbers(to_regex, x: float) -> None:
+    assert to_regex(grammar_of({"type": "number"})).fullmatch(json.dumps(x)), json.dumps(x)
+
+
 @pytest.mark.parametrize(
     ("schema", "message"),
     [

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memgpt.errors import GrammarError
-from memgpt.grammar.gbnf import DEFAULT_MAX_ITEMS, MAX_INT_DIGITS, GbnfBuilder, gbnf_literal, int_bounds
+from memgpt.grammar.gbnf import DEFAULT_MAX_ITEMS, MAX_FRAC_DIGITS, MAX_INT_DIGITS, GbnfBuilder, gbnf_literal, int_bounds
 from memgpt.llm.types import CallShape, Constraint, FunctionSchema
 
 HEARTBEAT_KEY = "request_heartbeat"
@@ -157,7 +157,7 @@ def _max_chars(schema: Any) -> int:
             cap = 10**MAX_INT_DIGITS - 1
             sizes.append(max(len(str(low if low is not None else -cap)), len(str(high if high is not None else cap))))
         elif kind == "number":
-            sizes.append(1 + MAX_INT_DIGITS + 17 + 5)
+            sizes.append(1 + MAX_INT_DIGITS + 1 + MAX_FRAC_DIGITS + 5)
         elif kind == "boolean":
             sizes.append(5)
         elif kind == "null":

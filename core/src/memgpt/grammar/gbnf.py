@@ -15,7 +15,8 @@ Supported (anything else raises ``GrammarError`` naming where it is):
   as it decodes to one character), ``format: date`` (a real calendar date), other formats are ignored.
 - ``integer``: ``minimum`` / ``maximum`` (and the exclusive forms) exactly, as digit ranges; without a
   bound at most 16 digits.
-- ``number``: sign dropped when ``minimum >= 0``; otherwise range bounds are left to validation.
+- ``number``: sign dropped when ``minimum >= 0``; otherwise range bounds are left to validation. Up to
+  16 integer and 20 fraction digits: every float Python writes below 1e16.
 - ``boolean``, ``null``, ``enum`` / ``const`` of JSON scalars, ``type`` lists, ``anyOf`` / ``oneOf``
   (``oneOf``'s exclusivity is not enforced), ``array`` with ``items``, ``minItems`` / ``maxItems`` (at most
   ``DEFAULT_MAX_ITEMS`` when unbounded).
@@ -32,6 +33,8 @@ from memgpt.errors import GrammarError
 
 DEFAULT_MAX_ITEMS = 16
 MAX_INT_DIGITS = 16
+# Python writes a float in positional form down to 1e-4 with up to 17 significant digits: 0.000 + 17 digits.
+MAX_FRAC_DIGITS = 20
 
 #: One character inside a JSON string: anything but a quote, a backslash or a control character (which
 #: JSON requires escaped), or an escape. Matches what ``json.dumps`` writes with or without ``ensure_ascii``
@@ -228,7 +231,7 @@ class GbnfBuilder:
     def _number(self, schema: dict[str, Any], path: str) -> str:
         minimum = schema.get("minimum", schema.get("exclusiveMinimum"))
         sign = "" if isinstance(minimum, (int, float)) and minimum >= 0 else '"-"? '
-        frac = '("." [0-9]{1,16})?'
+        frac = f'("." [0-9]{{1,{MAX_FRAC_DIGITS}}})?'
         exp = "([eE] [-+]? [0-9]{1,3})?"
         return self.add(
             "number" if sign else "unsigned-number", f'{sign}("0" | [1-9] [0-9]{{0,{MAX_INT_DIGITS - 1}}}) {frac} {exp}'
