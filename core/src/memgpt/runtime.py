@@ -86,6 +86,7 @@ class AgentOptions:
     human: str | None = None
     preset: str | None = None
     model: dict[str, Any] = field(default_factory=dict)  # overrides of AGENT_MODEL_KEYS
+    heartbeat_minutes: float | None = None  # timed heartbeats for this session; None = off
 
 
 def new_agent_name() -> str:
@@ -179,7 +180,7 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
             build_constraint=grammar.build,
             embedder=embedder,
             context_window=window,
-            limits=Limits(max_tokens=model.max_tokens, temperature=model.temperature),
+            limits=Limits(max_tokens=model.max_tokens, temperature=model.temperature, heartbeat_minutes=options.heartbeat_minutes),
             on_event=on_event,
         )
     except BaseException:

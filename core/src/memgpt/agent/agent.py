@@ -7,6 +7,10 @@ model's call, the call's result, core memory and the context window) commit in o
 so a crash leaves the agent exactly at its previous step. The user's message is stored as *pending*
 before the chain starts and cleared by the first step that commits, so it survives any failure.
 
+*Timed heartbeats* (off unless ``Limits.heartbeat_minutes`` is set) wake the agent after that long
+without a message; ``pause_heartbeats`` defers them. The agent says when one is due
+(``next_heartbeat_at``); the interactive front end sends it (``timed_heartbeat``) while it waits for input.
+
 The prompt is laid out for prefix reuse: system text and function docs (never change), core memory
 (changes on edits), then the conversation (append-only between summaries).
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +39,7 @@ log = logging.getLogger("memgpt.agent")
 
 EventKind = Literal["thought", "call", "assistant", "result", "alert", "error"]
 PENDING_KEY = "pending_message"
+PAUSED_KEY = "heartbeats_paused_until"
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
 REPEATED = "not run: this call is identical to your previous one. Do something else, or reply to the user with send_message."
 
@@ -67,6 +73,7 @@ class Limits:
     warn_fraction: float = 0.75  # memory-pressure alert at this share of the window
     summary_tokens: int = 200
     temperature: float = 0.7
+    heartbeat_minutes: float | None = None  # timed heartbeats: wake the agent after this long without a message
 
 
 @dataclass
@@ -123,6 +130,7 @@ class Agent:
         self._embedder_factory = embedder
         self._embedder: Any = None
         self._constraint = self._make_constraint(build_constraint)
+        self._last_activity = time.time()
         self._warned_pressure = False
         self._warned_unconstrained = False
         self._seed = 0
@@ -136,9 +144,28 @@ class Agent:
             self._embedder = self._embedder_factory()
         return self._embedder.embed(texts)
 
-    def pause_heartbeats(self, minutes: int) -> None:
+    def pause_heartbeats(self, minutes: int) -> str:
+        if self.limits.heartbeat_minutes is None:
+            return "Timed heartbeats are off in this session; there is nothing to pause."
         until = datetime.now(UTC).timestamp() + minutes * 60
-        self.record.settings["heartbeats_paused_until"] = until
+        self.record.settings[PAUSED_KEY] = until
+        return f"Paused timed heartbeats for {minutes} minutes." if minutes else "Timed heartbeats resumed."
+
+    # ---- timed heartbeats ----
+
+    def next_heartbeat_at(self) -> float | None:
+        """When (``time.time()``) the next timed heartbeat is due: ``heartbeat_minutes`` after the last
+        chain ended, or when a pause ends if that is later; None when timed heartbeats are off."""
+        if self.limits.heartbeat_minutes is None:
+            return None
+        due = self._last_activity + self.limits.heartbeat_minutes * 60
+        paused = self.record.settings.get(PAUSED_KEY)
+        return max(due, paused) if isinstance(paused, (int, float)) else due
+
+    def timed_heartbeat(self) -> TurnResult:
+        """Wake the agent without a user message (``next_heartbeat_at`` says when)."""
+        idle = (time.time() - self._last_activity) / 60
+        return self.send_event(events.heartbeat(f"{events.HEARTBEAT_TIMED}: no message for {idle:.0f} minutes"))
 
     # ---- state ----
 
@@ -201,6 +228,12 @@ class Agent:
             self.on_event(event)
 
     def _chain(self, inputs: list[Message]) -> TurnResult:
+        try:
+            return self._run_chain(inputs)
+        finally:
+            self._last_activity = time.time()
+
+    def _run_chain(self, inputs: list[Message]) -> TurnResult:
         result = TurnResult()
         previous: FunctionCall | None = None
         failures = 0

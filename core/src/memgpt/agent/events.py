@@ -61,3 +61,4 @@ def read(content: str | None) -> dict[str, Any] | None:
 
 HEARTBEAT_REQUESTED = "request_heartbeat == true"
 HEARTBEAT_FAILED = "function call failed, returning control"
+HEARTBEAT_TIMED = "timed heartbeat"

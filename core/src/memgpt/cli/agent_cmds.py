@@ -29,6 +29,10 @@ def run(
     context_window: Optional[int] = typer.Option(None, "--context-window", min=256, help="Context size in tokens."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name, or a GGUF path for in-process backends."),
     first: bool = typer.Option(False, "--first", help="You speak first (no greeting from the agent)."),
+    heartbeat_every: Optional[float] = typer.Option(
+        None, "--heartbeat-every", min=0.05, metavar="MINUTES",
+        help="Timed heartbeats: wake the agent after MINUTES without a message (interactive sessions).",
+    ),
     message: Optional[list[str]] = typer.Option(None, "--message", "-m", help="Send this message non-interactively (repeatable)."),
     non_interactive: bool = typer.Option(False, "--non-interactive", help="Read messages from stdin, one per line; print JSON lines."),
     debug: bool = typer.Option(False, "--debug", help="Log prompts, raw outputs and token counts to stderr."),
@@ -47,6 +51,7 @@ def run(
     options = AgentOptions(
         name=agent, persona=persona, human=human, preset=preset,
         model=_overrides(model_endpoint_type, model_endpoint, model, model_wrapper, context_window),
+        heartbeat_minutes=None if scripted else heartbeat_every,
     )
     from memgpt.cli import chat
 

@@ -2,12 +2,18 @@
 
 An error from the backend or the model ends the turn, never the session: the user's message stays pending
 (``/retry`` sends it again) and the agent stays at its last committed step.
+
+With timed heartbeats on (``memgpt run --heartbeat-every``), the interactive loop waits for a line only
+until the agent's next heartbeat is due, then gives the agent its turn and prompts again.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import select
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -133,17 +139,69 @@ def run_scripted(session: Any, view: Any, lines: Iterable[str], *, greet: bool) 
     return errors
 
 
-def run_interactive(session: Any, view: RichView, *, greet: bool) -> None:
-    from rich.prompt import Prompt
+PROMPT = "[bold green]you[/]"
 
+
+class LineReader:
+    """Lines from a file descriptor with a deadline: ``readline(deadline)`` returns None when the deadline
+    (``time.time()``) passes before a whole line is in. Reads the descriptor itself, so lines that arrive
+    together (a paste) wait in its own buffer, where ``select`` cannot miss them."""
+
+    def __init__(self, fd: int, encoding: str = "utf-8") -> None:
+        self.fd = fd
+        self.encoding = encoding
+        self._buffer = b""
+        self._eof = False
+
+    def readline(self, deadline: float | None) -> str | None:
+        while b"\n" not in self._buffer and not self._eof:
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 4096)
+            self._eof = not chunk
+            self._buffer += chunk
+        if not self._buffer:
+            raise EOFError
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode(self.encoding, errors="replace").rstrip("\r")
+
+
+def _ask(view: RichView, reader: LineReader | None, deadline: float | None) -> str | None:
+    """The user's next line; None when the deadline (the next timed heartbeat) comes first."""
+    if reader is None:
+        from rich.prompt import Prompt
+
+        return Prompt.ask(PROMPT, console=view.console)
+    view.console.print(f"{PROMPT}: ", end="")
+    line = reader.readline(deadline)
+    if line is None:
+        view.console.print()
+    return line
+
+
+def run_interactive(session: Any, view: RichView, *, greet: bool, stdin_fd: int | None = None) -> None:
+    reader = None
+    if session.agent.next_heartbeat_at() is not None:
+        if os.name == "nt":
+            view.error("timed heartbeats need a POSIX terminal; they are off in this session")
+        else:
+            reader = LineReader(stdin_fd, "utf-8") if stdin_fd is not None else LineReader(sys.stdin.fileno(), sys.stdin.encoding or "utf-8")
     if greet:
         _greet(session, view)
     while True:
         try:
-            line = Prompt.ask("[bold green]you[/]")
+            line = _ask(view, reader, session.agent.next_heartbeat_at() if reader else None)
         except (EOFError, KeyboardInterrupt):
             view.info("Bye.")
             return
+        if line is None:
+            try:
+                _attempt(view, session.agent.timed_heartbeat)
+            except KeyboardInterrupt:
+                view.error("interrupted: the agent stays at its last completed step")
+            continue
         if not line.strip():
             continue
         if line.startswith("/"):

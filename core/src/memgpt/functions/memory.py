@@ -133,8 +133,7 @@ def _send_message(agent: FunctionContext, args: SendMessage) -> str:
 
 
 def _pause_heartbeats(agent: FunctionContext, args: PauseHeartbeats) -> str:
-    agent.pause_heartbeats(args.minutes)
-    return f"Paused timed heartbeats for {args.minutes} minutes."
+    return agent.pause_heartbeats(args.minutes)
 
 
 def _core_memory_append(agent: FunctionContext, args: CoreMemoryAppend) -> str:
