@@ -164,8 +164,9 @@ class Agent:
 
     def timed_heartbeat(self) -> TurnResult:
         """Wake the agent without a user message (``next_heartbeat_at`` says when)."""
-        idle = (time.time() - self._last_activity) / 60
-        return self.send_event(events.heartbeat(f"{events.HEARTBEAT_TIMED}: no message for {idle:.0f} minutes"))
+        idle = round(time.time() - self._last_activity)
+        silence = f"{idle} seconds" if idle < 120 else f"{idle // 60} minutes"
+        return self.send_event(events.heartbeat(f"{events.HEARTBEAT_TIMED}: no message for {silence}"))
 
     # ---- state ----
 
