@@ -14,7 +14,7 @@ from memgpt.memory.core import CoreMemory
 from memgpt.plugins import get_registry
 from memgpt.runtime import load_preset, open_wrapper
 from memgpt.storage.base import AgentRecord
-from memgpt.testing.scripted import ScriptedBackend
+from memgpt.testing.scripted import LetterEmbedder, ScriptedBackend
 
 
 @pytest.fixture
@@ -31,27 +31,11 @@ def backend() -> ScriptedBackend:
     return ScriptedBackend()
 
 
-class FakeEmbedder:
-    """Bag-of-letters embedding: deterministic and cheap, for loop tests that only need *an* embedder.
-    Semantic search with the real model is tested in tests/embeddings and end to end."""
-
-    dimensions = 26
-
-    def embed(self, texts: list[str]) -> Any:
-        import numpy as np
-
-        rows = np.zeros((len(texts), 26), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for ch in text.lower():
-                if "a" <= ch <= "z":
-                    rows[i, ord(ch) - 97] += 1
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        return rows / np.where(norms == 0, 1, norms)
-
-
 @pytest.fixture
 def make_agent(storage: Any, backend: ScriptedBackend) -> Callable[..., Agent]:
-    def make(name: str = "sam", *, context_window: int = 8192, limits: Limits = Limits(), wrapper: str = "chatml-grammar") -> Agent:
+    def make(
+        name: str = "sam", *, context_window: int = 8192, limits: Limits = Limits(), wrapper: str = "chatml-grammar", embedder: Any = LetterEmbedder
+    ) -> Agent:
         record = storage.get_agent(name)
         if record is None:
             core = CoreMemory.from_dict({"persona": "I am Sam.", "human": "Name: unknown\nLikes: tea"})
@@ -65,7 +49,7 @@ def make_agent(storage: Any, backend: ScriptedBackend) -> Callable[..., Agent]:
             system_prompt=load_preset("memgpt_chat").system,
             functions=FUNCTIONS,
             build_constraint=get_registry().grammar("call").build,
-            embedder=FakeEmbedder,
+            embedder=embedder,
             context_window=context_window,
             limits=limits,
         )

@@ -13,7 +13,7 @@ from memgpt.agent import events
 from memgpt.agent.agent import Agent, Limits
 from memgpt.errors import BackendTimeout, BackendUnreachable, ContextOverflowError
 from memgpt.llm.types import Completion, CompletionRequest, Usage
-from memgpt.testing.scripted import ScriptedBackend, call
+from memgpt.testing.scripted import LetterEmbedder, ScriptedBackend, call
 
 MakeAgent = Callable[..., Agent]
 
@@ -182,6 +182,23 @@ def test_archival_insert_then_search(make_agent: MakeAgent, backend: ScriptedBac
     found = [e.text for e in result.events if e.kind == "result"][-1]
     assert "March 3" in found
     assert storage.count_passages("sam") == 1
+
+
+def test_archival_insert_longer_than_the_embedder_reads_is_stored_in_chunks(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    class ShortSighted(LetterEmbedder):
+        max_tokens = 20
+
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+    agent = make_agent(embedder=ShortSighted)
+    sentences = [f"Fact {i} is that the {i}th lantern is painted blue." for i in range(8)]
+    backend.add(call("archival_memory_insert", content=" ".join(sentences), request_heartbeat=False))
+    result = agent.send("remember these")
+    assert "overlapping passages" in next(e.text for e in result.events if e.kind == "result")
+    texts = [p.text for p in storage.iter_passages("sam")]
+    assert len(texts) > 1 and all(len(t.split()) <= 20 for t in texts)
+    assert all(any(s in t for t in texts) for s in sentences)
 
 
 class SummarizingBackend(ScriptedBackend):

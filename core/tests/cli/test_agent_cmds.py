@@ -87,6 +87,28 @@ def test_load_chunks_embeds_and_stays_inside_what_was_named(tmp_path: Path) -> N
         storage.close()
 
 
+def test_load_chunks_to_what_the_embedding_model_reads(tmp_path: Path) -> None:
+    """The original's 300-token chunks are longer than MiniLM reads (254 wordpieces): every chunk must
+    fit, so the end of each one is embedded too."""
+    make_agent("reader")
+    sentences = [f"Entry {i}: the heron at pond number {i} caught {i % 7 + 1} silver fish before sunrise." for i in range(200)]
+    (tmp_path / "log.txt").write_text(" ".join(sentences))
+    result = invoke("load", "--agent", "reader", str(tmp_path / "log.txt"))
+    assert result.exit_code == 0, result.output
+    from memgpt.plugins import get_registry
+
+    embedder = get_registry().embedder("sentence-transformers").factory(None)
+    storage = SQLiteStorage(home() / "memgpt.db")
+    try:
+        texts = [p.text for p in storage.iter_passages("reader")]
+    finally:
+        storage.close()
+    counts = [embedder.count_tokens(t) for t in texts]
+    assert len(texts) > 10 and max(counts) <= embedder.max_tokens
+    assert max(counts) > embedder.max_tokens * 0.8  # chunks are filled, not cut needlessly small
+    assert all(s in " ".join(texts) for s in sentences)  # nothing dropped between chunks
+
+
 def test_load_into_a_missing_agent_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("hello")
     result = invoke("load", "--agent", "ghost", str(tmp_path / "a.txt"))

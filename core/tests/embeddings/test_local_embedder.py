@@ -44,6 +44,23 @@ def test_batching_does_not_change_results(embedder: SentenceTransformerEmbedder)
     assert np.allclose(embedder.embed(texts[3:4])[0], embedder.embed(texts)[3], atol=1e-5)
 
 
+def test_the_embedder_says_how_much_text_it_reads(embedder: SentenceTransformerEmbedder) -> None:
+    """MiniLM reads 256 wordpieces, two of them [CLS] and [SEP]; what lies beyond is not embedded, which
+    is why archival text is chunked to ``max_tokens`` counted with ``count_tokens``."""
+    assert embedder.max_tokens == 254
+    assert embedder.count_tokens("The tomatoes are planted.") == 5
+    assert embedder.count_tokens("") == 0
+    words = ("garden " * 300).strip()
+    assert embedder.count_tokens(words) == 300
+    fits = " ".join(["garden"] * 254)
+    beyond = fits + " the vault code is 1234"
+    a, b = embedder.embed([fits, beyond])
+    assert a @ b > 0.9999  # the tail past 254 tokens changes nothing
+    shorter = " ".join(["garden"] * 240) + " the vault code is 1234"
+    assert embedder.count_tokens(shorter) <= embedder.max_tokens
+    assert a @ embedder.embed([shorter])[0] < 0.99  # within the limit it counts
+
+
 def test_one_model_per_process(embedder: SentenceTransformerEmbedder) -> None:
     embedder.embed(["load"])
     loaded = dict(local._models)

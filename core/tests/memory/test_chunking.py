@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memgpt.errors import LoadError
-from memgpt.memory.chunking import CHUNK_TOKENS, approx_tokens, chunk_text, collect_files, read_text
+from memgpt.memory.chunking import CHUNK_TOKENS, OVERLAP_TOKENS, approx_tokens, chunk_text, chunking_for, collect_files, read_text
 
 
 def words(text: str) -> list[str]:
@@ -180,3 +180,28 @@ def test_read_text_drops_the_bom(tmp_path: Path) -> None:
     path = tmp_path / "bom.md"
     path.write_bytes("\ufeffhéllo".encode())
     assert read_text(path) == "héllo"
+
+
+class WordEmbedder:
+    """Declares that it reads ``max_tokens`` words (counted by whitespace)."""
+
+    def __init__(self, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_chunks_for_an_embedder_fit_what_it_reads() -> None:
+    plan = chunking_for(WordEmbedder(60))
+    assert plan["max_tokens"] == 60 and plan["overlap_tokens"] == 40
+    text = " ".join(sentence(i) for i in range(40))
+    chunks = chunk_text(text, **plan)
+    assert len(chunks) > 5 and all(len(c.split()) <= 60 for c in chunks)
+    # a model that reads more than the original's chunk size still gets the original's chunks
+    assert chunking_for(WordEmbedder(512))["max_tokens"] == CHUNK_TOKENS
+
+
+@pytest.mark.parametrize("embedder", [object(), WordEmbedder(0), type("Half", (), {"max_tokens": 100})()])
+def test_an_embedder_that_declares_no_usable_limit_gets_the_defaults(embedder: object) -> None:
+    assert chunking_for(embedder) == {"max_tokens": CHUNK_TOKENS, "overlap_tokens": OVERLAP_TOKENS, "count_tokens": approx_tokens}

@@ -32,6 +32,7 @@ from memgpt.functions.spec import FunctionSpec
 from memgpt.llm.backend import Backend
 from memgpt.llm.types import CallShape, CompletionRequest, Constraint, FunctionCall, Message, SamplingParams, Usage
 from memgpt.llm.wrapper import Prompt, Wrapper
+from memgpt.memory.chunking import chunk_text, chunking_for
 from memgpt.memory.core import CoreMemory, MemoryEditError
 from memgpt.storage.base import AgentRecord, Storage
 
@@ -137,12 +138,20 @@ class Agent:
 
     # ---- what function handlers use (memgpt.functions.spec.FunctionContext) ----
 
-    def embed(self, texts: list[str]) -> Any:
+    def _get_embedder(self) -> Any:
         if self._embedder is None:
             if self._embedder_factory is None:
                 raise ValueError("archival memory is unavailable: no embedder is configured")
             self._embedder = self._embedder_factory()
-        return self._embedder.embed(texts)
+        return self._embedder
+
+    def embed(self, texts: list[str]) -> Any:
+        return self._get_embedder().embed(texts)
+
+    def embedding_chunks(self, text: str) -> list[str]:
+        """``text`` as passages the embedder reads whole: itself when it fits, else chunks."""
+        plan = chunking_for(self._get_embedder())
+        return [text] if plan["count_tokens"](text) <= plan["max_tokens"] else chunk_text(text, **plan)
 
     def pause_heartbeats(self, minutes: int) -> str:
         if self.limits.heartbeat_minutes is None:

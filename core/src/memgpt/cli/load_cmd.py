@@ -18,7 +18,7 @@ def load(
     from rich.progress import Progress
 
     from memgpt.config import load_config
-    from memgpt.memory.chunking import chunk_text, collect_files, read_text
+    from memgpt.memory.chunking import chunk_text, chunking_for, collect_files, read_text
     from memgpt.plugins import get_registry
     from memgpt.runtime import open_storage
 
@@ -34,7 +34,8 @@ def load(
         if storage.get_agent(agent) is None:
             fail(f"no agent named {agent!r}: create it with `memgpt run --agent {agent}` first (see `memgpt list agents`)")
         embedder = get_registry().embedder(config.embedding.provider).factory(config.embedding.model)
-        chunks = [(path, piece) for path in files for piece in chunk_text(read_text(path))]
+        plan = chunking_for(embedder)
+        chunks = [(path, piece) for path in files for piece in chunk_text(read_text(path), **plan)]
         with Progress(transient=True) as progress:
             task = progress.add_task("embedding", total=len(chunks))
             for start in range(0, len(chunks), batch):

@@ -118,6 +118,17 @@ class SentenceTransformerEmbedder:
             self._dimensions = _declared_dimensions(self.path) or int(load_model(self.path).get_sentence_embedding_dimension())
         return self._dimensions
 
+    @property
+    def max_tokens(self) -> int:
+        """The most tokens of text the model reads (its ``max_seq_length`` less its special tokens); the
+        rest of a longer text is cut off before embedding, so chunkers stay within this."""
+        model = load_model(self.path)
+        return int(model.max_seq_length) - int(model.tokenizer.num_special_tokens_to_add(pair=False))
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the model's own tokenizer, special tokens excluded."""
+        return len(load_model(self.path).tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One unit-length float32 row per text (an empty list gives a 0-row matrix)."""
         texts = list(texts)

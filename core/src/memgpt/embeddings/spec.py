@@ -10,7 +10,9 @@ from typing import Any
 @dataclass(frozen=True)
 class EmbedderSpec:
     """A named embedding provider. ``factory(model)`` returns an object with ``dimensions: int`` and
-    ``embed(texts: list[str]) -> numpy.ndarray`` (one L2-normalised row per text). Heavy imports
+    ``embed(texts: list[str]) -> numpy.ndarray`` (one L2-normalised row per text), and optionally
+    ``max_tokens: int`` (the most tokens of text the model reads) with ``count_tokens(text) -> int``: text
+    headed for archival memory is then chunked to fit, counted in the model's own tokens. Heavy imports
     (torch, sentence-transformers) belong inside the factory."""
 
     name: str

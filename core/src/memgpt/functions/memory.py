@@ -172,8 +172,9 @@ def _conversation_search_date(agent: FunctionContext, args: ConversationSearchDa
 
 
 def _archival_memory_insert(agent: FunctionContext, args: ArchivalMemoryInsert) -> str:
-    agent.storage.add_passages(agent.name, [args.content], agent.embed([args.content]))
-    return "Stored in archival memory."
+    pieces = agent.embedding_chunks(args.content)
+    agent.storage.add_passages(agent.name, pieces, agent.embed(pieces))
+    return "Stored in archival memory." if len(pieces) == 1 else f"Stored in archival memory as {len(pieces)} overlapping passages."
 
 
 def _archival_memory_search(agent: FunctionContext, args: ArchivalMemorySearch) -> str:

@@ -3,7 +3,9 @@
 Chunking follows the original MemGPT (about 300 tokens a chunk, 200 tokens of overlap) but cuts at
 paragraph and sentence boundaries, falling back to words and then characters only for a sentence that
 alone is too long. Token counts are an estimate (words and punctuation, long words as several tokens)
-unless the caller passes a real tokenizer's ``count_tokens``.
+unless the caller passes a real tokenizer's ``count_tokens``. Text headed for an embedder is chunked
+with ``chunking_for(embedder)``: never longer than the embedding model reads (all-MiniLM-L6-v2 reads 254
+wordpieces of text, fewer than the original's 300-token chunks, whose tails it silently dropped).
 
 File collection is conservative: only regular files under the paths the user named, never through a
 symlink that leads outside them, never a device or FIFO (opening one would block), never a binary.
@@ -16,6 +18,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from memgpt.errors import LoadError
 
@@ -32,6 +35,18 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n+")
 _SENTENCE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+|\n(?=[ \t]*(?:[-*+>#]|\d+[.)])\s)")
 
 Unit = tuple[str, int, str]  # text, tokens, separator before it ("\n\n" opens a paragraph)
+
+
+def chunking_for(embedder: Any) -> dict[str, Any]:
+    """``chunk_text`` arguments for text that ``embedder`` will embed: chunks no longer than it reads
+    (its ``max_tokens``, counted with its ``count_tokens``) and the same overlap ratio, so no chunk has
+    an unread tail. An embedder that declares neither gets the defaults and the estimate."""
+    limit = getattr(embedder, "max_tokens", None)
+    count = getattr(embedder, "count_tokens", None)
+    if not (isinstance(limit, int) and limit > 0 and callable(count)):
+        return {"max_tokens": CHUNK_TOKENS, "overlap_tokens": OVERLAP_TOKENS, "count_tokens": approx_tokens}
+    size = min(CHUNK_TOKENS, limit)
+    return {"max_tokens": size, "overlap_tokens": size * OVERLAP_TOKENS // CHUNK_TOKENS, "count_tokens": count}
 
 
 def approx_tokens(text: str) -> int:

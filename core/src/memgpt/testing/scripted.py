@@ -54,4 +54,22 @@ class ScriptedBackend(Backend):
         return self.window
 
 
-__all__ = ["BackendError", "ScriptedBackend", "call"]
+class LetterEmbedder:
+    """Bag-of-letters embedding: deterministic and cheap, for loop tests and benchmarks that only need
+    *an* embedder (semantic search with the real model is tested with MiniLM)."""
+
+    dimensions = 26
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        rows = np.zeros((len(texts), 26), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for ch in text.lower():
+                if "a" <= ch <= "z":
+                    rows[i, ord(ch) - 97] += 1
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return rows / np.where(norms == 0, 1, norms)
+
+
+__all__ = ["BackendError", "LetterEmbedder", "ScriptedBackend", "call"]
