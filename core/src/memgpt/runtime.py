@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from memgpt.config import Config, ModelSettings, home, load_api_key
-from memgpt.errors import ConfigError, UnknownNameError
+from memgpt.errors import BackendError, ConfigError, UnknownNameError
 from memgpt.llm.backend import Backend, BackendSettings
 from memgpt.llm.wrapper import Wrapper, WrapperOptions
 from memgpt.plugins import Registry, get_registry
@@ -166,10 +166,6 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
                 raise ValueError(f"archival memory is unavailable: {exc}") from None
             return spec.factory(embedding.model)
 
-        if created:
-            storage.save_agent(record)
-        elif overrides or options.preset:
-            storage.save_agent(record)
         agent = Agent(
             record,
             storage=storage,
@@ -183,6 +179,13 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
             limits=Limits(max_tokens=model.max_tokens, temperature=model.temperature, heartbeat_minutes=options.heartbeat_minutes),
             on_event=on_event,
         )
+        try:
+            # A window too small for any conversation is refused before anything is saved.
+            agent.check_window()
+        except BackendError:
+            pass  # the backend cannot count now (a server that is down): each turn reports that itself
+        if created or overrides or options.preset:
+            storage.save_agent(record)
     except BaseException:
         backend.close()
         storage.close()

@@ -232,10 +232,17 @@ def test_memory_pressure_alert_then_summary_keeps_recall(make_agent: MakeAgent, 
     assert storage.count_messages("sam") >= 48
 
 
-def test_context_that_cannot_fit_is_a_clear_error(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+def test_context_that_cannot_fit_is_a_clear_error(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
     agent = make_agent(context_window=600, limits=Limits(max_tokens=200))
-    with pytest.raises(ContextOverflowError, match="--context-window"):
+    fixed = backend.count_tokens(agent._prompt([]).text)
+    needed = fixed + 200 + 256
+    message = rf"context window 600 is too small for this agent: .* take {fixed} tokens and 200 are reserved .* at least {needed} are needed; raise --context-window"
+    with pytest.raises(ContextOverflowError, match=message):
+        agent.check_window()
+    with pytest.raises(ContextOverflowError, match=message):
         agent.send("hi")
+    assert storage.get_agent("sam").settings["pending_message"] == "hi"
+    make_agent(context_window=needed, limits=Limits(max_tokens=200)).check_window()  # just enough
 
 
 def test_resume_sees_the_same_history_and_memory(make_agent: MakeAgent, backend: ScriptedBackend) -> None:

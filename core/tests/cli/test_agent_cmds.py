@@ -115,6 +115,17 @@ def test_load_into_a_missing_agent_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "no agent named 'ghost'" in result.output
 
 
+def test_run_with_a_window_too_small_for_any_conversation_fails_before_saving_anything() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "memgpt", "run", "--agent", "small", "--context-window", "2048", "--message", "hi"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, env=os.environ.copy(), timeout=120,
+    )
+    assert out.returncode == 1
+    error = out.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: context window 2048 is too small for this agent") and "raise --context-window" in error, out.stderr
+    assert json.loads(invoke("list", "agents", "--json").output) == []
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "kind"),
     [("--model-wrapper", "no-such-wrapper", "wrapper"), ("--model-endpoint-type", "no-such-backend", "backend"), ("--persona", "nobody", "persona")],

@@ -41,6 +41,8 @@ log = logging.getLogger("memgpt.agent")
 EventKind = Literal["thought", "call", "assistant", "result", "alert", "error"]
 PENDING_KEY = "pending_message"
 PAUSED_KEY = "heartbeats_paused_until"
+# Room a context window must leave for the conversation beyond the fixed prompt and the reply reserve.
+MIN_CONVERSATION_TOKENS = 256
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
 REPEATED = "not run: this call is identical to your previous one. Do something else, or reply to the user with send_message."
 
@@ -359,6 +361,18 @@ class Agent:
 
     # ---- context budget ----
 
+    def check_window(self) -> None:
+        """Raise ``ContextOverflowError`` when the context window cannot hold even the fixed part of the
+        prompt (system prompt, function docs, core memory) plus the reply reserve: no conversation fits."""
+        fixed = self._tokens(self._prompt([]))
+        if fixed + self.limits.max_tokens + MIN_CONVERSATION_TOKENS > self.context_window:
+            raise ContextOverflowError(
+                f"context window {self.context_window} is too small for this agent: its system prompt, function docs "
+                f"and core memory take {fixed} tokens and {self.limits.max_tokens} are reserved for each reply, so at "
+                f"least {fixed + self.limits.max_tokens + MIN_CONVERSATION_TOKENS} are needed; raise --context-window "
+                "(the model's own limit permitting) or lower `max_tokens` under [model] in config.toml"
+            )
+
     def _tokens(self, prompt: Prompt) -> int:
         return self.backend.count_tokens(prompt.text)
 
@@ -378,6 +392,7 @@ class Agent:
                 if used <= budget:
                     break
             if used > budget:
+                self.check_window()
                 raise ContextOverflowError(
                     f"the prompt needs {used} tokens but only {budget} fit (context window {self.context_window} minus "
                     f"{self.limits.max_tokens} reserved for the reply): raise --context-window or shorten core memory"
