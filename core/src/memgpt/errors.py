@@ -17,6 +17,7 @@
     │   ├── UnknownFunctionError    the call names a function the agent does not have
     │   └── ArgumentError           missing / extra / wrongly typed parameters
     ├── StorageError                the database could not be read or written
+    │   └── AgentBusyError          the agent is open in another memgpt session
     ├── EmbeddingError              the embedding model is missing, cannot load, or cannot embed
     └── LoadError                   a path given to `memgpt load` is missing or cannot be read
 
@@ -120,6 +121,10 @@ class ArgumentError(ParseError):
 
 class StorageError(MemGPTError):
     """The agent database could not be read or written."""
+
+
+class AgentBusyError(StorageError):
+    """Another process has the agent open: one session per agent, so no turn overwrites another's."""
 
 
 class EmbeddingError(MemGPTError):

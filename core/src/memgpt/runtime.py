@@ -102,12 +102,17 @@ class Session:
     storage: Any
     created: bool
     model: ModelSettings
+    lock: Any = None  # memgpt.locking.AgentLock, held until close()
 
     def close(self) -> None:
         try:
             self.backend.close()
         finally:
-            self.storage.close()
+            try:
+                self.storage.close()
+            finally:
+                if self.lock is not None:
+                    self.lock.release()
 
 
 def open_session(config: Config, options: AgentOptions, *, on_event: Any = None, registry: Registry | None = None) -> Session:
@@ -118,13 +123,19 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
     """
     from memgpt import catalog
     from memgpt.agent.agent import Agent, Limits
+    from memgpt.locking import AgentLock
     from memgpt.memory.core import CoreMemory
     from memgpt.storage.base import AgentRecord
 
     registry = registry or get_registry()
-    storage = open_storage(config, registry)
+    name = options.name or new_agent_name()
+    lock = AgentLock(home(), name).acquire()  # before anything is read: a second session fails here
     try:
-        name = options.name or new_agent_name()
+        storage = open_storage(config, registry)
+    except BaseException:
+        lock.release()
+        raise
+    try:
         record = storage.get_agent(name)
         created = record is None
         overrides = {k: v for k, v in options.model.items() if v is not None}
@@ -151,6 +162,7 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
         backend = registry.backend(model.backend).factory(backend_settings(model))
     except BaseException:
         storage.close()
+        lock.release()
         raise
     try:
         wrapper = open_wrapper(model.wrapper, backend, model.model, registry)
@@ -189,5 +201,6 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
     except BaseException:
         backend.close()
         storage.close()
+        lock.release()
         raise
-    return Session(agent=agent, backend=backend, storage=storage, created=created, model=model)
+    return Session(agent=agent, backend=backend, storage=storage, created=created, model=model, lock=lock)
