@@ -20,7 +20,7 @@ from memgpt.plugins import Registry, get_registry
 #: Used when neither the config nor the backend can tell the context size.
 FALLBACK_CONTEXT = 4096
 #: The model settings an agent remembers, so ``--agent NAME`` resumes with what it was created with.
-AGENT_MODEL_KEYS = ("backend", "endpoint", "model", "wrapper", "context_window")
+AGENT_MODEL_KEYS = ("backend", "endpoint", "model", "wrapper", "context_window", "max_tokens")
 
 
 def backend_settings(model: ModelSettings) -> BackendSettings:

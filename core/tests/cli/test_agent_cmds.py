@@ -122,8 +122,21 @@ def test_run_with_a_window_too_small_for_any_conversation_fails_before_saving_an
     )
     assert out.returncode == 1
     error = out.stderr.strip().splitlines()[-1]
-    assert error.startswith("Error: context window 2048 is too small for this agent") and "raise --context-window" in error, out.stderr
+    assert error.startswith("Error: context window 2048 is too small for this agent") and "lower --max-tokens" in error, out.stderr
     assert json.loads(invoke("list", "agents", "--json").output) == []
+    # the fix the message names: a smaller reply reserve fits the same window
+    smaller = subprocess.run(
+        [sys.executable, "-m", "memgpt", "run", "--agent", "small", "--context-window", "2048", "--max-tokens", "256", "--first", "--message", "hi"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, env=os.environ.copy(), timeout=300,
+    )
+    assert smaller.returncode == 0, smaller.stderr
+    assert any(json.loads(line)["type"] == "turn" for line in smaller.stdout.splitlines())
+    storage = SQLiteStorage(home() / "memgpt.db")
+    try:
+        saved = storage.get_agent("small").settings["model"]
+    finally:
+        storage.close()
+    assert (saved["context_window"], saved["max_tokens"]) == (2048, 256)
 
 
 @pytest.mark.parametrize(

@@ -370,7 +370,7 @@ class Agent:
                 f"context window {self.context_window} is too small for this agent: its system prompt, function docs "
                 f"and core memory take {fixed} tokens and {self.limits.max_tokens} are reserved for each reply, so at "
                 f"least {fixed + self.limits.max_tokens + MIN_CONVERSATION_TOKENS} are needed; raise --context-window "
-                "(the model's own limit permitting) or lower `max_tokens` under [model] in config.toml"
+                "(the model's own limit permitting) or lower --max-tokens"
             )
 
     def _tokens(self, prompt: Prompt) -> int:

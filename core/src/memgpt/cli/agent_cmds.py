@@ -14,8 +14,10 @@ from memgpt.cli.app import fail
 LIST_KINDS = ("agents", "personas", "humans", "presets")
 
 
-def _overrides(backend: str | None, endpoint: str | None, model: str | None, wrapper: str | None, context_window: int | None) -> dict[str, Any]:
-    return {"backend": backend, "endpoint": endpoint, "model": model, "wrapper": wrapper, "context_window": context_window}
+def _overrides(
+    backend: str | None, endpoint: str | None, model: str | None, wrapper: str | None, context_window: int | None, max_tokens: int | None
+) -> dict[str, Any]:
+    return {"backend": backend, "endpoint": endpoint, "model": model, "wrapper": wrapper, "context_window": context_window, "max_tokens": max_tokens}
 
 
 def run(
@@ -27,6 +29,7 @@ def run(
     model_endpoint: Optional[str] = typer.Option(None, "--model-endpoint", help="Server URL (server backends)."),
     model_wrapper: Optional[str] = typer.Option(None, "--model-wrapper", help="Prompt wrapper name."),
     context_window: Optional[int] = typer.Option(None, "--context-window", min=256, help="Context size in tokens."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=16, help="Tokens reserved for each model turn (bounds its strings)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name, or a GGUF path for in-process backends."),
     first: bool = typer.Option(False, "--first", help="You speak first (no greeting from the agent)."),
     heartbeat_every: Optional[float] = typer.Option(
@@ -50,7 +53,7 @@ def run(
     config = load_config()
     options = AgentOptions(
         name=agent, persona=persona, human=human, preset=preset,
-        model=_overrides(model_endpoint_type, model_endpoint, model, model_wrapper, context_window),
+        model=_overrides(model_endpoint_type, model_endpoint, model, model_wrapper, context_window, max_tokens),
         heartbeat_minutes=None if scripted else heartbeat_every,
     )
     from memgpt.cli import chat

@@ -38,6 +38,7 @@ def configure(
     model_wrapper: Optional[str] = typer.Option(None, "--model-wrapper", help="Prompt wrapper name."),
     context_window: Optional[int] = typer.Option(None, "--context-window", min=256, help="Context size in tokens (default: ask the backend)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for in-process models."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=16, help="Tokens reserved for each model turn (default 1024)."),
     embedding_provider: Optional[str] = typer.Option(None, "--embedding-provider", help="Embedder name."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model name or path."),
     preset: Optional[str] = typer.Option(None, "--preset"),
@@ -117,6 +118,7 @@ def configure(
                     "wrapper": wrapper,
                     "context_window": context_window,
                     "threads": threads if threads is not None else m.threads,
+                    "max_tokens": max_tokens if max_tokens is not None else m.max_tokens,
                 }
             ),
             "embedding": e.model_copy(update={"provider": provider, "model": embedding_model or (e.model if provider == e.provider else None)}),
