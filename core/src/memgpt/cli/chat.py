@@ -226,15 +226,31 @@ def _memory(session: Any, view: Any, arg: str) -> None:
     view.info(f"recall: {agent.storage.count_messages(agent.name)} messages; archival: {agent.storage.count_passages(agent.name)} passages")
 
 
+def _count(view: Any, command: str, arg: str, default: int) -> int | None:
+    """The ``[n]`` of a slash command: ``default`` when blank, else a positive whole number (None and a
+    usage line otherwise, so a typo never pops or dumps something unintended)."""
+    text = arg.strip()
+    if not text:
+        return default
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    view.error(f"usage: /{command} [n], n a whole number of 1 or more (got {text!r})")
+    return None
+
+
 def _dump(session: Any, view: Any, arg: str) -> None:
-    n = int(arg) if arg.strip().isdigit() else 10
+    n = _count(view, "dump", arg, 10)
+    if n is None:
+        return
     for m in session.agent.context_messages()[-n:]:
         body = json.dumps({"function": m.function_call.name, "params": m.function_call.arguments}, ensure_ascii=False) if m.function_call else m.content
         view.info(f"[{m.role}{'/' + m.name if m.name else ''}] {body}")
 
 
 def _pop(session: Any, view: Any, arg: str) -> None:
-    n = int(arg) if arg.strip().isdigit() else 1
+    n = _count(view, "pop", arg, 1)
+    if n is None:
+        return
     view.info(f"removed {session.agent.pop(n)} messages from the context window (they stay in recall memory)")
 
 
