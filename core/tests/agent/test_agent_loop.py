@@ -54,6 +54,43 @@ def test_memory_edit_with_heartbeat_chains_to_a_reply(make_agent: MakeAgent, bac
     assert "Name: Ada" in backend.requests[1].prompt
 
 
+def core_section(prompt: str) -> str:
+    start = prompt.index("### Core memory")
+    return prompt[start : prompt.index("</human>", start)]
+
+
+def test_an_edit_keeps_the_prompt_append_only_until_the_context_is_rewritten(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
+    """The layout that lets a backend reuse its KV cache across an edit: each prompt extends the last one;
+    the edit's result carries the block's new text, and the core memory section at the top catches up
+    only when the context is rewritten anyway (here: /pop)."""
+    agent = make_agent()
+    backend.add(
+        call("core_memory_append", "remember the name", name="human", content="Name: Ada", request_heartbeat=True),
+        call("send_message", message="Nice to meet you, Ada."),
+        call("send_message", message="Tea, then."),
+    )
+    agent.send("I'm Ada")
+    agent.send("I like tea")
+    first, second, third = (r.prompt for r in backend.requests)
+    assert second.startswith(first) and third.startswith(second)
+    assert all("Name: Ada" not in core_section(p) for p in (first, second, third))
+    result = events.read(stored(storage)[2].content)
+    assert result["message"] == "Appended to human (34/2000 characters). The human block now reads:\nName: unknown\nLikes: tea\nName: Ada"
+    assert "Name: Ada" in agent.core_memory.blocks["human"]
+
+    # a resumed agent renders the very same prompt (a KV cache saved on disk stays valid)
+    resumed = make_agent()
+    assert resumed._prompt([]).text == agent._prompt([]).text
+
+    agent.pop(1)
+    backend.add(call("send_message", message="Hi Ada."))
+    agent.send("hello again")
+    assert "Name: Ada" in core_section(backend.requests[-1].prompt)
+    assert storage.get_agent("sam").settings["core_memory_shown"]["human"].endswith("Name: Ada")
+
+
 def test_replace_with_inexact_text_fails_with_the_closest_line(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
     agent = make_agent()
     backend.add(
@@ -243,6 +280,23 @@ def test_context_that_cannot_fit_is_a_clear_error(make_agent: MakeAgent, backend
         agent.send("hi")
     assert storage.get_agent("sam").settings["pending_message"] == "hi"
     make_agent(context_window=needed, limits=Limits(max_tokens=200)).check_window()  # just enough
+
+
+def test_an_edit_that_would_crowd_out_the_conversation_is_refused(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+    probe = make_agent(context_window=100_000, limits=Limits(max_tokens=200))
+    fixed = backend.count_tokens(probe._prompt([]).text)
+    agent = make_agent(context_window=fixed + 200 + 256 + 20, limits=Limits(max_tokens=200))
+    agent.check_window()  # fits, with 20 tokens (80 scripted characters) to spare
+    backend.add(
+        call("core_memory_append", name="human", content="Hobbies: " + "chess, " * 30, request_heartbeat=True),
+        call("core_memory_append", name="human", content="Pet: cat", request_heartbeat=False),
+    )
+    result = agent.send("I play chess and have a cat")
+    refused, accepted = [e.text for e in result.events if e.kind == "result"]
+    assert refused.startswith("edit refused: core memory would take the prompt to ") and "core_memory_replace" in refused
+    assert accepted.startswith("Appended to human")
+    assert storage.get_agent("sam").core_memory["human"] == "Name: unknown\nLikes: tea\nPet: cat"
+    agent.check_window()  # still usable
 
 
 def test_resume_sees_the_same_history_and_memory(make_agent: MakeAgent, backend: ScriptedBackend) -> None:

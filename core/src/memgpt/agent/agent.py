@@ -11,8 +11,11 @@ before the chain starts and cleared by the first step that commits, so it surviv
 without a message; ``pause_heartbeats`` defers them. The agent says when one is due
 (``next_heartbeat_at``); the interactive front end sends it (``timed_heartbeat``) while it waits for input.
 
-The prompt is laid out for prefix reuse: system text and function docs (never change), core memory
-(changes on edits), then the conversation (append-only between summaries).
+The prompt is laid out for prefix reuse: system text and function docs (never change), core memory as
+*shown*, then the conversation, append-only between summaries. An edit takes effect at once, and its
+function result carries the block's new text; the shown copy at the top is brought up to date only when
+the conversation is rewritten anyway (a summary, ``pop``). Re-rendering it on every edit would make the
+backend re-evaluate the whole conversation after it, on every edit.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ log = logging.getLogger("memgpt.agent")
 EventKind = Literal["thought", "call", "assistant", "result", "alert", "error"]
 PENDING_KEY = "pending_message"
 PAUSED_KEY = "heartbeats_paused_until"
+SHOWN_KEY = "core_memory_shown"  # core memory as rendered at the top of the prompt
 # Room a context window must leave for the conversation beyond the fixed prompt and the reply reserve.
 MIN_CONVERSATION_TOKENS = 256
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
@@ -129,6 +133,8 @@ class Agent:
         self.limits = limits
         self.on_event = on_event
         self.core_memory = CoreMemory.from_dict(record.core_memory)
+        if not isinstance(record.settings.get(SHOWN_KEY), dict):
+            self._show_current_memory()
         self.messages: list[Message] = storage.get_messages(record.name, record.in_context) if record.in_context else []
         self._embedder_factory = embedder
         self._embedder: Any = None
@@ -189,6 +195,17 @@ class Agent:
 
     def context_messages(self) -> list[Message]:
         return list(self.messages)
+
+    def shown_memory(self) -> CoreMemory:
+        """Core memory as the top of the prompt shows it: as of the last rewrite of the context."""
+        shown = self.record.settings.get(SHOWN_KEY)
+        if not isinstance(shown, dict):
+            return self.core_memory
+        return CoreMemory.from_dict(shown, limit=self.core_memory.limit)
+
+    def _show_current_memory(self) -> None:
+        """Bring the prompt's core memory section up to date (saved with the next ``_save``)."""
+        self.record.settings[SHOWN_KEY] = self.core_memory.to_dict()
 
     def _make_constraint(self, build: Callable[[Sequence[Any], Any], Constraint] | None) -> Constraint | None:
         if not self.wrapper.uses_grammar or build is None:
@@ -315,21 +332,44 @@ class Agent:
         if spec is None:  # the parser already refuses these; never run what was not registered
             return "Failed", f"there is no function named {call.name!r}"
         arguments = {k: v for k, v in call.arguments.items() if k not in CONTROL_ARGS}
+        before = dict(self.core_memory.blocks)
         try:
             value = spec.handler(self, **arguments)
         except (ValueError, MemoryEditError) as exc:
+            self.core_memory.blocks = before
             return "Failed", str(exc)
         except Exception as exc:  # a bug in a plugin's function must not kill the agent
             log.exception("function %s raised", call.name)
+            self.core_memory.blocks = before
             return "Failed", f"{call.name} raised {type(exc).__name__}: {exc}"
+        if self.core_memory.blocks != before:
+            # The character limit alone cannot protect a small window: a core memory that leaves no room
+            # for the conversation would stop the agent for good, so such an edit is refused like an
+            # over-long one.
+            fixed = self._fixed_tokens()
+            if fixed + self.limits.max_tokens + MIN_CONVERSATION_TOKENS > self.context_window:
+                self.core_memory.blocks = before
+                return "Failed", (
+                    f"edit refused: core memory would take the prompt to {fixed} tokens, leaving too little of the "
+                    f"{self.context_window}-token context window for the conversation. Shorten a block with "
+                    "core_memory_replace, or move details to archival memory."
+                )
         return "OK", "None" if value is None else str(value)
 
     # ---- generation ----
 
-    def _prompt(self, inputs: Sequence[Message], extra: Sequence[Message] = ()) -> Prompt:
-        memory = Message(role="system", content=self.core_memory.render())
-        first = not any(m.role == "assistant" for m in self.messages)
-        return self.wrapper.format(self.system_prompt, [memory, *self.messages, *inputs, *extra], self.schemas, first_message=first)
+    def _prompt(
+        self,
+        inputs: Sequence[Message],
+        extra: Sequence[Message] = (),
+        *,
+        history: Sequence[Message] | None = None,
+        memory_shown: CoreMemory | None = None,
+    ) -> Prompt:
+        history = self.messages if history is None else history
+        memory = Message(role="system", content=(memory_shown or self.shown_memory()).render())
+        first = not any(m.role == "assistant" for m in history)
+        return self.wrapper.format(self.system_prompt, [memory, *history, *inputs, *extra], self.schemas, first_message=first)
 
     def _generate(self, inputs: list[Message], result: TurnResult, first: Prompt) -> tuple[FunctionCall | None, str]:
         """``first`` is the prompt ``_fit_context`` already rendered and measured for ``inputs``."""
@@ -361,10 +401,14 @@ class Agent:
 
     # ---- context budget ----
 
+    def _fixed_tokens(self) -> int:
+        """Tokens of the prompt's fixed part (system prompt, function docs, core memory as it now is)."""
+        return self._tokens(self._prompt([], history=(), memory_shown=self.core_memory))
+
     def check_window(self) -> None:
         """Raise ``ContextOverflowError`` when the context window cannot hold even the fixed part of the
         prompt (system prompt, function docs, core memory) plus the reply reserve: no conversation fits."""
-        fixed = self._tokens(self._prompt([]))
+        fixed = self._fixed_tokens()
         if fixed + self.limits.max_tokens + MIN_CONVERSATION_TOKENS > self.context_window:
             raise ContextOverflowError(
                 f"context window {self.context_window} is too small for this agent: its system prompt, function docs "
@@ -442,6 +486,7 @@ class Agent:
         with self.storage.transaction():
             stored = self.storage.add_messages(self.name, [note])
             self.messages = [*stored, *kept]
+            self._show_current_memory()  # the context after the summary is re-evaluated anyway
             self._save()
         self._emit(result, AgentEvent("alert", f"summarized {len(old)} older messages to free context", data={"summary": summary}))
         return True
@@ -481,6 +526,9 @@ class Agent:
                     break
                 removed += len(self.messages) - starts[-1]
                 self.messages = self.messages[: starts[-1]]
+            if removed:
+                # Edits made in the removed exchanges stay made; their results, which showed them, are gone.
+                self._show_current_memory()
             self._save()
         return removed
 

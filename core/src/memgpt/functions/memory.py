@@ -136,14 +136,22 @@ def _pause_heartbeats(agent: FunctionContext, args: PauseHeartbeats) -> str:
     return agent.pause_heartbeats(args.minutes)
 
 
+def _edited(agent: FunctionContext, done: str, name: str) -> str:
+    # The block's new text travels in the result: the core memory section at the top of the prompt is
+    # only refreshed when the conversation is rewritten (see memgpt.agent.agent), so this is where the
+    # model reads what its block now holds, verbatim (core_memory_replace needs the exact text).
+    text = agent.core_memory.blocks[name]
+    return f"{done} {name} ({len(text)}/{agent.core_memory.limit} characters). The {name} block now reads:\n{text}"
+
+
 def _core_memory_append(agent: FunctionContext, args: CoreMemoryAppend) -> str:
     agent.core_memory.append(args.name, args.content)
-    return f"Appended to {args.name}; it now holds {len(agent.core_memory.blocks[args.name])}/{agent.core_memory.limit} characters."
+    return _edited(agent, "Appended to", args.name)
 
 
 def _core_memory_replace(agent: FunctionContext, args: CoreMemoryReplace) -> str:
     agent.core_memory.replace(args.name, args.old_content, args.new_content)
-    return f"Replaced text in {args.name}; it now holds {len(agent.core_memory.blocks[args.name])}/{agent.core_memory.limit} characters."
+    return _edited(agent, "Replaced text in", args.name)
 
 
 def _page_text(kind: str, page: int, total: int, lines: list[str]) -> str:
