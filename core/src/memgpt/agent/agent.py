@@ -347,7 +347,7 @@ class Agent:
             # for the conversation would stop the agent for good, so such an edit is refused like an
             # over-long one.
             fixed = self._fixed_tokens()
-            if fixed + self.limits.max_tokens + MIN_CONVERSATION_TOKENS > self.context_window:
+            if fixed > self._fixed_budget():
                 self.core_memory.blocks = before
                 return "Failed", (
                     f"edit refused: core memory would take the prompt to {fixed} tokens, leaving too little of the "
@@ -405,11 +405,15 @@ class Agent:
         """Tokens of the prompt's fixed part (system prompt, function docs, core memory as it now is)."""
         return self._tokens(self._prompt([], history=(), memory_shown=self.core_memory))
 
+    def _fixed_budget(self) -> int:
+        """The most the fixed part may take: the window less the reply reserve and the least conversation."""
+        return self.context_window - self.limits.max_tokens - MIN_CONVERSATION_TOKENS
+
     def check_window(self) -> None:
         """Raise ``ContextOverflowError`` when the context window cannot hold even the fixed part of the
         prompt (system prompt, function docs, core memory) plus the reply reserve: no conversation fits."""
         fixed = self._fixed_tokens()
-        if fixed + self.limits.max_tokens + MIN_CONVERSATION_TOKENS > self.context_window:
+        if fixed > self._fixed_budget():
             raise ContextOverflowError(
                 f"context window {self.context_window} is too small for this agent: its system prompt, function docs "
                 f"and core memory take {fixed} tokens and {self.limits.max_tokens} are reserved for each reply, so at "
