@@ -34,7 +34,8 @@ def backend() -> ScriptedBackend:
 @pytest.fixture
 def make_agent(storage: Any, backend: ScriptedBackend) -> Callable[..., Agent]:
     def make(
-        name: str = "sam", *, context_window: int = 8192, limits: Limits = Limits(), wrapper: str = "chatml-grammar", embedder: Any = LetterEmbedder
+        name: str = "sam", *, context_window: int = 8192, limits: Limits = Limits(), wrapper: str = "chatml-grammar", embedder: Any = LetterEmbedder,
+        functions: Any = FUNCTIONS,
     ) -> Agent:
         record = storage.get_agent(name)
         if record is None:
@@ -47,7 +48,7 @@ def make_agent(storage: Any, backend: ScriptedBackend) -> Callable[..., Agent]:
             backend=backend,
             wrapper=open_wrapper(wrapper),
             system_prompt=load_preset("memgpt_chat").system,
-            functions=FUNCTIONS,
+            functions=functions,
             build_constraint=get_registry().grammar("call").build,
             embedder=embedder,
             context_window=context_window,

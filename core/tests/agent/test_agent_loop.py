@@ -77,7 +77,7 @@ def test_an_edit_keeps_the_prompt_append_only_until_the_context_is_rewritten(
     assert second.startswith(first) and third.startswith(second)
     assert all("Name: Ada" not in core_section(p) for p in (first, second, third))
     result = events.read(stored(storage)[2].content)
-    assert result["message"] == "Appended to human (34/2000 characters). The human block now reads:\nName: unknown\nLikes: tea\nName: Ada"
+    assert result["message"] == "Appended to human (34/2000 characters).\nThe human block now reads:\nName: unknown\nLikes: tea\nName: Ada"
     assert "Name: Ada" in agent.core_memory.blocks["human"]
 
     # a resumed agent renders the very same prompt (a KV cache saved on disk stays valid)
@@ -280,6 +280,28 @@ def test_context_that_cannot_fit_is_a_clear_error(make_agent: MakeAgent, backend
         agent.send("hi")
     assert storage.get_agent("sam").settings["pending_message"] == "hi"
     make_agent(context_window=needed, limits=Limits(max_tokens=200)).check_window()  # just enough
+
+
+def test_an_edit_by_any_function_shows_the_new_block_in_its_result(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    """A plugin's function that edits core memory gets the same treatment as the builtin ones."""
+    from pydantic import BaseModel
+
+    from memgpt.functions.memory import FUNCTIONS, schema_of
+    from memgpt.functions.spec import FunctionSpec
+
+    class NoArgs(BaseModel):
+        pass
+
+    def forget_likes(agent: Any) -> str:
+        agent.core_memory.blocks["human"] = "Name: unknown"
+        return "Forgot what they like."
+
+    spec = FunctionSpec(name="forget_likes", schema=schema_of("forget_likes", "Forget likes.", NoArgs, heartbeat=False), handler=forget_likes)
+    agent = make_agent(functions=(*FUNCTIONS, spec))
+    backend.add(call("forget_likes"))
+    result = agent.send("forget what I like")
+    (text,) = [e.text for e in result.events if e.kind == "result"]
+    assert text == "Forgot what they like.\nThe human block now reads:\nName: unknown"
 
 
 def test_an_edit_that_would_crowd_out_the_conversation_is_refused(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:

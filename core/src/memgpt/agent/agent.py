@@ -354,6 +354,12 @@ class Agent:
                     f"{self.context_window}-token context window for the conversation. Shorten a block with "
                     "core_memory_replace, or move details to archival memory."
                 )
+            # The prompt's core memory section is refreshed only when the context is rewritten, so the
+            # result is where the model reads what an edited block now holds, verbatim (as
+            # core_memory_replace needs it), whichever function made the edit.
+            edited = [name for name, text in self.core_memory.blocks.items() if before.get(name) != text]
+            shown = "".join(f"\nThe {name} block now reads:\n{self.core_memory.blocks[name]}" for name in edited)
+            return "OK", ("" if value is None else str(value)) + shown
         return "OK", "None" if value is None else str(value)
 
     # ---- generation ----

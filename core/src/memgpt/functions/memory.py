@@ -137,11 +137,8 @@ def _pause_heartbeats(agent: FunctionContext, args: PauseHeartbeats) -> str:
 
 
 def _edited(agent: FunctionContext, done: str, name: str) -> str:
-    # The block's new text travels in the result: the core memory section at the top of the prompt is
-    # only refreshed when the conversation is rewritten (see memgpt.agent.agent), so this is where the
-    # model reads what its block now holds, verbatim (core_memory_replace needs the exact text).
-    text = agent.core_memory.blocks[name]
-    return f"{done} {name} ({len(text)}/{agent.core_memory.limit} characters). The {name} block now reads:\n{text}"
+    # The agent adds the block's new text to the result (memgpt.agent.agent: prompt layout).
+    return f"{done} {name} ({len(agent.core_memory.blocks[name])}/{agent.core_memory.limit} characters)."
 
 
 def _core_memory_append(agent: FunctionContext, args: CoreMemoryAppend) -> str:
