@@ -72,3 +72,14 @@ def test_a_running_session_keeps_others_off_its_agent_until_it_dies(tmp_path: Pa
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout.splitlines()[0])["agent"] == "shared"
     assert memgpt("delete", "agent", "shared", "--yes").returncode == 0
+
+
+def test_a_session_that_fails_to_open_releases_everything() -> None:
+    from memgpt.config import Config, ModelSettings
+    from memgpt.errors import UnknownNameError
+    from memgpt.runtime import AgentOptions, open_session
+
+    with pytest.raises(UnknownNameError):
+        open_session(Config(model=ModelSettings(wrapper="no-such-wrapper")), AgentOptions(name="sam"))
+    with AgentLock(home(), "sam") as lock:  # nothing still holds the agent
+        assert lock.held

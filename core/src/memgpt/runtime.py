@@ -5,6 +5,7 @@ Every lookup goes through the plugin registry by name; nothing here knows a part
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -129,13 +130,12 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
 
     registry = registry or get_registry()
     name = options.name or new_agent_name()
-    lock = AgentLock(home(), name).acquire()  # before anything is read: a second session fails here
-    try:
+    # What is opened is closed again, in reverse, if anything later fails; on success the session owns it.
+    with contextlib.ExitStack() as undo:
+        lock = AgentLock(home(), name).acquire()  # before anything is read: a second session fails here
+        undo.callback(lock.release)
         storage = open_storage(config, registry)
-    except BaseException:
-        lock.release()
-        raise
-    try:
+        undo.callback(storage.close)
         record = storage.get_agent(name)
         created = record is None
         overrides = {k: v for k, v in options.model.items() if v is not None}
@@ -160,11 +160,7 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
         preset = load_preset(str(record.settings.get("preset", config.defaults.preset)))
         functions = [registry.function(f) for f in preset.functions]
         backend = registry.backend(model.backend).factory(backend_settings(model))
-    except BaseException:
-        storage.close()
-        lock.release()
-        raise
-    try:
+        undo.callback(backend.close)
         wrapper = open_wrapper(model.wrapper, backend, model.model, registry)
         probed = backend.context_window() if backend.capabilities.context_probe else None
         window = min(w for w in (model.context_window, probed) if w) if (model.context_window or probed) else FALLBACK_CONTEXT
@@ -198,9 +194,5 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
             pass  # the backend cannot count now (a server that is down): each turn reports that itself
         if created or overrides or options.preset:
             storage.save_agent(record)
-    except BaseException:
-        backend.close()
-        storage.close()
-        lock.release()
-        raise
+        undo.pop_all()
     return Session(agent=agent, backend=backend, storage=storage, created=created, model=model, lock=lock)
