@@ -15,13 +15,9 @@ from pathlib import Path
 
 os.environ.setdefault("MEMGPT_HOME", tempfile.mkdtemp(prefix="memgpt-bench-"))
 
-from memgpt.agent.agent import Agent, Limits
-from memgpt.functions.memory import FUNCTIONS
-from memgpt.plugins import get_registry
-from memgpt.runtime import load_preset, open_wrapper
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
-from memgpt.testing.scripted import ScriptedBackend, call
+from memgpt.testing.scripted import ScriptedBackend, call, chat_agent
 
 TURNS = 300
 
@@ -32,17 +28,7 @@ def main() -> None:
     record = AgentRecord(name="bench", core_memory={"persona": "I am a benchmark.", "human": "Name: unknown"})
     storage.save_agent(record)
     backend = ScriptedBackend()
-    agent = Agent(
-        record,
-        storage=storage,
-        backend=backend,
-        wrapper=open_wrapper("chatml-grammar"),
-        system_prompt=load_preset("memgpt_chat").system,
-        functions=FUNCTIONS,
-        build_constraint=get_registry().grammar("call").build,
-        context_window=10_000_000,
-        limits=Limits(),
-    )
+    agent = chat_agent(record, storage, backend, embedder=None, context_window=10_000_000)
     reply_ms: list[float] = []
     edit_ms: list[float] = []
     for i in range(TURNS):

@@ -28,15 +28,13 @@ from typing import Any
 os.environ.setdefault("MEMGPT_HOME", tempfile.mkdtemp(prefix="memgpt-bench-"))
 
 from memgpt.agent.agent import Agent, Limits
-from memgpt.functions.memory import FUNCTIONS
 from memgpt.grammar.gbnf import gbnf_literal
 from memgpt.llm.backend import Backend, BackendSettings
 from memgpt.llm.types import Completion, CompletionRequest, Constraint, FunctionCall
 from memgpt.plugins import get_registry
-from memgpt.runtime import load_preset, open_wrapper
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
-from memgpt.testing.scripted import LetterEmbedder, call
+from memgpt.testing.scripted import call, chat_agent
 
 TURNS = 10
 THREADS = int(os.environ.get("MEMGPT_THREADS", "1"))
@@ -85,18 +83,7 @@ def run(kind: type[Agent], backend: Forced, label: str) -> dict[str, float]:
     storage = SQLiteStorage(tmp / "memgpt.db")
     record = AgentRecord(name="bench", core_memory={"persona": "I am Sam, a friendly companion.", "human": "Name: unknown"})
     storage.save_agent(record)
-    agent = kind(
-        record,
-        storage=storage,
-        backend=backend,
-        wrapper=open_wrapper("chatml-grammar"),
-        system_prompt=load_preset("memgpt_chat").system,
-        functions=FUNCTIONS,
-        build_constraint=get_registry().grammar("call").build,
-        embedder=LetterEmbedder,
-        context_window=8192,
-        limits=Limits(max_tokens=256),
-    )
+    agent = chat_agent(record, storage, backend, cls=kind, limits=Limits(max_tokens=256))
     backend.usage = []
     start = time.perf_counter()
     for i in range(TURNS):

@@ -11,10 +11,8 @@ import pytest
 from memgpt.agent.agent import Agent, Limits
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.memory.core import CoreMemory
-from memgpt.plugins import get_registry
-from memgpt.runtime import load_preset, open_wrapper
 from memgpt.storage.base import AgentRecord
-from memgpt.testing.scripted import LetterEmbedder, ScriptedBackend
+from memgpt.testing.scripted import LetterEmbedder, ScriptedBackend, chat_agent
 
 
 @pytest.fixture
@@ -42,17 +40,8 @@ def make_agent(storage: Any, backend: ScriptedBackend) -> Callable[..., Agent]:
             core = CoreMemory.from_dict({"persona": "I am Sam.", "human": "Name: unknown\nLikes: tea"})
             record = AgentRecord(name=name, settings={"preset": "memgpt_chat"}, core_memory=core.to_dict())
             storage.save_agent(record)
-        return Agent(
-            record,
-            storage=storage,
-            backend=backend,
-            wrapper=open_wrapper(wrapper),
-            system_prompt=load_preset("memgpt_chat").system,
-            functions=functions,
-            build_constraint=get_registry().grammar("call").build,
-            embedder=embedder,
-            context_window=context_window,
-            limits=limits,
+        return chat_agent(
+            record, storage, backend, wrapper=wrapper, functions=functions, embedder=embedder, context_window=context_window, limits=limits
         )
 
     return make

@@ -72,4 +72,38 @@ class LetterEmbedder:
         return rows / np.where(norms == 0, 1, norms)
 
 
-__all__ = ["BackendError", "LetterEmbedder", "ScriptedBackend", "call"]
+def chat_agent(
+    record: Any,
+    storage: Any,
+    backend: Backend,
+    *,
+    cls: Any = None,
+    wrapper: str = "chatml-grammar",
+    functions: Any = None,
+    embedder: Any = LetterEmbedder,
+    context_window: int = 8192,
+    limits: Any = None,
+) -> Any:
+    """An agent on the default preset (``memgpt_chat``: its system prompt, the builtin memory functions
+    and the call grammar), for tests and benchmarks that drive the loop with a backend of their own.
+    ``cls`` is ``memgpt.agent.Agent`` or a subclass."""
+    from memgpt.agent.agent import Agent, Limits
+    from memgpt.functions.memory import FUNCTIONS
+    from memgpt.plugins import get_registry
+    from memgpt.runtime import load_preset, open_wrapper
+
+    return (cls or Agent)(
+        record,
+        storage=storage,
+        backend=backend,
+        wrapper=open_wrapper(wrapper),
+        system_prompt=load_preset("memgpt_chat").system,
+        functions=FUNCTIONS if functions is None else functions,
+        build_constraint=get_registry().grammar("call").build,
+        embedder=embedder,
+        context_window=context_window,
+        limits=limits or Limits(),
+    )
+
+
+__all__ = ["BackendError", "LetterEmbedder", "ScriptedBackend", "call", "chat_agent"]
