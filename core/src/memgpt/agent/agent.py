@@ -197,11 +197,9 @@ class Agent:
         return list(self.messages)
 
     def shown_memory(self) -> CoreMemory:
-        """Core memory as the top of the prompt shows it: as of the last rewrite of the context."""
-        shown = self.record.settings.get(SHOWN_KEY)
-        if not isinstance(shown, dict):
-            return self.core_memory
-        return CoreMemory.from_dict(shown, limit=self.core_memory.limit)
+        """Core memory as the top of the prompt shows it: as of the last rewrite of the context (set when
+        the agent is built, so always present)."""
+        return CoreMemory.from_dict(self.record.settings[SHOWN_KEY], limit=self.core_memory.limit)
 
     def _show_current_memory(self) -> None:
         """Bring the prompt's core memory section up to date (saved with the next ``_save``)."""
