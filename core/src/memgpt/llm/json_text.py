@@ -10,19 +10,33 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from memgpt.errors import ParseError
 
 MAX_CANDIDATES = 64  # '{' positions tried when looking for the object in prose
+# json-repair is a heuristic with superlinear corners (a run of '{', a long single-quoted string took 30 s
+# and more); broken text beyond these bounds is refused with a ParseError instead of repaired. Valid JSON
+# of any size is still read (the standard decoder is linear).
+MAX_REPAIR_CHARS = 32_768
+MAX_DEPTH = 64  # nesting of a broken object we try to close or repair; a call nests three or four levels
 _DECODER = json.JSONDecoder(strict=False)  # raw control characters inside strings are the model's text, kept
+_ESCAPED_UNDERSCORE = re.compile(r"(?<!\\)((?:\\\\)*)\\_")  # an odd run of backslashes before '_'
 
 
 def read_json(text: str, repairs: list[str], looks_like_call: Callable[[dict[str, Any]], bool]) -> tuple[Any, str]:
     """The JSON value ``text`` holds and the text after it; appends the name of every repair to ``repairs``."""
+    raw = text
+    if not text.strip():
+        raise ParseError("the output is empty; expected one JSON function call", raw=raw)
+    if "\\_" in text:
+        # Markdown-style `send\_message`: `\_` is no JSON escape, so no valid text means anything else.
+        unescaped = _ESCAPED_UNDERSCORE.sub(r"\1_", text)
+        if unescaped != text:
+            repairs.append("escaped_underscores")
+            text = unescaped
     stripped = text.strip()
-    if not stripped:
-        raise ParseError("the output is empty; expected one JSON function call", raw=text)
     try:
         value, end = _DECODER.raw_decode(stripped)
         if end == len(stripped) and isinstance(value, (dict, list)):
@@ -30,7 +44,7 @@ def read_json(text: str, repairs: list[str], looks_like_call: Callable[[dict[str
     except ValueError:
         pass
     except RecursionError:
-        raise ParseError("the output nests too deeply to be a function call", raw=text) from None
+        raise ParseError("the output nests too deeply to be a function call", raw=raw) from None
 
     found = _first_object(text, looks_like_call)
     start = _call_start(text)
@@ -41,7 +55,7 @@ def read_json(text: str, repairs: list[str], looks_like_call: Callable[[dict[str
     if start is None:
         raise ParseError(
             'no JSON object in the output; expected one function call such as {"function": "send_message", "params": {...}}',
-            raw=text,
+            raw=raw,
         )
     before, source = text[:start], text[start:]
     local: list[str] = []
@@ -51,9 +65,18 @@ def read_json(text: str, repairs: list[str], looks_like_call: Callable[[dict[str
         source = re.sub(r"\s*```\s*$", "", source)
     if before.strip():
         local.append("surrounding_text")
-    value = _close_truncated(source, local, raw=text)
+    depth = _scan(source).depth
+    if depth > MAX_DEPTH:
+        raise ParseError(f"the output nests {depth} levels deep (a call needs a few; limit {MAX_DEPTH}); reply with one JSON function call", raw=raw)
+    value = _close_truncated(source, local, raw=raw)
     if value is None:
-        value = _json_repair(source, local, raw=text)
+        if len(source) > MAX_REPAIR_CHARS:
+            raise ParseError(
+                f"the output is not valid JSON, and at {len(source)} characters it is too long to repair "
+                f"(limit {MAX_REPAIR_CHARS}); reply with one JSON function call",
+                raw=raw,
+            )
+        value = _json_repair(source, local, raw=raw)
     repairs += local
     return value, ""
 
@@ -128,7 +151,7 @@ def _close_truncated(text: str, repairs: list[str], *, raw: str) -> Any | None:
         return None
     body = text if in_string else text.rstrip()
     local: list[str] = []
-    tail = re.search(r"[-+.\w]+$", body) if not in_string else None
+    tail = re.search(r"[-+.\w]+$", body[-64:]) if not in_string else None  # the tail only: linear
     if tail and tail.group() not in ("true", "false", "null"):
         # A number (or a literal) at the very end may be cut short: 10 of 100 is another value, not less of it.
         raise ParseError(f"the output stops in the middle of a value ({tail.group()!r}); it was probably cut off", raw=raw)
@@ -198,11 +221,36 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+def _numbers(value: Any) -> list[int | float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [value]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return []
+
+
 def _alnum(text: str) -> int:
     return sum(1 for c in text if c.isalnum())
 
 
+def _content_alnum(value: Any) -> int:
+    """Letters and digits of what ``value`` holds (keys, strings, numbers, literals), not of its JSON text,
+    where every escape (``\\n``) would add a letter."""
+    if isinstance(value, str):
+        return _alnum(value)
+    if isinstance(value, dict):
+        return sum(_alnum(k) + _content_alnum(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_content_alnum(v) for v in value)
+    return _alnum(json.dumps(value))  # true, false, null, a number
+
+
 _ESCAPED = {'"': '"', "\\": "\\", "/": "/", "'": "'", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 
 
 def _unescaped(text: str) -> str:
@@ -217,23 +265,42 @@ def _unescaped(text: str) -> str:
 
 
 def _changed_content(value: Any, source: str) -> str | None:
-    """Why a repaired value does not faithfully hold what ``source`` says, or None when it does."""
-    # Compared as characters, not as escapes: json-repair has read "\\f" as a backslash and an "f".
+    """Why a repaired value does not faithfully hold what ``source`` says, or None when it does.
+
+    Checked on values, never on escaped text: every string must be in the source as written, every number
+    must be a number the source writes, and no letter or digit the source holds inside the object (outside
+    comments) may go missing.
+    """
+    scan = _scan(source)
+    region = _unescaped(scan.text)
     written = _unescaped(source)
     for s in _strings(value):
         if s not in written:
             return f"{s[:40]!r} is not in the output as written"
-    # Everything the model wrote inside the object should survive; comments and prose after it are the
-    # only things json-repair may drop, and we do not let it.
-    if _alnum(json.dumps(value, ensure_ascii=False)) < _alnum(_unescaped(_object_region(source))):
+    numbers = {float(n) for n in _NUMBER.findall(scan.text)}
+    for n in _numbers(value):
+        if float(n) not in numbers:
+            return f"the number {n} is not in the output as written"
+    if _content_alnum(value) < _alnum(region):
         return "some of the text would be dropped"
     return None
 
 
-def _object_region(text: str) -> str:
-    """``text`` up to the end of its first object, treating both quote kinds as string delimiters."""
-    depth, quote, escaped = 0, "", False
-    for i, char in enumerate(text):
+@dataclass(frozen=True)
+class _Scanned:
+    text: str  # the first object (up to its closing brace, or all of it), comments left out
+    depth: int  # how deep it nests
+
+
+def _scan(text: str) -> _Scanned:
+    """One linear pass over ``text``: its first object without ``//`` and ``/* */`` comments, and its
+    deepest nesting, treating both quote kinds as string delimiters."""
+    out: list[str] = []
+    depth = deepest = 0
+    quote, escaped = "", False
+    i, n, kept = 0, len(text), 0
+    while i < n:
+        char = text[i]
         if quote:
             if escaped:
                 escaped = False
@@ -243,10 +310,20 @@ def _object_region(text: str) -> str:
                 quote = ""
         elif char in "\"'":
             quote = char
+        elif char == "/" and (text.startswith("//", i) or text.startswith("/*", i)):
+            out.append(text[kept:i])
+            end = text.find("\n", i) if text.startswith("//", i) else text.find("*/", i + 2)
+            i = n if end < 0 else (end if text[end] == "\n" else end + 2)
+            kept = i
+            continue
         elif char in "{[":
             depth += 1
+            deepest = max(deepest, depth)
         elif char in "}]":
             depth -= 1
             if depth <= 0:
-                return text[: i + 1]
-    return text
+                out.append(text[kept : i + 1])
+                return _Scanned("".join(out), deepest)
+        i += 1
+    out.append(text[kept:])
+    return _Scanned("".join(out), deepest)

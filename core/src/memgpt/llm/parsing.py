@@ -75,9 +75,54 @@ def parse_call(text: str, functions: Sequence[FunctionSchema], shape: CallShape 
         raise ParseError(f"expected the model's text, got {type(text).__name__}", raw=repr(text))
     repairs: list[str] = []
     value, rest = read_json(text, repairs, _looks_like_call)
+    _refuse_lone_surrogates(value, text)
     function, params = _normalise(value, shape, functions, repairs, text)
     params = _validated(function, params, shape, repairs, text)
     return ParsedCall(FunctionCall(name=function.name, arguments=params), tuple(dict.fromkeys(repairs)), rest)
+
+
+def validate_call(call: FunctionCall, functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> FunctionCall:
+    """``call`` checked against its function's schema, as ``parse_call`` checks what it reads (with the same
+    leniency: ``"3"`` for 3, an absent ``request_heartbeat`` as false): the agent runs this on every call,
+    whichever wrapper produced it. Raises ``UnknownFunctionError`` or ``ArgumentError``."""
+    raw = _short(call.model_dump())
+    function = next((f for f in functions if f.name == call.name), None)
+    if function is None:
+        valid = ", ".join(f.name for f in functions) or "(none)"
+        raise UnknownFunctionError(f"there is no function {call.name!r}; call one of: {valid}", raw=raw)
+    try:
+        json.dumps(call.arguments, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArgumentError(f"{call.name}: the arguments hold a lone surrogate, which is not text", raw=raw) from None
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"{call.name}: the arguments are not JSON values ({exc})", raw=raw) from None
+    params = _validated(function, dict(call.arguments), shape, [], raw)
+    return call if params == call.arguments else FunctionCall(name=function.name, arguments=params)
+
+
+def cut_off(text: str) -> bool:
+    """Whether the call in ``text`` stops before its end (a string or an object left open), which the
+    parser would close: the agent asks again when the backend says the token limit stopped it."""
+    repairs: list[str] = []
+    try:
+        read_json(text, repairs, _looks_like_call)
+    except ParseError:
+        return True
+    return "closed_string" in repairs or "closed_braces" in repairs
+
+
+def _refuse_lone_surrogates(value: Any, raw: str) -> None:
+    """Half of a UTF-16 pair is no character: it would fail later, when the call is stored or printed."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise ParseError(
+            f"the output holds a lone surrogate ({ascii(bad)[1:-1]}), half of a character; write the character itself",
+            raw=raw,
+        ) from None
+    except (ValueError, RecursionError):
+        pass  # not JSON text (NaN) or too deep: the steps below say so
 
 
 # ---- 6: the layouts local models use → (name, params) ----

@@ -54,9 +54,16 @@ class Wrapper(abc.ABC):
         """Render the whole prompt: system text with function docs, then the messages, then the
         assistant's turn opening (and its prefill, for wrappers that use one)."""
 
-    @abc.abstractmethod
     def parse(self, text: str, functions: Sequence[FunctionSchema], prompt: Prompt | None = None) -> FunctionCall:
-        """Turn the model's output (after ``prompt.prefill``) into a validated call, or raise ``ParseError``."""
+        """Turn the model's output (after ``prompt.prefill``) into a validated call, or raise ``ParseError``.
+
+        The default reads ``prompt.prefill + text`` with ``memgpt.llm.parsing.parse_call`` in this wrapper's
+        ``call_shape`` (repair, then validation against the function's schema); override it only for an
+        output format of your own. Whatever a wrapper returns, the agent validates the call again before
+        running it."""
+        from memgpt.llm.parsing import parse_call
+
+        return parse_call((prompt.prefill if prompt is not None else "") + text, functions, self.call_shape).call
 
     @abc.abstractmethod
     def format_chat(self, system: str, turns: Sequence[tuple[str, str]]) -> Prompt:
