@@ -25,10 +25,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from memgpt.errors import GrammarError
-from memgpt.grammar.gbnf import DEFAULT_MAX_ITEMS, MAX_FRAC_DIGITS, MAX_INT_DIGITS, GbnfBuilder, gbnf_literal, int_bounds
+from memgpt.grammar.gbnf import (
+    DEFAULT_MAX_ITEMS,
+    MAX_FRAC_DIGITS,
+    MAX_INT_DIGITS,
+    GbnfBuilder,
+    gbnf_literal,
+    int_bounds,
+    with_inferred_type,
+)
 from memgpt.llm.types import CallShape, Constraint, FunctionSchema
 
 HEARTBEAT_KEY = "request_heartbeat"
+MAP_KEY_CHARS = 64  # the longest key of a free-form object (a map) a call may hold
+#: What a value of any type is bounded to inside a call: a scalar (a nested value could not be bounded
+#: without shrinking every other string of the call).
+_FREE_VALUE = ["string", "number", "boolean", "null"]
 _ANNOTATIONS = {"description", "title", "default", "examples", "$schema", "$comment", "deprecated", "readOnly", "writeOnly"}
 
 
@@ -59,18 +71,33 @@ def _kinds(schema: dict[str, Any]) -> list[Any]:
 
 
 def _bounded(schema: Any, bound: int) -> Any:
-    """A copy of ``schema`` without annotations, every free string capped at ``bound`` characters and
-    every object closed (``additionalProperties: false``)."""
+    """A copy of ``schema`` without annotations, its type made explicit where its keywords imply one, every
+    free string capped at ``bound`` characters, every object with declared properties closed
+    (``additionalProperties: false`` unless it says otherwise) and every map (an object without declared
+    properties, or one that admits more keys) bounded: at most ``DEFAULT_MAX_ITEMS`` keys of at most
+    ``MAP_KEY_CHARS`` characters, values of any type narrowed to scalars."""
+    if schema is True or (isinstance(schema, dict) and not set(schema) - _ANNOTATIONS):
+        return {"type": list(_FREE_VALUE), "maxLength": bound}
     if not isinstance(schema, dict):
         return schema
     out = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+    out = with_inferred_type(out, "params")
     kinds = _kinds(out)
     if "string" in kinds and "enum" not in out and "const" not in out and out.get("format") != "date":
         out["maxLength"] = min(int(out.get("maxLength", bound)), bound)
     if "properties" in out:
         out["properties"] = {k: _bounded(v, bound) for k, v in out["properties"].items()}
     if "object" in kinds:
-        out["additionalProperties"] = False
+        extra = out.get("additionalProperties", not out.get("properties"))
+        if extra is False:
+            out["additionalProperties"] = False
+        else:
+            out["additionalProperties"] = _bounded(extra, bound)
+            names = out.get("propertyNames") if isinstance(out.get("propertyNames"), dict) else {}
+            key_chars = min(int(names.get("maxLength", MAP_KEY_CHARS)), MAP_KEY_CHARS, bound)
+            out["propertyNames"] = {**names, "type": "string", "maxLength": key_chars}
+            if not out.get("properties"):
+                out["maxProperties"] = min(int(out.get("maxProperties", DEFAULT_MAX_ITEMS)), DEFAULT_MAX_ITEMS)
     if isinstance(out.get("items"), dict):
         out["items"] = _bounded(out["items"], bound)
     for key in ("anyOf", "oneOf"):
@@ -168,7 +195,13 @@ def _max_chars(schema: Any) -> int:
         elif kind == "object":
             props = schema.get("properties", {})
             keys = sum(len(json.dumps(k, ensure_ascii=False)) + 2 for k in props)
-            sizes.append(2 + keys + sum(_max_chars(v) for v in props.values()) + max(len(props) - 1, 0) * 2)
+            size = 2 + keys + sum(_max_chars(v) for v in props.values()) + max(len(props) - 1, 0) * 2
+            extra = schema.get("additionalProperties", True)
+            if extra is not False:  # a map's keys (as _bounded leaves them: bounded in number and length)
+                n = int(schema.get("maxProperties", DEFAULT_MAX_ITEMS))
+                key = 2 + int(schema.get("propertyNames", {}).get("maxLength", 10**9))
+                size += n * (key + 2 + _max_chars(extra)) + n * 2
+            sizes.append(size)
     return max(sizes, default=0)
 
 

@@ -10,7 +10,10 @@ means any valid value, dumped by Python, matches the grammar (the tests rely on 
 
 Supported (anything else raises ``GrammarError`` naming where it is):
 
-- ``object``: ``properties`` in declared order, ``required`` and optional keys; never extra keys.
+- ``object``: ``properties`` in declared order (the first required key leads), ``required`` and optional
+  keys; then the undeclared keys JSON schema admits unless ``additionalProperties`` is false (any value,
+  or that schema's), at most ``maxProperties`` or ``DEFAULT_MAX_ITEMS`` of them, named as
+  ``propertyNames`` says; ``minProperties`` / ``maxProperties`` only for maps (no declared keys).
 - ``string``: ``minLength`` / ``maxLength`` (in JSON characters: an escape such as ``\\n`` counts as one,
   as it decodes to one character), ``format: date`` (a real calendar date), other formats are ignored.
 - ``integer``: ``minimum`` / ``maximum`` (and the exclusive forms) exactly, as digit ranges; without a
@@ -19,7 +22,10 @@ Supported (anything else raises ``GrammarError`` naming where it is):
   16 integer and 20 fraction digits: every float Python writes below 1e16.
 - ``boolean``, ``null``, ``enum`` / ``const`` of JSON scalars, ``type`` lists, ``anyOf`` / ``oneOf``
   (``oneOf``'s exclusivity is not enforced), ``array`` with ``items``, ``minItems`` / ``maxItems`` (at most
-  ``DEFAULT_MAX_ITEMS`` when unbounded).
+  ``DEFAULT_MAX_ITEMS`` when unbounded; no ``items``: any values).
+- A schema without ``type`` takes the type its keywords imply (``properties`` an object, ``items`` an
+  array, ``maxLength`` a string, ``minimum`` a number; ``with_inferred_type``), as llama.cpp's converter
+  does; one that implies none (``{}``, ``true``) is any JSON value, nesting at most ``ANY_DEPTH`` deep.
 - Annotations (``description``, ``title``, ``default``, ``examples``, ``$schema``) are ignored.
 """
 
@@ -31,7 +37,8 @@ from typing import Any
 
 from memgpt.errors import GrammarError
 
-DEFAULT_MAX_ITEMS = 16
+DEFAULT_MAX_ITEMS = 16  # items of an array, and undeclared keys of an object, when the schema sets no bound
+ANY_DEPTH = 3  # how deep a value of any type (schema ``{}``) may nest arrays and objects
 MAX_INT_DIGITS = 16
 # Python writes a float in positional form down to 1e-4 with up to 17 significant digits: 0.000 + 17 digits.
 MAX_FRAC_DIGITS = 20
@@ -43,7 +50,7 @@ CHAR_RULE = r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
 _ANNOTATIONS = {"description", "title", "default", "examples", "$schema", "$comment", "deprecated", "readOnly", "writeOnly"}
 _ALLOWED = {
-    "object": {"type", "properties", "required", "additionalProperties"},
+    "object": {"type", "properties", "required", "additionalProperties", "propertyNames", "minProperties", "maxProperties"},
     "string": {"type", "maxLength", "minLength", "format", "enum", "const"},
     "integer": {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const"},
     "number": {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const"},
@@ -129,16 +136,22 @@ class GbnfBuilder:
 
     def value(self, schema: Any, path: str) -> str:
         """The GBNF expression (usually a rule name) for a value matching ``schema``."""
+        if schema is True:
+            return self.any_value(ANY_DEPTH)
         if not isinstance(schema, dict):
-            raise GrammarError(f"{path}: a schema must be a JSON object, got {schema!r}")
+            raise GrammarError(f"{path}: a schema must be a JSON object (or true), got {schema!r}")
+        if schema.get("uniqueItems") is False:  # the default: says nothing
+            schema = {k: v for k, v in schema.items() if k != "uniqueItems"}
         for key in ("anyOf", "oneOf"):
             if key in schema:
-                extra = set(schema) - {key} - _ANNOTATIONS
-                if extra:
-                    raise GrammarError(f"{path}: {key} next to {sorted(extra)} is not supported; move them into each branch")
-                options = [self.value(option, f"{path}.{key}[{i}]") for i, option in enumerate(schema[key])]
+                if not isinstance(schema[key], list):
+                    raise GrammarError(f"{path}: {key} must be a list of schemas")
+                base = {k: v for k, v in schema.items() if k != key and k not in _ANNOTATIONS}
+                # Keywords beside the union apply to every branch; a branch that admits nothing is left out.
+                branches = [_merged(base, option, f"{path}.{key}[{i}]") for i, option in enumerate(schema[key])]
+                options = [self.value(b, f"{path}.{key}[{i}]") for i, b in enumerate(branches) if b is not False]
                 if not options:
-                    raise GrammarError(f"{path}: {key} is empty")
+                    raise GrammarError(f"{path}: no branch of {key} admits a value")
                 return self.add(path, " | ".join(dict.fromkeys(options)))
         if "const" in schema:
             return json_literal(schema["const"])
@@ -147,6 +160,10 @@ class GbnfBuilder:
             if not isinstance(values, list) or not values:
                 raise GrammarError(f"{path}: enum must be a non-empty list")
             return self.add(path, " | ".join(dict.fromkeys(json_literal(v) for v in values)))
+        if "type" not in schema:
+            schema = with_inferred_type(schema, path)
+            if "type" not in schema:
+                return self.any_value(ANY_DEPTH)
         kind = schema.get("type")
         if isinstance(kind, list):
             unsupported = [k for k in kind if k not in _ALLOWED]
@@ -169,14 +186,23 @@ class GbnfBuilder:
 
     def _object(self, schema: dict[str, Any], path: str) -> str:
         properties = schema.get("properties", {})
+        if not isinstance(properties, dict):
+            raise GrammarError(f"{path}: properties must be an object of schemas")
         required = set(schema.get("required", []))
         missing = required - set(properties)
         if missing:
             raise GrammarError(f"{path}: required key(s) {sorted(missing)} have no schema in properties")
+        banned = [key for key, sub in properties.items() if sub is False]  # a key that must not appear
+        if required & set(banned):
+            raise GrammarError(f"{path}: required key(s) {sorted(required & set(banned))} admit no value (schema false)")
         pairs = [
             (key in required, f"{gbnf_literal(json.dumps(key, ensure_ascii=False) + ': ')} {self.value(sub, f'{path}.{key}')}")
             for key, sub in properties.items()
+            if sub is not False
         ]
+        extra = self._extra_members(schema, path, bool(properties))
+        if extra is not None:
+            pairs.append(extra)
         if not pairs:
             return '"{}"'
         if any(req for req, _ in pairs):
@@ -194,6 +220,48 @@ class GbnfBuilder:
             rest = " ".join(f'(", " {other})?' for _, other in pairs[i + 1 :])
             tails.append(f"{kv} {rest}".strip())
         return self.add(path, '"{" (' + " | ".join(tails) + ')? "}"')
+
+    def _extra_members(self, schema: dict[str, Any], path: str, declared: bool) -> tuple[bool, str] | None:
+        """The undeclared keys an object admits (JSON schema: any, unless ``additionalProperties`` says
+        otherwise), after the declared ones: ``(at least one?, expression for one or more members)``, or
+        None when there can be none. At most ``maxProperties`` (else ``DEFAULT_MAX_ITEMS``) of them."""
+        extra = schema.get("additionalProperties", True)
+        if extra is False or schema.get("propertyNames") is False:
+            return None
+        if declared and ("minProperties" in schema or "maxProperties" in schema):
+            raise GrammarError(
+                f"{path}: minProperties / maxProperties next to properties are not supported; bound a map without declared keys"
+            )
+        low = int(schema.get("minProperties", 0))
+        high = int(schema.get("maxProperties", DEFAULT_MAX_ITEMS))
+        if high < low:
+            raise GrammarError(f"{path}: maxProperties {high} is below minProperties {low}")
+        if high == 0:
+            return None
+        names = schema.get("propertyNames", {"type": "string"})
+        if names is True:
+            names = {"type": "string"}
+        if not isinstance(names, dict) or names.get("type", "string") != "string" or {"const", "enum"} & set(names):
+            raise GrammarError(f"{path}: propertyNames must be a string schema (type, minLength, maxLength, format)")
+        key = self.value({**names, "type": "string"}, f"{path}-key")
+        member = self.add(f"{path}-member", f'{key} ": " {self.value(extra, f"{path}-value")}')
+        return low > 0, self.add(f"{path}-members", f'{member} (", " {member}){{{max(low - 1, 0)},{high - 1}}}')
+
+    def any_value(self, depth: int) -> str:
+        """Any JSON value, nesting arrays and objects at most ``depth`` deep (each at most
+        ``DEFAULT_MAX_ITEMS`` long): the grammar stays regular, so it can be checked and bounded."""
+        char = self.add("char", CHAR_RULE)
+        string = self.add("string", f'"\\"" {char}* "\\""')
+        number = self._number({}, "number")
+        scalar = self.add("any-scalar", f'{string} | {number} | "true" | "false" | "null"')
+        if depth <= 0:
+            return scalar
+        inner = self.any_value(depth - 1)
+        more = DEFAULT_MAX_ITEMS - 1
+        array = f'"[" ({inner} (", " {inner}){{0,{more}}})? "]"'
+        member = self.add(f"any-member-{depth}", f'{string} ": " {inner}')
+        obj = f'"{{" ({member} (", " {member}){{0,{more}}})? "}}"'
+        return self.add(f"any-{depth}", f"{scalar} | {array} | {obj}")
 
     def _string(self, schema: dict[str, Any], path: str) -> str:
         if schema.get("format") == "date":
@@ -244,11 +312,15 @@ class GbnfBuilder:
         return '"null"'
 
     def _array(self, schema: dict[str, Any], path: str) -> str:
-        if "items" not in schema or isinstance(schema["items"], list):
-            raise GrammarError(f"{path}: an array needs one `items` schema")
-        item = self.value(schema["items"], f"{path}.items")
+        if isinstance(schema.get("items"), list):
+            raise GrammarError(f"{path}: `items` must be one schema (a list of them is prefixItems, not supported)")
         low = int(schema.get("minItems", 0))
         high = int(schema.get("maxItems", DEFAULT_MAX_ITEMS))
+        if schema.get("items") is False:  # no item admits a value: only the empty array
+            if low:
+                raise GrammarError(f"{path}: minItems {low} with items false admits no array")
+            return '"[]"'
+        item = self.value(schema.get("items", True), f"{path}.items")  # no items: any value
         if high < low:
             raise GrammarError(f"{path}: maxItems {high} is below minItems {low}")
         if high == 0:
@@ -257,6 +329,44 @@ class GbnfBuilder:
         inner = f"{item} {more}"
         body = f'"[" {inner} "]"' if low else f'"[" ({inner})? "]"'
         return self.add(f"{path}-array", body)
+
+
+def _merged(base: dict[str, Any], option: Any, path: str) -> Any:
+    """``option`` with the keywords of ``base`` (beside a union) added; False when it admits nothing."""
+    if option is False or not base:
+        return option
+    option = {} if option is True else option
+    if not isinstance(option, dict):
+        raise GrammarError(f"{path}: a schema must be a JSON object (or true), got {option!r}")
+    clash = sorted(k for k in set(base) & set(option) if base[k] != option[k])
+    if clash:
+        raise GrammarError(f"{path}: {clash} both beside the union and in a branch is not supported; merge them into each branch")
+    return {**base, **option}
+
+
+#: Keywords that only constrain one type: a schema without ``type`` that uses them is taken to be of that
+#: type, as llama.cpp's converter does (JSON schema would also admit every other type, unconstrained; a
+#: grammar that let a model write ``"x"`` for ``{"properties": ...}`` would help no one).
+IMPLIED_TYPES = {
+    "object": ("properties", "required", "additionalProperties", "propertyNames", "minProperties", "maxProperties"),
+    "array": ("items", "minItems", "maxItems"),
+    "string": ("minLength", "maxLength", "format"),
+    "number": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"),
+}
+
+
+def with_inferred_type(schema: dict[str, Any], path: str) -> dict[str, Any]:
+    """``schema`` with the ``type`` its keywords imply (a list when they imply several), unchanged when it
+    has a ``type`` or names only annotations (any value); ``GrammarError`` for keywords no type explains."""
+    if "type" in schema or {"anyOf", "oneOf", "const", "enum"} & set(schema):
+        return schema
+    kinds = [kind for kind, keys in IMPLIED_TYPES.items() if any(k in schema for k in keys)]
+    unknown = set(schema) - _ANNOTATIONS - {k for keys in IMPLIED_TYPES.values() for k in keys}
+    if unknown:
+        raise GrammarError(f"{path}: schema keyword(s) {sorted(unknown)} are not supported")
+    if not kinds:
+        return schema
+    return {**schema, "type": kinds[0] if len(kinds) == 1 else kinds}
 
 
 def int_bounds(schema: dict[str, Any], path: str) -> tuple[int | None, int | None]:
@@ -360,4 +470,12 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
     return builder.render(root)
 
 
-__all__: Sequence[str] = ["CHAR_RULE", "GbnfBuilder", "gbnf_literal", "int_range_gbnf", "json_literal", "schema_to_gbnf"]
+__all__: Sequence[str] = [
+    "CHAR_RULE",
+    "GbnfBuilder",
+    "gbnf_literal",
+    "int_range_gbnf",
+    "json_literal",
+    "schema_to_gbnf",
+    "with_inferred_type",
+]
