@@ -23,14 +23,59 @@ from memgpt.testing.wrapper import CANONICAL_CALLS
 BASE_CALLS = (
     *CANONICAL_CALLS,
     FunctionCall(name="pause_heartbeats", arguments={"inner_thoughts": "Busy for a while.\nWait.", "minutes": 18}),
-    FunctionCall(name="conversation_search", arguments={"inner_thoughts": "Tab\there é", "query": "x", "page": 109, "request_heartbeat": True}),
-    FunctionCall(name="archival_memory_search", arguments={"inner_thoughts": 'a "q" \\ b', "query": "😀 ü", "page": 0, "request_heartbeat": False}),
+    FunctionCall(
+        name="conversation_search",
+        arguments={"inner_thoughts": "Tab\there é", "query": "x", "page": 109, "request_heartbeat": True},
+    ),
+    FunctionCall(
+        name="archival_memory_search",
+        arguments={"inner_thoughts": 'a "q" \\ b', "query": "😀 ü", "page": 0, "request_heartbeat": False},
+    ),
 )
 
 FRAGMENTS = (
-    "{", "}", "[", "]", '"', "'", "\\", ":", ",", " ", "\n", "//", "/*", "*/", "```", "0", "1", "9", "-", ".", "e",
-    "true", "True", "null", "None", "NaN", "\\n", "\\u", "\\ud83d", "\\udc00", "\\_", "_", "a", "ü", '"page": ',
-    '"minutes": 3', '"request_heartbeat": true', '"extra": 1', "function", "params", "name", "arguments",
+    "{",
+    "}",
+    "[",
+    "]",
+    '"',
+    "'",
+    "\\",
+    ":",
+    ",",
+    " ",
+    "\n",
+    "//",
+    "/*",
+    "*/",
+    "```",
+    "0",
+    "1",
+    "9",
+    "-",
+    ".",
+    "e",
+    "true",
+    "True",
+    "null",
+    "None",
+    "NaN",
+    "\\n",
+    "\\u",
+    "\\ud83d",
+    "\\udc00",
+    "\\_",
+    "_",
+    "a",
+    "ü",
+    '"page": ',
+    '"minutes": 3',
+    '"request_heartbeat": true',
+    '"extra": 1',
+    "function",
+    "params",
+    "name",
+    "arguments",
 )
 
 
@@ -156,10 +201,34 @@ def fuzz(functions: Sequence[FunctionSchema], n: int, seed: int) -> FuzzResult:
 
 #: The support check's own cases: (call, text, does the text support the call?).
 FUZZ_CASES = [
-    (FunctionCall(name="pause_heartbeats", arguments={"minutes": 8}), '{"function": "pause_heartbeats", "params": {"minutes" 18}}', False),
-    (FunctionCall(name="pause_heartbeats", arguments={"minutes": 18}), '{"function": "pause_heartbeats", "params": {"minutes": 18}}', True),
-    (FunctionCall(name="send_message", arguments={"message": "hi", "extra": 1}), '{"function": "send_message", "params": {"message": "hi"}}', False),
-    (FunctionCall(name="send_message", arguments={"message": "a\nb"}), '{"function": "send\\_message", "params": {"message": "a\\nb"}}', True),
-    (FunctionCall(name="send_message", arguments={"message": "ab"}), '{"function": "send_message", "params": {"message": "a b"}}', False),
-    (FunctionCall(name="send_message", arguments={"message": "\ud800"}), '{"function": "send_message", "params": {"message": "\\ud800"}}', False),
+    (
+        FunctionCall(name="pause_heartbeats", arguments={"minutes": 8}),
+        '{"function": "pause_heartbeats", "params": {"minutes" 18}}',
+        False,
+    ),
+    (
+        FunctionCall(name="pause_heartbeats", arguments={"minutes": 18}),
+        '{"function": "pause_heartbeats", "params": {"minutes": 18}}',
+        True,
+    ),
+    (
+        FunctionCall(name="send_message", arguments={"message": "hi", "extra": 1}),
+        '{"function": "send_message", "params": {"message": "hi"}}',
+        False,
+    ),
+    (
+        FunctionCall(name="send_message", arguments={"message": "a\nb"}),
+        '{"function": "send\\_message", "params": {"message": "a\\nb"}}',
+        True,
+    ),
+    (
+        FunctionCall(name="send_message", arguments={"message": "ab"}),
+        '{"function": "send_message", "params": {"message": "a b"}}',
+        False,
+    ),
+    (
+        FunctionCall(name="send_message", arguments={"message": "\ud800"}),
+        '{"function": "send_message", "params": {"message": "\\ud800"}}',
+        False,
+    ),
 ]

@@ -106,7 +106,9 @@ def test_an_oversized_broken_output_is_refused_for_its_size_without_json_repair(
 
 
 def test_a_valid_call_of_any_size_is_still_read() -> None:
-    note = FunctionSchema(name="note", parameters={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]})
+    note = FunctionSchema(
+        name="note", parameters={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    )
     text = json.dumps({"function": "note", "params": {"inner_thoughts": "x", "text": "a" * 300_000}})
     assert parse_call(text, [note]).call.arguments["text"] == "a" * 300_000
 
@@ -159,7 +161,9 @@ def test_validate_call_refuses_what_the_schema_refuses() -> None:
     with pytest.raises(UnknownFunctionError):
         parsing.validate_call(FunctionCall(name="rm_rf", arguments={}), FUNCTIONS)
     with pytest.raises(ArgumentError, match="minutes"):
-        parsing.validate_call(FunctionCall(name="pause_heartbeats", arguments={"inner_thoughts": "x", "minutes": "lots"}), FUNCTIONS)
+        parsing.validate_call(
+            FunctionCall(name="pause_heartbeats", arguments={"inner_thoughts": "x", "minutes": "lots"}), FUNCTIONS
+        )
     with pytest.raises(ArgumentError, match="unexpected"):
         parsing.validate_call(FunctionCall(name="send_message", arguments={"message": "hi", "sudo": True}), FUNCTIONS)
     with pytest.raises(ArgumentError, match="surrogate"):
@@ -176,7 +180,9 @@ def test_validate_call_keeps_a_valid_call_and_applies_the_parser_leniency() -> N
 class _FormatOnly(Wrapper):
     name = "format-only"
 
-    def format(self, system: str, messages: Sequence[Message], functions: Sequence[FunctionSchema], *, first_message: bool = False) -> Prompt:
+    def format(
+        self, system: str, messages: Sequence[Message], functions: Sequence[FunctionSchema], *, first_message: bool = False
+    ) -> Prompt:
         return Prompt(text=system, prefill='{"function":')
 
     def format_chat(self, system: str, turns: Sequence[tuple[str, str]]) -> Prompt:

@@ -14,7 +14,9 @@ from memgpt.llm.parsing import parse_call
 from memgpt.testing.wrapper import sample_functions
 
 FUNCTIONS = sample_functions()
-CASES: list[dict[str, Any]] = json.loads((Path(__file__).parent / "data" / "memgpt_original_cases.json").read_text(encoding="utf-8"))["cases"]
+CASES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "data" / "memgpt_original_cases.json").read_text(encoding="utf-8")
+)["cases"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

@@ -67,7 +67,10 @@ def read_json(text: str, repairs: list[str], looks_like_call: Callable[[dict[str
         local.append("surrounding_text")
     depth = _scan(source).depth
     if depth > MAX_DEPTH:
-        raise ParseError(f"the output nests {depth} levels deep (a call needs a few; limit {MAX_DEPTH}); reply with one JSON function call", raw=raw)
+        raise ParseError(
+            f"the output nests {depth} levels deep (a call needs a few; limit {MAX_DEPTH}); reply with one JSON function call",
+            raw=raw,
+        )
     value = _close_truncated(source, local, raw=raw)
     if value is None:
         if len(source) > MAX_REPAIR_CHARS:
