@@ -33,6 +33,7 @@ from memgpt.agent import summarize as summ
 from memgpt.errors import BackendError, ContextOverflowError, GrammarError, ParseError
 from memgpt.functions.spec import FunctionSpec
 from memgpt.llm.backend import Backend
+from memgpt.llm.parsing import cut_off, validate_call
 from memgpt.llm.types import CallShape, CompletionRequest, Constraint, FunctionCall, Message, SamplingParams, Usage
 from memgpt.llm.wrapper import Prompt, Wrapper
 from memgpt.memory.chunking import chunk_text, chunking_for
@@ -396,7 +397,12 @@ class Agent:
                 self._emit(result, AgentEvent("alert", "the backend did not enforce the grammar; parsing with repair"))
             raw = prompt.prefill + completion.text
             try:
-                return self.wrapper.parse(completion.text, self.schemas, prompt), raw
+                call = self.wrapper.parse(completion.text, self.schemas, prompt)
+                if completion.finish_reason == "length" and cut_off(raw):
+                    # Closed by the parser, a cut call reads as complete: a message stopping mid-word.
+                    raise ParseError("the output was cut off at the token limit before the call was complete", raw=raw)
+                # Whatever the wrapper did, nothing runs that its function's schema refuses.
+                return validate_call(call, self.schemas, self.wrapper.call_shape), raw
             except ParseError as exc:
                 log.info("attempt %d: unparseable output (%s): %r", attempt + 1, exc, raw[:200])
                 hint = "" if completion.finish_reason != "length" else " Your output was cut off: keep inner_thoughts short."
