@@ -43,7 +43,8 @@ class ModelSettings(_Section):
     context_window: int | None = Field(default=None, ge=256, description="None = ask the backend")
     max_tokens: int = Field(default=1024, ge=16, description="tokens reserved for each model turn; bounds the strings of a call")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for in-process models")
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float | None = Field(default=None, gt=0, description="fixed limit in seconds for every server request; None = derived from max_tokens and the measured speed")
+    turn_timeout: float | None = Field(default=None, gt=0, description="the most seconds one turn may wait on the backend; None = no turn deadline")
     temperature: float = Field(default=0.7, ge=0)
 
 

@@ -10,7 +10,7 @@ from pytest_httpx import HTTPXMock
 
 from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
-from memgpt_backend_vllm.backend import VLLMBackend, parse_version
+from memgpt_backend_vllm.backend import VLLMBackend
 
 URL = "http://127.0.0.1:9"
 REPLY = {
@@ -54,7 +54,7 @@ def test_completion_body_has_every_field_under_its_vllm_name(httpx_mock: HTTPXMo
         "min_p": 0.1,
         "repetition_penalty": 1.2,
         "seed": 5,
-        "structured_outputs": {"json": ANSWER_SCHEMA},
+        "structured_outputs": {"grammar": ANSWER_GBNF},
     }
     assert completion.constrained_by is None  # "Hello" is not the JSON the schema asks for: fail closed
 
@@ -67,21 +67,28 @@ def test_a_gbnf_alone_is_sent_as_a_structured_outputs_grammar(httpx_mock: HTTPXM
     assert completion.constrained_by == "gbnf"
 
 
-@pytest.mark.parametrize(("version", "field"), [("0.10.1.1", "guided_json"), ("0.11.2", "guided_json"), ("0.12.0", "structured_outputs"), ("dev", "structured_outputs")])
-def test_guided_fields_only_for_servers_older_than_0_12(httpx_mock: HTTPXMock, version: str, field: str) -> None:
+def test_a_schema_alone_is_sent_as_structured_outputs_json(httpx_mock: HTTPXMock) -> None:
+    probes(httpx_mock)
+    httpx_mock.add_response(url=f"{URL}/v1/completions", json={**REPLY, "choices": [{"text": '{"answer": "no", "confident": true}', "finish_reason": "stop"}]})
+    completion = backend().complete(CompletionRequest(prompt="p", constraint=Constraint(json_schema=ANSWER_SCHEMA)))
+    assert completion_body(httpx_mock)["structured_outputs"] == {"json": ANSWER_SCHEMA}
+    assert completion.constrained_by == "json_schema"
+
+
+@pytest.mark.parametrize("version", ["0.9.2", "0.11.2", "0.32.0"])
+def test_the_removed_guided_fields_are_never_sent(httpx_mock: HTTPXMock, version: str) -> None:
+    # vLLM ignores a field it does not know with HTTP 200: an old server generates unconstrained, and the
+    # output check says so (fail closed) rather than trusting a field some version might read.
     probes(httpx_mock, version=version)
-    httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY)
-    backend().complete(CompletionRequest(prompt="p", constraint=Constraint(json_schema=ANSWER_SCHEMA)))
-    body = completion_body(httpx_mock)
-    other = ({"guided_json", "structured_outputs"} - {field}).pop()
-    assert field in body and other not in body
-
-
-def test_legacy_grammar_field(httpx_mock: HTTPXMock) -> None:
-    probes(httpx_mock, version="0.9.2")
-    httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY)
-    backend().complete(CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF)))
-    assert completion_body(httpx_mock)["guided_grammar"] == ANSWER_GBNF
+    httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY, is_reusable=True)
+    b = backend()
+    for constraint in (Constraint(json_schema=ANSWER_SCHEMA), Constraint(gbnf=ANSWER_GBNF)):
+        assert b.complete(CompletionRequest(prompt="p", constraint=constraint)).constrained_by is None
+    for request in httpx_mock.get_requests():
+        assert request.url.path != "/version"
+        if request.url.path == "/v1/completions":
+            assert not [k for k in json.loads(request.content) if k.startswith("guided_")]
+    assert b.ignored_constraints == 2
 
 
 def test_configured_model_skips_the_model_list(httpx_mock: HTTPXMock) -> None:
@@ -96,6 +103,14 @@ def test_usage_reports_cached_prompt_tokens(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY)
     usage = backend().complete(CompletionRequest(prompt="p")).usage
     assert usage.model_dump() == {"prompt_tokens": 40, "completion_tokens": 2, "cached_tokens": 32, "evaluated_tokens": 8, "exact": True}
+
+
+def test_usage_without_prompt_token_details_leaves_cached_unknown(httpx_mock: HTTPXMock) -> None:
+    # vLLM's default (no --enable-prompt-tokens-details): "prompt_tokens_details": null. Unknown is not 0.
+    probes(httpx_mock)
+    httpx_mock.add_response(url=f"{URL}/v1/completions", json={**REPLY, "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42, "prompt_tokens_details": None}})
+    usage = backend().complete(CompletionRequest(prompt="p")).usage
+    assert usage.model_dump() == {"prompt_tokens": 40, "completion_tokens": 2, "cached_tokens": None, "evaluated_tokens": None, "exact": True}
 
 
 def test_tokenize_body_and_count(httpx_mock: HTTPXMock) -> None:
@@ -117,10 +132,6 @@ def test_check_with_no_model_served(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{URL}/v1/models", json={"object": "list", "data": []})
     status = backend().check()
     assert not status.ok and "lists no model" in status.detail
-
-
-def test_parse_version() -> None:
-    assert parse_version("0.11.0") == (0, 11) and parse_version("v0.12.1rc1") == (0, 12) and parse_version("main") is None
 
 
 class TestVLLMFaults(HTTPFaultContract):

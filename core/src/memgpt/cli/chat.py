@@ -22,13 +22,37 @@ from memgpt.agent.agent import AgentEvent, TurnResult
 from memgpt.errors import MemGPTError
 
 
-def _usage(result: TurnResult) -> dict[str, int]:
+def _known_sum(values: Iterable[int | None]) -> int | None:
+    """The sum, or None when any part is unknown (a backend that does not report it): unknown is not 0."""
+    values = list(values)
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def _usage(result: TurnResult) -> dict[str, int | None]:
     return {
         "prompt_tokens": sum(u.prompt_tokens for u in result.usage),
         "completion_tokens": sum(u.completion_tokens for u in result.usage),
-        "cached_tokens": sum(u.cached_tokens for u in result.usage),
-        "evaluated_tokens": sum(u.evaluated_tokens or 0 for u in result.usage),
+        "cached_tokens": _known_sum(u.cached_tokens for u in result.usage),
+        "evaluated_tokens": _known_sum(u.evaluated_tokens for u in result.usage),
     }
+
+
+def _turn_timeout(session: Any) -> float | None:
+    """Seconds a turn may wait on the backend: ``[model] turn_timeout`` / ``--turn-timeout``, else
+    ``MEMGPT_TURN_TIMEOUT``; None = no turn deadline."""
+    seconds = getattr(session.model, "turn_timeout", None)
+    if seconds is None:
+        try:
+            seconds = float(os.environ.get("MEMGPT_TURN_TIMEOUT", "")) or None
+        except ValueError:
+            seconds = None
+    return seconds if seconds is None or seconds > 0 else None
+
+
+def _backend_problem(session: Any) -> str | None:
+    """The one line to show when the backend's probe at open failed (a server that is down or silent)."""
+    status = getattr(session.backend, "last_check", None)
+    return status.detail or "the backend is not answering" if status is not None and not status.ok else None
 
 
 class JsonView:
@@ -40,6 +64,7 @@ class JsonView:
 
     def opened(self, session: Any) -> None:
         agent = session.agent
+        self.turn_timeout = _turn_timeout(session)
         self._write(
             {
                 "type": "session",
@@ -78,6 +103,10 @@ class RichView:
 
     def opened(self, session: Any) -> None:
         agent = session.agent
+        self.turn_timeout = _turn_timeout(session)
+        problem = _backend_problem(session)
+        if problem:
+            self.error(problem)
         what = "Created" if session.created else "Resumed"
         self.console.print(
             f"[bold]{what} agent {agent.name!r}[/] — {session.model.backend} / {session.model.wrapper}, "
@@ -102,9 +131,13 @@ class RichView:
 
 
 def _attempt(view: Any, action: Callable[[], TurnResult | None]) -> bool:
-    """Run one turn; show its summary, or its error. True if it went through."""
+    """Run one turn (under the turn deadline, if one is set); show its summary, or its error. True if it
+    went through."""
+    from memgpt.llm.http import turn_deadline
+
     try:
-        result = action()
+        with turn_deadline(getattr(view, "turn_timeout", None)):
+            result = action()
     except MemGPTError as exc:
         view.error(f"{exc} (your message is kept: /retry sends it again)")
         return False

@@ -38,7 +38,7 @@ class BackendSettings(BaseModel):
     model: str | None = None
     api_key: SecretStr | None = None
     context_window: int | None = Field(default=None, ge=256)
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float | None = Field(default=None, gt=0)  # a fixed limit per request; None: each request's own deadlines
     retries: int = Field(default=2, ge=0)
     threads: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)

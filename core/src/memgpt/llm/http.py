@@ -1,10 +1,19 @@
-"""Shared HTTP plumbing for server backends: one httpx client per backend, bounded retries, typed errors.
+"""Shared HTTP plumbing for server backends: one httpx client per backend, deadlines, bounded retries,
+typed errors.
+
+Every request runs under three deadlines (``Deadlines``): *connect* (the TCP connection), *first byte* (from
+sending to the first byte of the answer: a server that accepts the connection and stays silent fails here) and
+*total* (the whole answer). Probes and token counts get short ones; a completion's are derived from its
+``max_tokens`` and the speed the backend measured (``http_backend``), unless the user fixed ``timeout``. A
+*turn deadline* (``turn_deadline``, set per turn from ``[model] turn_timeout`` / ``--turn-timeout``) bounds
+every request made inside it. Each message says which deadline fired and how to change it. A short request
+that got no answer makes the next ones fail at once for a while instead of each waiting again.
 
 Every failure between us and a model server becomes one of the ``BackendError`` subclasses of
 ``memgpt.errors``, with a message that names the URL and says what to do:
 
     httpx.ConnectError / ConnectTimeout / a dropped connection  → BackendUnreachable   (retried)
-    httpx.ReadTimeout / WriteTimeout / PoolTimeout               → BackendTimeout       (retried on probes only)
+    httpx.ReadTimeout / WriteTimeout / PoolTimeout, a deadline  → BackendTimeout       (never retried)
     HTTP 4xx / 5xx                                               → BackendHTTPError     (5xx and 429 retried)
     HTTP 2xx whose body is not JSON, or lacks a documented field → BackendProtocolError
 
@@ -14,10 +23,13 @@ error message (a server that echoes it back gets it replaced by ``***``) and nev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -35,10 +47,66 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Probes (health, props, model lists) should answer at once; a long wait there only delays the user.
+#: A local server accepts a connection at once, a remote one within a few seconds.
+CONNECT_TIMEOUT = 5.0
+#: Probes and token counts (health, props, model lists, tokenize) answer at once on a working server.
 PROBE_TIMEOUT = 10.0
+#: After a short request got no answer, further short requests fail at once for this long.
+SILENT_MEMORY = 60.0
 MAX_BACKOFF = 8.0
 _SNIPPET = 300
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """The limits of one request, in seconds. ``first_byte`` runs from sending to the first byte of the
+    answer (for a completion that is not streamed, the whole generation); ``total`` to its last byte.
+    ``why`` says how they were chosen, for the message when one fires."""
+
+    connect: float = CONNECT_TIMEOUT
+    first_byte: float = PROBE_TIMEOUT
+    total: float = PROBE_TIMEOUT
+    why: str = "the probe deadline"
+
+    @classmethod
+    def probe(cls) -> Deadlines:
+        """A probe or a token count: a working server answers at once."""
+        return cls(connect=CONNECT_TIMEOUT, first_byte=PROBE_TIMEOUT, total=PROBE_TIMEOUT, why="the probe deadline")
+
+    @classmethod
+    def fixed(cls, seconds: float) -> Deadlines:
+        """The user's own ``timeout``: one limit for everything."""
+        return cls(connect=min(seconds, CONNECT_TIMEOUT), first_byte=seconds, total=seconds, why="`timeout` under [model] in config.toml")
+
+    def within(self, seconds: float | None) -> Deadlines:
+        """These deadlines, none longer than ``seconds`` (a fixed user timeout)."""
+        if seconds is None:
+            return self
+        return Deadlines(min(self.connect, seconds), min(self.first_byte, seconds), min(self.total, seconds), self.why if self.total <= seconds else Deadlines.fixed(seconds).why)
+
+
+_TURN: ContextVar[tuple[float, float] | None] = ContextVar("memgpt_turn_deadline", default=None)
+
+
+@contextlib.contextmanager
+def turn_deadline(seconds: float | None) -> Iterator[None]:
+    """Every backend request made inside ends at most ``seconds`` from now (``None``: no turn deadline)."""
+    if seconds is None:
+        yield
+        return
+    end = time.monotonic() + seconds
+    outer = _TURN.get()
+    token = _TURN.set(outer if outer is not None and outer[0] <= end else (end, seconds))
+    try:
+        yield
+    finally:
+        _TURN.reset(token)
+
+
+def turn_time_left() -> tuple[float, float] | None:
+    """``(seconds left, seconds allowed)`` of the current turn deadline, or ``None`` outside one."""
+    current = _TURN.get()
+    return None if current is None else (current[0] - time.monotonic(), current[1])
 
 
 def normalize_endpoint(url: str, *, strip_suffixes: tuple[str, ...] = ()) -> str:
@@ -75,7 +143,8 @@ def retry_call(
     ``backoff * 2**attempt`` seconds (at most ``MAX_BACKOFF``). Other errors propagate at once.
 
     ``retry_timeouts=False`` is for generation: a server that timed out is most likely still generating,
-    and a second request would only queue behind the first.
+    and a second request would only queue behind the first. A missed deadline is never retried either way
+    (its error is marked not retryable): a silent server stays silent, and waiting twice only hides that.
     """
     for attempt in range(retries + 1):
         try:
@@ -85,16 +154,18 @@ def retry_call(
             if not again or attempt == retries:
                 raise
             delay = min(backoff * (2**attempt), MAX_BACKOFF)
-            log.warning("%s failed (%s); retry %d of %d in %.1fs", what, type(err).__name__, attempt + 1, retries, delay)
+            # Not a warning: when every retry fails the error says it all, once.
+            log.info("%s failed (%s); retry %d of %d in %.1fs", what, type(err).__name__, attempt + 1, retries, delay)
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 class HTTPClient:
-    """One ``httpx.Client`` for one server, with the error mapping and retry policy above.
+    """One ``httpx.Client`` for one server, with the deadlines, error mapping and retry policy above.
 
     ``server`` is the human name used in messages ("llama-server", "koboldcpp"); ``backend`` the registry
-    name, used to point at the right ``MEMGPT_API_KEY_<BACKEND>`` variable.
+    name, used to point at the right ``MEMGPT_API_KEY_<BACKEND>`` variable. ``timeout``, when set, is the
+    user's fixed limit for every request; ``None`` lets each request carry its own ``Deadlines``.
     """
 
     def __init__(
@@ -104,7 +175,7 @@ class HTTPClient:
         server: str,
         backend: str,
         api_key: SecretStr | None = None,
-        timeout: float = 120.0,
+        timeout: float | None = None,
         retries: int = 2,
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
@@ -116,13 +187,15 @@ class HTTPClient:
         self.retries = retries
         self.backoff = backoff
         self._secret = api_key.get_secret_value() if api_key is not None else ""
+        #: When a short request last went unanswered, and what the message said.
+        self._silent: tuple[float, str] | None = None
         headers = {"Accept": "application/json"}
         if self._secret:
             headers["Authorization"] = f"Bearer {self._secret}"
         self._client = httpx.Client(
             base_url=endpoint,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, PROBE_TIMEOUT)),
+            timeout=httpx.Timeout(PROBE_TIMEOUT, connect=CONNECT_TIMEOUT),
             transport=transport,
             follow_redirects=False,
         )
@@ -138,53 +211,91 @@ class HTTPClient:
 
     # -- requests -------------------------------------------------------------------------------------
 
-    def get_json(self, path: str, *, timeout: float | None = PROBE_TIMEOUT, retry: bool = True) -> Any:
-        """GET ``path`` and return its JSON body; probes default to a short timeout."""
-        return self._send("GET", path, None, timeout, retry, retry_timeouts=True)
+    def get_json(self, path: str, *, deadlines: Deadlines | None = None, retry: bool = True) -> Any:
+        """GET ``path`` and return its JSON body (a probe: short deadlines unless given others)."""
+        return self._send("GET", path, None, deadlines, retry, retry_timeouts=False)
 
     def post_json(
         self,
         path: str,
         body: Mapping[str, Any],
         *,
-        timeout: float | None = None,
+        deadlines: Deadlines | None = None,
         retry: bool = True,
-        retry_timeouts: bool = True,
+        retry_timeouts: bool = False,
     ) -> Any:
-        """POST ``body`` as JSON to ``path`` and return the JSON answer (``timeout=None``: the client's)."""
-        return self._send("POST", path, body, timeout, retry, retry_timeouts=retry_timeouts)
+        """POST ``body`` as JSON to ``path`` and return the JSON answer. Without ``deadlines`` it is a short
+        request (a token count) with the probe deadlines; a completion passes its own."""
+        return self._send("POST", path, body, deadlines, retry, retry_timeouts=retry_timeouts)
 
-    def _send(self, method: str, path: str, body: Mapping[str, Any] | None, timeout: float | None, retry: bool, *, retry_timeouts: bool) -> Any:
+    def _send(self, method: str, path: str, body: Mapping[str, Any] | None, deadlines: Deadlines | None, retry: bool, *, retry_timeouts: bool) -> Any:
         def once() -> Any:
-            return self._once(method, path, body, timeout)
+            return self._once(method, path, body, deadlines)
 
         if not retry:
             return once()
         return retry_call(once, retries=self.retries, backoff=self.backoff, what=f"{method} {self.url(path)}", retry_timeouts=retry_timeouts)
 
-    def _once(self, method: str, path: str, body: Mapping[str, Any] | None, timeout: float | None) -> Any:
+    def _once(self, method: str, path: str, body: Mapping[str, Any] | None, deadlines: Deadlines | None) -> Any:
         url = self.url(path)
-        limit = self.timeout if timeout is None else min(timeout, self.timeout)
-        started = time.perf_counter()
+        short = deadlines is None
+        limits = (deadlines or Deadlines.probe()).within(self.timeout)
+        if short and self._silent is not None and time.monotonic() - self._silent[0] < SILENT_MEMORY:
+            ago = time.monotonic() - self._silent[0]
+            raise self._timeout(f"{self._silent[1]} ({ago:.0f}s ago; not asking again for {SILENT_MEMORY - ago:.0f}s)")
+        turn = turn_time_left()
+        total, which = limits.total, "total"
+        if turn is not None and turn[0] < total:
+            total, which = turn[0], "turn"
+            if total <= 0:
+                raise self._turn_timeout(url, turn[1])
+        first_byte = min(limits.first_byte, total)
+        connect = min(limits.connect, total)
+        started = time.monotonic()
+        request = self._client.build_request(
+            method,
+            path,
+            json=dict(body) if body is not None else None,
+            timeout=httpx.Timeout(first_byte, connect=connect, pool=connect),
+        )
+        response: httpx.Response | None = None
         try:
-            response = self._client.request(
-                method,
-                path,
-                json=dict(body) if body is not None else None,
-                timeout=httpx.Timeout(limit, connect=min(limit, PROBE_TIMEOUT)),
-            )
+            try:
+                response = self._client.send(request, stream=True)
+            except httpx.ReadTimeout:
+                if which == "turn" and first_byte >= total:
+                    raise self._turn_timeout(url, turn[1] if turn else total) from None
+                message = self._first_byte_message(url, first_byte, limits, short)
+                if short:
+                    self._silent = (time.monotonic(), message)
+                raise self._timeout(message) from None
+            chunks = []
+            for chunk in response.iter_raw():  # raw: the Response built below decodes it once
+                chunks.append(chunk)
+                if time.monotonic() - started > total:
+                    if which == "turn":
+                        raise self._turn_timeout(url, turn[1] if turn else total)
+                    raise self._timeout(
+                        f"{self.server} at {url} was still sending its answer after {total:g}s (total deadline, "
+                        f"{limits.why}): the server is overloaded or the answer is huge; check its console."
+                    )
+            # A plain (read) response from here on, so that .text and .json() work in the messages.
+            answer = httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks), request=request)
         except httpx.ConnectTimeout:
             raise BackendUnreachable(
-                f"no connection to {self.server} at {url} within {min(limit, PROBE_TIMEOUT):g}s: is the host up and the port "
-                "open? Start the server or fix the endpoint with `memgpt configure`.",
+                f"no connection to {self.server} at {url} within {connect:g}s (connect deadline): is the host up and "
+                "the port open? Start the server or fix the endpoint with `memgpt configure`.",
                 endpoint=self.endpoint,
             ) from None
-        except httpx.TimeoutException:
-            raise BackendTimeout(
-                f"{self.server} at {url} did not answer within {limit:g}s: the model may be too slow for this "
-                "prompt or the server is stuck. Check the server's console, or raise the timeout "
-                "(`timeout` under [model] in config.toml).",
-                endpoint=self.endpoint,
+        except httpx.ReadTimeout:  # the answer began, then stopped
+            raise self._timeout(
+                f"{self.server} at {url} started answering, then sent nothing for {first_byte:g}s ({limits.why}): "
+                "the server is stuck or overloaded; check its console."
+            ) from None
+        except httpx.TimeoutException:  # writing the request or waiting for a pooled connection
+            raise self._timeout(
+                f"{self.server} at {url} did not take the request within {connect:g}s: the server is stuck or "
+                "overloaded; check its console."
             ) from None
         except httpx.ConnectError as exc:
             raise BackendUnreachable(
@@ -198,18 +309,46 @@ class HTTPClient:
                 "the server may have crashed or restarted; check its console.",
                 endpoint=self.endpoint,
             ) from None
-        log.debug("%s %s -> HTTP %d in %.2fs", method, url, response.status_code, time.perf_counter() - started)
-        if response.status_code >= 400:
-            raise self._http_error(response, url)
+        finally:
+            if response is not None:
+                response.close()
+        if short:
+            self._silent = None
+        log.debug("%s %s -> HTTP %d in %.2fs", method, url, answer.status_code, time.monotonic() - started)
+        if answer.status_code >= 400:
+            raise self._http_error(answer, url)
         try:
-            return response.json()
+            return answer.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise BackendProtocolError(
-                f"{self.server} at {url} answered HTTP {response.status_code} with a body that is not JSON "
-                f"({len(response.content)} bytes: {self._snippet(response.text)!r}): is {self.endpoint} really a "
+                f"{self.server} at {url} answered HTTP {answer.status_code} with a body that is not JSON "
+                f"({len(answer.content)} bytes: {self._snippet(answer.text)!r}): is {self.endpoint} really a "
                 f"{self.server} server, and nothing (a proxy) cut the answer short?",
                 endpoint=self.endpoint,
             ) from None
+
+    def _first_byte_message(self, url: str, seconds: float, limits: Deadlines, short: bool) -> str:
+        if short:
+            return (
+                f"{self.server} at {url} accepted the connection but sent nothing within {seconds:g}s (first-byte "
+                "deadline of a probe): the server is stuck, overloaded or not a model server; check its console."
+            )
+        return (
+            f"{self.server} at {url} did not answer within {seconds:g}s ({limits.why}): the model may be too slow "
+            "for this prompt or the server is stuck. Check the server's console, or set a longer `timeout` under "
+            "[model] in config.toml."
+        )
+
+    def _timeout(self, message: str) -> BackendTimeout:
+        err = BackendTimeout(message, endpoint=self.endpoint)
+        err.retryable = False  # a missed deadline is reported, not waited out again
+        return err
+
+    def _turn_timeout(self, url: str, seconds: float) -> BackendTimeout:
+        return self._timeout(
+            f"the turn deadline of {seconds:g}s passed while waiting for {self.server} at {url}: raise it with "
+            "--turn-timeout SECONDS or `turn_timeout` under [model] in config.toml, or leave it unset."
+        )
 
     # -- messages -------------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """What every server backend shares, so that each plugin only writes its dialect.
 
 ``HTTPBackend`` owns the HTTP client, the retry of a whole completion (a 5xx or an empty answer is tried
-again, a timed-out generation is not), the token-count cache, the fail-closed check of constrained
-output, and ``check()`` that never raises. A dialect subclass fills in five small methods:
+again, a timed-out generation is not), the deadline of each completion (from its ``max_tokens`` and the
+generation speed measured on earlier ones, unless the user fixed ``timeout``), the token-count cache, the
+fail-closed check of constrained output, and ``check()`` that never raises. A dialect subclass fills in five small methods:
 
 - ``_payload(request, kind)``: the JSON body for one completion, built fresh for every call;
 - ``_parse(body, request)``: text, finish reason and usage out of the server's answer;
@@ -21,13 +22,22 @@ from typing import Any, ClassVar
 from memgpt.errors import BackendError, EmptyCompletion
 from memgpt.llm.backend import Backend, BackendSettings
 from memgpt.llm.conformance import violation
-from memgpt.llm.http import HTTPClient, normalize_endpoint, retry_call
+from memgpt.llm.http import CONNECT_TIMEOUT, Deadlines, HTTPClient, normalize_endpoint, retry_call
 from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
 
 log = logging.getLogger(__name__)
 
 #: Characters per token before a backend has measured its model (English prose on BPE vocabularies).
 DEFAULT_CHARS_PER_TOKEN = 3.5
+#: Generation speed (tokens/s) assumed until a completion was measured: a small CPU under load.
+ASSUMED_TOKENS_PER_SECOND = 3.0
+#: Prompt processing speed (tokens/s) assumed for a prompt the server may have to evaluate whole.
+ASSUMED_PROMPT_TOKENS_PER_SECOND = 25.0
+#: A completion may take DEADLINE_MARGIN times what those speeds predict, plus DEADLINE_SLACK seconds.
+DEADLINE_MARGIN = 2.0
+DEADLINE_SLACK = 30.0
+#: Completions shorter than this say little about the generation speed (prompt time dominates).
+MIN_MEASURED_TOKENS = 8
 
 
 class TokenCountCache:
@@ -81,6 +91,10 @@ class HTTPBackend(Backend):
         self.token_counts = TokenCountCache(int(settings.options.get("token_cache_size", 4096)))
         #: Constrained completions whose output did not match the constraint (the server ignored it).
         self.ignored_constraints = 0
+        #: Generation speed measured on this server's completions (tokens/s, prompt time included), or None.
+        self.tokens_per_second: float | None = None
+        #: What the last ``check()`` found (None before the first).
+        self.last_check: BackendStatus | None = None
         self._context: int | None = None
 
     def __repr__(self) -> str:
@@ -91,10 +105,11 @@ class HTTPBackend(Backend):
     def complete(self, request: CompletionRequest) -> Completion:
         kind = self.constraint_kind(request)
         payload = self._payload(request, kind)
+        deadlines = self.completion_deadlines(request)
         started = time.perf_counter()
 
         def once() -> Completion:
-            body = self.http.post_json(self.complete_path, payload, retry=False)
+            body = self.http.post_json(self.complete_path, payload, deadlines=deadlines, retry=False)
             completion = self._parse(body, request)
             if not completion.text:
                 raise EmptyCompletion(
@@ -112,8 +127,33 @@ class HTTPBackend(Backend):
             what=f"completion at {self.http.url(self.complete_path)}",
             retry_timeouts=False,
         )
-        completion = completion.model_copy(update={"seconds": time.perf_counter() - started, "constrained_by": kind})
+        seconds = time.perf_counter() - started
+        self._note_speed(completion, seconds)
+        completion = completion.model_copy(update={"seconds": seconds, "constrained_by": kind})
         return self._verify(completion, request, kind)
+
+    def completion_deadlines(self, request: CompletionRequest) -> Deadlines:
+        """How long a completion may take: the user's fixed ``timeout``, else enough for ``max_tokens`` at the
+        measured (or assumed) speed plus the prompt, with a margin. A completion is not streamed, so its first
+        byte is its whole answer: first-byte and total deadlines are the same."""
+        if self.settings.timeout is not None:
+            return Deadlines.fixed(self.settings.timeout)
+        speed = self.tokens_per_second or ASSUMED_TOKENS_PER_SECOND
+        prompt = self.estimate_tokens(request.prompt)
+        seconds = DEADLINE_SLACK + DEADLINE_MARGIN * (prompt / ASSUMED_PROMPT_TOKENS_PER_SECOND + request.max_tokens / speed)
+        how = "measured" if self.tokens_per_second else "assumed"
+        why = (
+            f"the completion deadline for max_tokens={request.max_tokens} at {speed:.1f} tokens/s ({how}) and ~{prompt} "
+            "prompt tokens, with margin; `timeout` under [model] in config.toml fixes it instead"
+        )
+        return Deadlines(connect=CONNECT_TIMEOUT, first_byte=round(seconds), total=round(seconds), why=why)
+
+    def _note_speed(self, completion: Completion, seconds: float) -> None:
+        tokens = completion.usage.completion_tokens
+        if tokens < MIN_MEASURED_TOKENS or seconds <= 0:
+            return
+        observed = tokens / seconds
+        self.tokens_per_second = observed if self.tokens_per_second is None else (self.tokens_per_second + observed) / 2
 
     def count_tokens(self, text: str) -> int:
         cached = self.token_counts.get(text)
@@ -127,7 +167,8 @@ class HTTPBackend(Backend):
         try:
             status = self._probe()
         except BackendError as err:
-            return BackendStatus(ok=False, endpoint=self.endpoint, detail=str(err))
+            status = BackendStatus(ok=False, endpoint=self.endpoint, detail=str(err))
+        self.last_check = status
         if status.context_window:
             self._context = status.context_window
         return status
@@ -241,7 +282,9 @@ def openai_request(request: CompletionRequest, *, penalty_key: str, min_p: bool 
 def openai_completion(backend: HTTPBackend, body: Any, request: CompletionRequest) -> Completion:
     """Text, finish reason and usage from an OpenAI-style ``/v1/completions`` answer.
 
-    Usage is exact when the server sent it; otherwise it is estimated and ``exact`` is false.
+    Usage is exact when the server sent it; otherwise it is estimated and ``exact`` is false. Cached and
+    evaluated prompt tokens are known only when the server sends ``prompt_tokens_details`` (vLLM with
+    ``--enable-prompt-tokens-details``); otherwise they stay ``None``, never 0.
     """
     path = backend.complete_path
     choice = backend.require(body, path, "choices", 0)
@@ -257,14 +300,15 @@ def openai_completion(backend: HTTPBackend, body: Any, request: CompletionReques
         measured = Usage(
             prompt_tokens=prompt,
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(cached or 0),
-            evaluated_tokens=prompt - int(cached) if isinstance(cached, int) else None,
+            cached_tokens=cached if isinstance(cached, int) else None,
+            evaluated_tokens=prompt - cached if isinstance(cached, int) else None,
             exact=True,
         )
     else:
         measured = Usage(
             prompt_tokens=backend.estimate_tokens(request.prompt),
             completion_tokens=backend.estimate_tokens(text),
+            cached_tokens=None,
             exact=False,
         )
     model = body.get("model") if isinstance(body.get("model"), str) else None

@@ -139,13 +139,14 @@ class Usage(BaseModel):
 
     ``cached_tokens`` are prompt tokens reused from the backend's KV cache; ``evaluated_tokens`` are the
     prompt tokens it actually had to process (``prompt_tokens - cached_tokens`` when the backend tells).
+    ``None`` means the backend did not say: unknown, which is not 0.
     """
 
     model_config = ConfigDict(frozen=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int | None = 0
     evaluated_tokens: int | None = None
     exact: bool = True
 

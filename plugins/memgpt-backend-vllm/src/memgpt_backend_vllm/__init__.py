@@ -10,8 +10,9 @@ from typing import Any
 from memgpt import hookimpl
 from memgpt.llm import BackendSettings, BackendSpec, Capabilities
 
-# JSON schema first: every vLLM structured-output engine reads it, while grammar syntax varies by engine.
-CAPABILITIES = Capabilities(constraints=("json_schema", "gbnf"), tokenizer=True, context_probe=True, prefix_cache=True)
+# GBNF first: vLLM's default engine (xgrammar) reads our grammars, and under vLLM's JSON-schema path the model
+# may spend tokens on free whitespace between fields (seen on a real vLLM 0.32 with SmolLM2).
+CAPABILITIES = Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True)
 
 
 def _open(settings: BackendSettings) -> Any:
