@@ -125,3 +125,22 @@ def test_config_parser_handles_adversarial_structures(data: dict[str, object]) -
         parse_config(text, Path("fuzz.toml"))
     except ConfigError:
         pass
+
+
+def test_a_config_that_is_not_utf8_is_a_config_error_naming_the_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from memgpt.config import load_config
+    from memgpt.errors import ConfigError
+
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"[model]\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 0xe9 at offset 13\).*memgpt configure --yes"):
+        load_config(path)
+
+
+def test_check_endpoint_takes_http_urls_only() -> None:
+    from memgpt.config import check_endpoint
+
+    assert check_endpoint(" http://localhost:8080 ") == "http://localhost:8080"
+    for bad in ("not a url", "localhost:8080", "ftp://host", "http://", "http://host:port"):
+        with pytest.raises(ValueError, match="is not a server URL"):
+            check_endpoint(bad)

@@ -198,3 +198,30 @@ def test_every_hookspec_is_documented_and_has_a_test() -> None:
     docs = open(__file__.replace("core/tests/test_plugins.py", "docs/plugins.md"), encoding="utf-8").read()
     for name in specs:
         assert f"`{name}(" in docs, f"hook {name} is not in docs/plugins.md"
+
+
+def test_builtin_name_wins_over_a_third_party_plugin_that_sorts_first() -> None:
+    from memgpt.llm import BackendSpec
+
+    def ours(register: Any) -> None:
+        register(BackendSpec(name="llamacpp", factory=lambda s: "ours"))  # type: ignore[arg-type,return-value]
+
+    def theirs(register: Any) -> None:
+        register(BackendSpec(name="llamacpp", factory=lambda s: "theirs"))  # type: ignore[arg-type,return-value]
+
+    registry = build_registry([plugin("aaa-takeover", register_backends=theirs), plugin("llamacpp", register_backends=ours)])
+    assert registry.backend("llamacpp").plugin == "llamacpp"
+    [failure] = registry.failures
+    assert failure.plugin == "aaa-takeover" and "'llamacpp' is already registered by plugin 'llamacpp'" in failure.error
+
+
+def test_a_factory_that_raises_is_a_plugin_error_naming_the_plugin() -> None:
+    from memgpt.errors import PluginError
+    from memgpt.llm import BackendSpec
+
+    def boom(settings: Any) -> Any:
+        raise RuntimeError("no GPU here")
+
+    registry = build_registry([plugin("flaky", register_backends=lambda register: register(BackendSpec(name="flaky-b", factory=boom)))])
+    with pytest.raises(PluginError, match=r"backend 'flaky-b' \(plugin 'flaky'\) failed to start: RuntimeError: no GPU here"):
+        registry.backend("flaky-b").factory(None)

@@ -54,10 +54,24 @@ def read(kind: Kind, name: str) -> str:
     raise UnknownNameError(kind.rstrip("s"), name, names(kind))
 
 
-def add(kind: Kind, name: str, text: str) -> Path:
-    """Save a user's persona / human / preset; the name must be a plain file name."""
+def add(kind: Kind, name: str, text: str, *, replace: bool = False) -> Path:
+    """Save a user's persona / human / preset; the name must be a plain file name. A persona or human must
+    fit a core-memory block, and an existing name (the user's or a shipped one) is only replaced when
+    ``replace`` is true."""
+    from memgpt.memory.core import DEFAULT_LIMIT
+
     if not _NAME.match(name):
         raise ValueError(f"invalid name {name!r}: use letters, digits, '_', '-' or '.' (max 64)")
+    what = kind.rstrip("s")
+    if kind in ("personas", "humans"):
+        size = len(text.strip())
+        if size == 0:
+            raise ValueError(f"the {what} text is empty; give the description with --text or --file")
+        if size > DEFAULT_LIMIT:
+            raise ValueError(f"the {what} text is {size} characters, over the core-memory block limit of {DEFAULT_LIMIT}; shorten it")
+    if not replace and name in set(_user(kind)) | set(_shipped(kind)):
+        where = "yours" if name in _user(kind) else "built in"
+        raise ValueError(f"a {what} named {name!r} already exists ({where}); use --force to replace it, or another name")
     path = _user_dir(kind) / f"{name}{SUFFIX[kind]}"
     write_atomic(path, text, mode=0o600)
     return path

@@ -77,8 +77,25 @@ def home() -> Path:
     """The MemGPT home directory (``MEMGPT_HOME`` or ``~/.memgpt``), created user-only."""
     path = Path(os.environ.get("MEMGPT_HOME") or Path.home() / ".memgpt").expanduser()
     if not path.exists():
-        path.mkdir(parents=True, mode=0o700)
+        try:
+            path.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the memgpt home {path} ({exc.strerror}); set MEMGPT_HOME to a writable folder") from None
     return path
+
+
+def check_endpoint(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host, else ValueError saying what a valid one looks like."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in url.strip():
+        raise ValueError(f"{url!r} is not a server URL; give one like http://localhost:8080")
+    return url.strip()
 
 
 def config_path() -> Path:
@@ -148,6 +165,11 @@ def load_config(path: Path | None = None) -> Config:
         return Config()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}) — "
+            "fix it or run `memgpt configure --yes` to write a fresh one"
+        ) from None
     return parse_config(text, path)
 
 
@@ -163,8 +185,11 @@ def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     """Write ``text`` to ``path`` through a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc.strerror}); check that {path.parent} is writable (or set MEMGPT_HOME)") from None
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -191,7 +216,7 @@ def _read_credentials() -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"credentials file {path} is unreadable ({type(exc).__name__}); delete it and run `memgpt configure`") from None
 
 

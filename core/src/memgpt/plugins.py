@@ -4,7 +4,9 @@
 Nothing here runs at import. ``get_registry()`` does the work once per process (cached) and is what the
 CLI and the agent call. A plugin that fails to import, has a misspelled hook, raises inside a hook or
 registers a name another plugin already took is recorded as a ``PluginFailure`` and the others keep
-working; ``memgpt plugins`` shows the failures.
+working; ``memgpt plugins`` shows the failures. The plugins shipped with memgpt (``BUILTIN``) register
+first, so a third-party plugin can never take over a built-in name (the clash is reported). A factory
+that raises something other than a ``MemGPTError`` is turned into a ``PluginError`` naming the plugin.
 
 Environment:
 - ``MEMGPT_LOAD_PLUGINS``: unset = load every plugin; empty = none; ``a,b`` = only those entry points.
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from memgpt import hookspecs
-from memgpt.errors import UnknownNameError
+from memgpt.errors import MemGPTError, PluginError, UnknownNameError
 
 if TYPE_CHECKING:
     from memgpt.embeddings.spec import EmbedderSpec
@@ -36,6 +38,17 @@ if TYPE_CHECKING:
     from memgpt.storage.spec import StorageSpec
 
 GROUP = "memgpt"
+
+#: entry-point name -> distribution of the plugins shipped with memgpt; they register before any other.
+BUILTIN: dict[str, str] = {
+    "core": "memgpt",
+    "koboldcpp": "memgpt-backend-koboldcpp",
+    "llamacpp": "memgpt-backend-llamacpp",
+    "lmstudio": "memgpt-backend-lmstudio",
+    "vllm": "memgpt-backend-vllm",
+    "webui": "memgpt-backend-webui",
+    "wrappers-builtin": "memgpt-wrappers-builtin",
+}
 
 #: hook name -> the kind of thing it registers (the Registry attribute and the word users see)
 KINDS: dict[str, str] = {
@@ -89,11 +102,20 @@ class Registry:
     failures: list[PluginFailure] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
+    def canonical(self, kind: str, name: str) -> str:
+        """``name`` as registered in ``kind`` when it matches one name ignoring case; else ``name`` itself."""
+        table: dict[str, Any] = getattr(self, kind)
+        if name in table:
+            return name
+        matches = [n for n in table if n.casefold() == name.casefold()]
+        return matches[0] if len(matches) == 1 else name
+
     def get(self, kind: str, name: str) -> Any:
-        """The spec registered as ``name`` in ``kind``, or ``UnknownNameError`` listing the choices."""
+        """The spec registered as ``name`` in ``kind`` (case-insensitively), or ``UnknownNameError`` listing
+        the choices."""
         table: dict[str, Any] = getattr(self, kind)
         try:
-            return table[name]
+            return table[self.canonical(kind, name)]
         except KeyError:
             raise UnknownNameError(kind.rstrip("s") if kind != "storage" else kind, name, list(table)) from None
 
@@ -145,10 +167,20 @@ def distribution_of(plugin: str) -> tuple[str | None, str | None]:
     return _distributions().get(plugin, (None, None))
 
 
+def is_builtin(plugin: str) -> bool:
+    """Whether ``plugin`` is one shipped with memgpt (by entry-point name *and* distribution, so a
+    third-party package cannot pass for one by reusing a name)."""
+    return plugin in BUILTIN and distribution_of(plugin)[0] in (BUILTIN[plugin], None)
+
+
+def _load_order(name: str) -> tuple[bool, str]:
+    return (not is_builtin(name), name)
+
+
 def _select(all_names: Iterable[str]) -> list[str]:
     allowed = _env_names("MEMGPT_LOAD_PLUGINS")
     denied = set(_env_names("MEMGPT_DISABLE_PLUGINS") or [])
-    names = sorted(set(all_names))
+    names = sorted(set(all_names), key=_load_order)
     if allowed is not None:
         names = [n for n in names if n in allowed]
     return [n for n in names if n not in denied]
@@ -194,7 +226,7 @@ def build_registry(modules: Iterable[tuple[str, Any]] | None = None) -> Registry
         pm.trace.root.setwriter(lambda text: print(f"[memgpt plugins] {text}", end="", file=sys.stderr))
         pm.enable_tracing()
 
-    loaded = list(modules) if modules is not None else _load_modules(registry.failures)
+    loaded = sorted(modules, key=lambda pair: not is_builtin(pair[0])) if modules is not None else _load_modules(registry.failures)
     for name, module in loaded:
         dist, version = distribution_of(name)
         try:
@@ -237,6 +269,8 @@ def _call_register_hook(registry: Registry, info: PluginInfo, hook_name: str, ki
             return
         if hasattr(spec, "plugin") and not spec.plugin:
             object.__setattr__(spec, "plugin", info.name)
+        if callable(getattr(spec, "factory", None)):
+            object.__setattr__(spec, "factory", _guarded(spec.factory, kind, name, info.name))
         staged[name] = spec
         _trace(f"{info.name}: {kind} {name!r}")
 
@@ -250,6 +284,28 @@ def _call_register_hook(registry: Registry, info: PluginInfo, hook_name: str, ki
         return
     table.update(staged)
     names.extend(staged)
+
+
+def _guarded(factory: Callable[..., Any], kind: str, name: str, plugin: str) -> Callable[..., Any]:
+    """``factory``, with any exception that is not a MemGPTError turned into a one-line PluginError."""
+    if getattr(factory, "__memgpt_guarded__", False):
+        return factory
+
+    @functools.wraps(factory)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return factory(*args, **kwargs)
+        except MemGPTError:
+            raise
+        except Exception as exc:
+            what = kind[:-1] if kind.endswith("s") else kind
+            raise PluginError(
+                f"{what} {name!r} (plugin {plugin!r}) failed to start: {type(exc).__name__}: {exc} — "
+                "see `memgpt plugins`, or choose another with `memgpt configure`"
+            ) from exc
+
+    guarded.__memgpt_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
 
 
 @functools.cache

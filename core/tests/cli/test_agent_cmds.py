@@ -155,3 +155,89 @@ def test_run_with_an_unknown_name_is_one_line_listing_the_choices(flag: str, val
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and f"unknown {kind} {value!r}; choose one of:" in lines[0], out.stderr
     assert json.loads(invoke("list", "agents", "--json").output) == []  # nothing half-created
+
+
+def test_add_refuses_to_replace_an_existing_persona_without_force() -> None:
+    builtin = invoke("add", "persona", "--name", "sam_pov", "--text", "I am someone else.")
+    assert builtin.exit_code == 2 and "a persona named 'sam_pov' already exists (built in); use --force" in builtin.output
+    assert invoke("add", "persona", "--name", "pirate", "--text", "Arr.").exit_code == 0
+    mine = invoke("add", "persona", "--name", "pirate", "--text", "Yo ho.")
+    assert mine.exit_code == 2 and "already exists (yours)" in mine.output
+    assert invoke("add", "persona", "--name", "pirate", "--text", "Yo ho.", "--force").exit_code == 0
+    from memgpt import catalog
+
+    assert catalog.read("personas", "pirate") == "Yo ho."
+    assert invoke("add", "persona", "--name", "sam_pov", "--text", "Mine now.", "--force").exit_code == 0
+    assert catalog.read("personas", "sam_pov") == "Mine now."
+
+
+@pytest.mark.parametrize(("text", "expected"), [("   \n", "the human text is empty"), ("x" * 2001, "2001 characters, over the core-memory block limit of 2000")])
+def test_add_validates_the_text_against_the_block_limit(text: str, expected: str) -> None:
+    result = invoke("add", "human", "--name", "someone", "--text", text)
+    assert result.exit_code == 2 and expected in result.output
+    assert "someone" not in {row["name"] for row in json.loads(invoke("list", "humans", "--json").output)}
+
+
+def test_add_reads_a_latin1_file_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "renee.txt"
+    path.write_bytes("Ren\xe9e lives in K\xf6ln.".encode("latin-1"))
+    result = CliRunner().invoke(get_app(), ["add", "human", "--name", "renee", "--file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "is not UTF-8 (byte 0xe9); read it as cp1252" in result.output
+    from memgpt import catalog
+
+    assert catalog.read("humans", "renee") == "Renée lives in Köln."
+
+
+def test_agent_listing_piped_is_plain_rows_with_whole_names() -> None:
+    long_name = "a_rather_long_agent_name_that_a_narrow_table_would_cut_" + "x" * 30
+    make_agent("ann")
+    make_agent(long_name)
+    result = invoke("list", "agents")
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header.split("\t")[0] == "name" and "─" not in result.output
+    assert sorted(row.split("\t")[0] for row in rows) == sorted(["ann", long_name])
+
+
+def test_agent_listing_in_a_narrow_terminal_never_cuts_the_name(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from memgpt.cli.tables import print_rows
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    long_name = "agent_20261202_010203_123456_with_a_long_tail"
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setenv("COLUMNS", "60")
+    print_rows("agents", [{"name": long_name, "persona": "sam_pov", "backend": "llamacpp-embedded", "created_at": "2026-12-02T01:02:03+00:00"}])
+    assert any(long_name in line for line in screen.getvalue().splitlines()), screen.getvalue()
+
+
+def test_list_agents_puts_the_most_recently_used_first() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    storage = SQLiteStorage(home() / "memgpt.db")
+    try:
+        now = datetime.now(UTC)
+        for i, name in enumerate(["old", "newest", "middle"]):
+            storage.save_agent(AgentRecord(name=name, core_memory={"persona": "p", "human": "h"}, updated_at=now - timedelta(hours=[3, 1, 2][i])))
+    finally:
+        storage.close()
+    assert [row["name"] for row in json.loads(invoke("list", "agents", "--json").output)] == ["newest", "middle", "old"]
+
+
+def test_show_agent_says_which_model_it_uses() -> None:
+    make_agent("ann")
+    result = invoke("show", "agent", "ann", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["name"] == "ann" and data["model"]["backend"] == "llamacpp" and data["persona"] == "sam_pov"
+    assert data["core_memory"] == {"persona": 1, "human": 1}
+    text = invoke("show", "agent", "ann").output
+    assert "backend=llamacpp" in text and "wrapper=chatml-grammar" in text
+    missing = invoke("show", "agent", "ghost")
+    assert missing.exit_code == 1 and "no agent named 'ghost'" in missing.output

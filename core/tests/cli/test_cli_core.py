@@ -99,3 +99,15 @@ def test_configure_yes_repairs_a_malformed_config(cli: CliRunner) -> None:
 def test_version_and_help_exit_zero(cli: CliRunner) -> None:
     assert invoke(cli, "--version").output.startswith("memgpt ")
     assert "configure" in invoke(cli, "--help").output
+
+
+def test_configure_refuses_an_endpoint_that_is_not_a_url(cli: CliRunner) -> None:
+    result = invoke(cli, "configure", "--yes", "--backend", "llamacpp", "--model-endpoint", "not a url")
+    assert result.exit_code == 2 and "'not a url' is not a server URL; give one like http://localhost:8080" in result.output
+    assert not config_path().exists()
+
+
+def test_configure_takes_wrapper_names_in_any_case(cli: CliRunner) -> None:
+    result = invoke(cli, "configure", "--yes", "--model-wrapper", "CHATML-Grammar")
+    assert result.exit_code == 0, result.output
+    assert load_config().model.wrapper == "chatml-grammar"

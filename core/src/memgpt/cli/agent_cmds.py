@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from memgpt.cli.app import fail
+from memgpt.cli.app import fail, stdin_is_terminal
 
 LIST_KINDS = ("agents", "personas", "humans", "presets")
 
@@ -21,7 +21,7 @@ def _overrides(
 
 
 def run(
-    agent: Optional[str] = typer.Option(None, "--agent", help="Agent to resume (created if it does not exist)."),
+    agent: Optional[str] = typer.Option(None, "--agent", help="Agent to resume (created if it does not exist); without it a terminal session offers the saved ones."),
     persona: Optional[str] = typer.Option(None, "--persona", help="Persona for a new agent."),
     human: Optional[str] = typer.Option(None, "--human", help="Human description for a new agent."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset (system prompt + functions)."),
@@ -38,6 +38,10 @@ def run(
     ),
     message: Optional[list[str]] = typer.Option(None, "--message", "-m", help="Send this message non-interactively (repeatable)."),
     non_interactive: bool = typer.Option(False, "--non-interactive", help="Read messages from stdin, one per line; print JSON lines."),
+    turn_timeout: Optional[float] = typer.Option(
+        None, "--turn-timeout", min=1, metavar="SECONDS",
+        help="The most seconds one turn may wait on the model server (default: no turn deadline; also [model] turn_timeout).",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Log prompts, raw outputs and token counts to stderr."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Accept defaults without asking."),
 ) -> None:
@@ -49,21 +53,32 @@ def run(
 
     if debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="[%(name)s] %(message)s")
-    scripted = bool(message) or non_interactive or not sys.stdin.isatty()
+    scripted = bool(message) or non_interactive or not stdin_is_terminal()
     config = load_config()
+    if turn_timeout is not None:
+        config.model.turn_timeout = turn_timeout
+    from memgpt.cli import agent_choice, chat
+
+    model_endpoint_type, model_wrapper = agent_choice.canonical_names(model_endpoint_type, model_wrapper)
+    agents = agent_choice.saved_agents(config)
+    if agent is None and not scripted:
+        agent = agent_choice.pick(agents)
+    existing = next((a for a in agents if a.name == agent), None)
+    agent_choice.check_endpoint_flags(config, existing, model_endpoint_type, model_endpoint)
+    notes = agent_choice.ignored_options(existing, persona=persona, human=human)
     options = AgentOptions(
-        name=agent, persona=persona, human=human, preset=preset,
+        name=agent or agent_choice.new_agent_name({a.name for a in agents}), persona=persona, human=human, preset=preset,
         model=_overrides(model_endpoint_type, model_endpoint, model, model_wrapper, context_window, max_tokens),
         heartbeat_minutes=None if scripted else heartbeat_every,
     )
-    from memgpt.cli import chat
-
     view = chat.JsonView() if scripted else chat.RichView()
     session = open_session(config, options, on_event=view.event)
     try:
         view.opened(session)
+        for note in [*notes, *agent_choice.capped(session, context_window)]:
+            view.info(note)
         if scripted:
-            lines = message if message else (line.rstrip("\n") for line in sys.stdin)
+            lines = message if message else chat.stdin_lines(view)
             errors = chat.run_scripted(session, view, lines, greet=not first)
             if errors:
                 raise typer.Exit(1)
@@ -100,7 +115,7 @@ def list_cmd(
                     "passages": storage.count_passages(r.name),
                     "created_at": r.created_at.isoformat(),
                 }
-                for r in storage.list_agents()
+                for r in sorted(storage.list_agents(), key=lambda r: r.updated_at, reverse=True)
             ]
         finally:
             storage.close()
@@ -109,15 +124,9 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from memgpt.cli.tables import print_rows
 
-    table = Table(title=kind)
-    for column in rows[0] if rows else ["name"]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    Console().print(table)
+    print_rows(kind, rows)
 
 
 def add(
@@ -125,6 +134,7 @@ def add(
     name: str = typer.Option(..., "--name", help="Name to save it under."),
     text: Optional[str] = typer.Option(None, "--text", help="The text."),
     file: Optional[Path] = typer.Option(None, "--file", exists=True, dir_okay=False, readable=True, help="Read the text from a file."),
+    force: bool = typer.Option(False, "--force", help="Replace a persona / human of the same name (yours or a built-in one)."),
 ) -> None:
     """Add your own persona or human description."""
     from memgpt import catalog
@@ -134,12 +144,32 @@ def add(
         fail(f"unknown kind {kind!r}; choose one of: persona, human", code=2)
     if (text is None) == (file is None):
         fail("give exactly one of --text or --file", code=2)
-    body = text if text is not None else file.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    body = text if text is not None else _read_text_file(file)  # type: ignore[arg-type]
     try:
-        path = catalog.add(kinds[kind], name, body)  # type: ignore[arg-type]
+        path = catalog.add(kinds[kind], name, body, replace=force)  # type: ignore[arg-type]
     except ValueError as exc:
         fail(str(exc), code=2)
     typer.echo(f"Saved {kind} {name!r} to {path}")
+
+
+def _read_text_file(path: Path) -> str:
+    """A text file as UTF-8; a file that is not UTF-8 is read as Windows-1252 / Latin-1, with a warning."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path} ({exc.strerror})")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start]
+    for encoding in ("cp1252", "latin-1"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        typer.echo(f"Warning: {path} is not UTF-8 (byte {bad:#04x}); read it as {encoding}", err=True)
+        return text
+    raise AssertionError("latin-1 decodes every byte")
 
 
 def delete(
@@ -154,7 +184,7 @@ def delete(
 
     if kind != "agent":
         fail(f"unknown kind {kind!r}; only `memgpt delete agent NAME` is supported", code=2)
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete agent {name!r} and all its memory?"):
+    if not yes and stdin_is_terminal() and not typer.confirm(f"Delete agent {name!r} and all its memory?"):
         raise typer.Exit(1)
     with AgentLock(home(), name):  # never under a session that has it open
         storage = open_storage(load_config())
@@ -166,9 +196,51 @@ def delete(
     typer.echo(f"Deleted agent {name!r}")
 
 
+def show(
+    kind: str = typer.Argument(..., help="agent"),
+    name: str = typer.Argument(..., help="Name of the agent."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show an agent: its model, backend, endpoint, wrapper, context window, persona, human and memory sizes."""
+    from memgpt.config import load_config
+    from memgpt.runtime import AGENT_MODEL_KEYS, open_storage
+
+    if kind != "agent":
+        fail(f"unknown kind {kind!r}; only `memgpt show agent NAME` is supported", code=2)
+    config = load_config()
+    storage = open_storage(config)
+    try:
+        record = storage.get_agent(name)
+        if record is None:
+            fail(f"no agent named {name!r} (see `memgpt list agents`)")
+        saved = record.settings.get("model", {})
+        model = {key: saved.get(key, getattr(config.model, key)) for key in AGENT_MODEL_KEYS}
+        data = {
+            "name": record.name,
+            **{key: record.settings.get(key) for key in ("preset", "persona", "human")},
+            "model": model,
+            "core_memory": {block: len(text) for block, text in record.core_memory.items()},
+            "messages": storage.count_messages(name),
+            "in_context": len(record.in_context),
+            "passages": storage.count_passages(name),
+            "created_at": record.created_at.isoformat(),
+            "updated_at": record.updated_at.isoformat(),
+        }
+    finally:
+        storage.close()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={'(default)' if v is None else v}" for k, v in value.items())
+        typer.echo(f"{key + ':':<12} {value}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("list")(list_cmd)
+    app.command("show")(show)
     app.command("add")(add)
     app.command("delete")(delete)
     from memgpt.cli import load_cmd

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
@@ -22,6 +23,37 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear line to stderr and exit non-zero."""
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer questions on stdin (False when stdin is closed: ``<&-``)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _reopen_closed_std_streams() -> None:
+    """Put /dev/null on a closed stdin / stdout / stderr (``<&-``). Python leaves ``sys.stdin`` None then,
+    and the next file memgpt opened (the database) would get descriptor 0 and be read as input."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False))
+
+
+def _crash_report(exc: BaseException) -> str:
+    """Write the traceback of an unexpected error to a temp file; return its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="memgpt-crash-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"memgpt {__version__}: {' '.join(sys.argv)}\n\n")
+        handle.write("".join(traceback.format_exception(exc)))
+    return path
 
 
 def _version(value: bool) -> None:
@@ -78,6 +110,7 @@ def run() -> None:
     """Console-script entry point: turns every MemGPTError into one line on stderr."""
     from memgpt.errors import MemGPTError
 
+    _reopen_closed_std_streams()
     _register()
     try:
         app()
@@ -87,3 +120,16 @@ def run() -> None:
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)
         sys.exit(130)
+    except BrokenPipeError:  # `memgpt list agents | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        typer.echo(f"Error: cannot use{where}: {exc.strerror or exc}; check that it exists and is writable (or set MEMGPT_HOME)", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if os.environ.get("MEMGPT_TRACEBACK"):
+            raise
+        # A bug, not a user error: one line, and the traceback where it can be reported from.
+        typer.echo(f"Error: internal error ({type(exc).__name__}: {exc}); traceback written to {_crash_report(exc)} — please report it", err=True)
+        sys.exit(1)

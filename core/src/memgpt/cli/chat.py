@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from memgpt.agent.agent import AgentEvent, TurnResult
+from memgpt.cli.line_input import clean_line
 from memgpt.errors import MemGPTError
 
 
@@ -155,12 +156,28 @@ def _greet(session: Any, view: Any) -> bool:
     return _attempt(view, lambda: agent.send_event(events.login(last)))
 
 
+def stdin_lines(view: Any) -> Iterable[str]:
+    """Lines of stdin as bytes decoded here: a line that is not UTF-8 is sent with U+FFFD for its bad
+    bytes (and the view is told), never dropped with the rest of the input."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream without bytes underneath (tests)
+        yield from (line.rstrip("\n") for line in sys.stdin)
+        return
+    for number, raw in enumerate(stream, 1):
+        raw = raw.rstrip(b"\n")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            view.info(f"input line {number} is not UTF-8 (byte {raw[exc.start]:#04x}); its bad bytes are sent as \ufffd")
+            yield raw.decode("utf-8", errors="replace")
+
+
 def run_scripted(session: Any, view: Any, lines: Iterable[str], *, greet: bool) -> int:
     """Send each non-empty line (slash commands work too); return how many turns failed."""
     errors = 0
     if greet and not _greet(session, view):
         errors += 1
-    for line in lines:
+    for line in map(clean_line, lines):
         if not line.strip():
             continue
         if line.startswith("/"):
@@ -201,31 +218,37 @@ class LineReader:
         return line.decode(self.encoding, errors="replace").rstrip("\r")
 
 
-def _ask(view: RichView, reader: LineReader | None, deadline: float | None) -> str | None:
+def _ask(view: RichView, reader: Any, deadline: float | None) -> str | None:
     """The user's next line; None when the deadline (the next timed heartbeat) comes first."""
-    if reader is None:
-        from rich.prompt import Prompt
-
-        return Prompt.ask(PROMPT, console=view.console)
+    if not isinstance(reader, LineReader):  # the terminal's line editor prints its own prompt
+        return reader.readline(deadline)
     view.console.print(f"{PROMPT}: ", end="")
     line = reader.readline(deadline)
     if line is None:
         view.console.print()
-    return line
+    return None if line is None else clean_line(line)
+
+
+def _reader(stdin_fd: int | None) -> Any:
+    """The line editor in a terminal; a plain descriptor reader for ``stdin_fd`` (tests) or without one."""
+    if stdin_fd is None and sys.stdin.isatty() and sys.stdout.isatty():
+        from memgpt.cli.line_input import TerminalInput
+        from memgpt.config import home
+
+        return TerminalInput(home() / "history")
+    return LineReader(stdin_fd if stdin_fd is not None else sys.stdin.fileno(), "utf-8")
 
 
 def run_interactive(session: Any, view: RichView, *, greet: bool, stdin_fd: int | None = None) -> None:
-    reader = None
-    if session.agent.next_heartbeat_at() is not None:
-        if os.name == "nt":
-            view.error("timed heartbeats need a POSIX terminal; they are off in this session")
-        else:
-            reader = LineReader(stdin_fd, "utf-8") if stdin_fd is not None else LineReader(sys.stdin.fileno(), sys.stdin.encoding or "utf-8")
+    if session.agent.next_heartbeat_at() is not None and os.name == "nt":
+        view.error("timed heartbeats need a POSIX terminal; they are off in this session")
+    reader = _reader(stdin_fd)
+    timed = os.name != "nt"
     if greet:
         _greet(session, view)
     while True:
         try:
-            line = _ask(view, reader, session.agent.next_heartbeat_at() if reader else None)
+            line = _ask(view, reader, session.agent.next_heartbeat_at() if timed else None)
         except (EOFError, KeyboardInterrupt):
             view.info("Bye.")
             return

@@ -6,12 +6,11 @@ question has a flag, so scripts and tests configure without a terminal (``--yes`
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Optional
 
 import typer
 
-from memgpt.cli.app import fail
+from memgpt.cli.app import fail, stdin_is_terminal
 
 
 def _choose(label: str, choices: list[str], default: str | None, interactive: bool) -> str:
@@ -24,6 +23,27 @@ def _choose(label: str, choices: list[str], default: str | None, interactive: bo
     from rich.prompt import Prompt
 
     return Prompt.ask(f"Select {label}", choices=choices, default=default)
+
+
+def _context_window(answer: str) -> int | None:
+    """The answer to the context-window question: blank = ask the backend, else a whole number >= 256."""
+    text = str(answer).strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise typer.BadParameter(f"{text!r} is not a whole number of tokens (e.g. 8192), or leave it blank")
+    if int(text) < 256:
+        raise typer.BadParameter(f"{text} tokens is too small; give at least 256 (e.g. 8192), or leave it blank")
+    return int(text)
+
+
+def _endpoint(answer: str) -> str:
+    from memgpt.config import check_endpoint
+
+    try:
+        return check_endpoint(str(answer))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _check_name(kind: str, value: str | None, choices: list[str]) -> None:
@@ -56,7 +76,7 @@ def configure(
     from memgpt.plugins import get_registry
 
     registry = get_registry()
-    interactive = not yes and sys.stdin.isatty()
+    interactive = not yes and stdin_is_terminal()
     try:
         config = load_config()
     except ConfigError as exc:
@@ -67,6 +87,15 @@ def configure(
 
         config = Config()
 
+    model_endpoint_type = registry.canonical("backends", model_endpoint_type) if model_endpoint_type else None
+    model_wrapper = registry.canonical("wrappers", model_wrapper) if model_wrapper else None
+    if model_endpoint is not None:
+        from memgpt.config import check_endpoint
+
+        try:
+            model_endpoint = check_endpoint(model_endpoint)
+        except ValueError as exc:
+            fail(f"--model-endpoint: {exc}", code=2)
     backends = sorted(registry.backends)
     wrappers = sorted(registry.wrappers)
     embedders = sorted(registry.embedders)
@@ -91,7 +120,7 @@ def configure(
     endpoint = model_endpoint
     if endpoint is None and spec.needs_endpoint:
         default = m.endpoint if (m.backend == backend and m.endpoint) else spec.default_endpoint
-        endpoint = typer.prompt("Model endpoint", default=default) if interactive else default
+        endpoint = typer.prompt("Model endpoint", default=default, value_proc=_endpoint) if interactive else default
     if spec.needs_endpoint and not endpoint:
         fail(f"backend {backend!r} needs --model-endpoint (a server URL)", code=2)
     if model is None and interactive:
@@ -100,8 +129,9 @@ def configure(
         model = m.model
     wrapper = pick("model wrapper", model_wrapper, wrappers, m.wrapper)
     if context_window is None and interactive:
-        answer = typer.prompt("Context window (blank = ask the backend)", default=str(m.context_window or ""), show_default=False)
-        context_window = int(answer) if answer.strip() else None
+        context_window = typer.prompt(
+            "Context window (blank = ask the backend)", default=str(m.context_window or ""), show_default=False, value_proc=_context_window
+        )
     elif context_window is None:
         context_window = m.context_window
 

@@ -1,0 +1,75 @@
+"""What the user types in ``memgpt run``: a line-editing prompt in a terminal, plain lines otherwise.
+
+In a terminal the prompt is prompt_toolkit's: arrow keys move and recall history (kept in
+``$MEMGPT_HOME/history``) instead of inserting escape codes. A line waits only until a deadline (the
+agent's next timed heartbeat); what was half typed then comes back in the next prompt. Whatever the source,
+``clean_line`` drops terminal escape sequences and control characters, so ``\\x1b[A/memory`` is the
+command ``/memory``, never a chat message.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+#: CSI (``ESC [ … final``), SS3 (``ESC O x``) and two-character escapes, then the other C0 controls and DEL
+#: (a tab stays).
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|O.?|[@-_]?)|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_line(line: str) -> str:
+    """``line`` without terminal escape sequences and control characters."""
+    return _ESCAPES.sub("", line)
+
+
+def _history(path: Path) -> Any:
+    from prompt_toolkit.history import FileHistory
+
+    class SafeHistory(FileHistory):
+        """History that never ends a session: an unwritable home only means no history."""
+
+        def load_history_strings(self):  # type: ignore[no-untyped-def]
+            try:
+                yield from super().load_history_strings()
+            except (OSError, UnicodeDecodeError):
+                return
+
+        def store_string(self, string: str) -> None:
+            try:
+                super().store_string(string)
+            except OSError:
+                pass
+
+    return SafeHistory(str(path))
+
+
+class TerminalInput:
+    """prompt_toolkit's line editor with history and an optional deadline."""
+
+    def __init__(self, history_path: Path, prompt: str = "you: ") -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.formatted_text import HTML
+
+        self.session: Any = PromptSession(history=_history(history_path))
+        self.message = HTML(f"<ansigreen><b>{prompt.rstrip(': ')}</b></ansigreen>: ")
+        self._draft = ""
+
+    def readline(self, deadline: float | None) -> str | None:
+        """The next line; None when ``deadline`` (``time.time()``) passes first. Ctrl-D raises EOFError and
+        Ctrl-C KeyboardInterrupt, as ``input()`` does."""
+        draft, self._draft = self._draft, ""
+        if deadline is None:
+            return clean_line(self.session.prompt(self.message, default=draft))
+        import asyncio
+
+        async def ask() -> str | None:
+            try:
+                return await asyncio.wait_for(self.session.prompt_async(self.message, default=draft), max(0.0, deadline - time.time()))
+            except TimeoutError:
+                self._draft = self.session.default_buffer.text
+                return None
+
+        line = asyncio.run(ask())
+        return None if line is None else clean_line(line)

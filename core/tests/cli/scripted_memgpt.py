@@ -1,0 +1,54 @@
+"""``memgpt`` with two more backends, registered through the real plugin path, for CLI tests that run the
+console script in a subprocess or a pty without a model:
+
+- ``scripted``: answers every turn at once with ``send_message("reply N")``; reports an 8192-token window.
+- ``broken``: its factory raises, like a plugin with a bug.
+
+Run it exactly like the console script: ``python scripted_memgpt.py run --agent sam``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from memgpt import hookimpl, plugins
+from memgpt.llm.backend import BackendSpec, Capabilities
+from memgpt.llm.types import Completion, CompletionRequest
+from memgpt.testing.scripted import ScriptedBackend, call
+
+WINDOW = 8192
+
+
+class Replies(ScriptedBackend):
+    """Every completion is the next reply; the user's words are not needed to test the terminal."""
+
+    name = "scripted"
+    capabilities = Capabilities(constraints=("gbnf", "json_schema"), tokenizer=False, context_probe=True)
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        self.add(call("send_message", message=f"reply {len(self.requests) + 1}"))
+        return super().complete(request)
+
+
+def _broken(settings: Any) -> Any:
+    raise RuntimeError("the broken test backend always fails")
+
+
+@hookimpl
+def register_backends(register: Any) -> None:
+    register(BackendSpec(name="scripted", factory=lambda settings: Replies(context_window=WINDOW), needs_endpoint=False, capabilities=Replies.capabilities))
+    register(BackendSpec(name="broken", factory=_broken, needs_endpoint=False))
+
+
+def main() -> None:
+    load = plugins._load_modules
+    plugins._load_modules = lambda failures: [*load(failures), ("test-backends", sys.modules[__name__])]  # type: ignore[assignment]
+    from memgpt.cli.app import run
+
+    sys.argv[0] = "memgpt"
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""``memgpt run`` and ``memgpt configure`` in a real pseudo-terminal (pexpect), on the scripted backend so
+no model runs: line editing and history in the chat prompt, the agent picker, and questions that re-ask
+instead of failing later."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from memgpt.storage.sqlite import SQLiteStorage
+
+pexpect = pytest.importorskip("pexpect")
+
+LAUNCHER = Path(__file__).parent / "scripted_memgpt.py"
+UP, LEFT = "\x1b[A", "\x1b[D"
+TIMEOUT = 60  # generous: the machine may be busy; nothing here depends on speed
+
+
+def spawn(home: Path, *args: str) -> pexpect.spawn:
+    env = {**os.environ, "MEMGPT_HOME": str(home), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", "COLUMNS": "120", "LINES": "40"}
+    child = pexpect.spawn(sys.executable, [str(LAUNCHER), *args], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 120))
+    return child
+
+
+def finish(child: pexpect.spawn) -> None:
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+
+
+def configure_scripted(home: Path) -> None:
+    child = spawn(home, "configure", "--yes", "--backend", "scripted")
+    finish(child)
+
+
+def user_texts(home: Path, agent: str) -> list[str]:
+    storage = SQLiteStorage(home / "memgpt.db")
+    try:
+        messages = storage.recent_messages(agent, 200)
+    finally:
+        storage.close()
+    texts = []
+    for m in messages:
+        if m.role == "user" and m.content:
+            event = json.loads(m.content)
+            if event.get("type") == "user_message":
+                texts.append(event["message"])
+    return texts
+
+
+def test_arrow_keys_edit_and_recall_instead_of_inserting_escape_codes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    configure_scripted(home)
+    child = spawn(home, "run", "--agent", "sam", "--first")
+    child.expect("Created agent 'sam'")
+    child.expect("you")
+    child.send(UP + "/memory\r")  # no history yet: Up does nothing, and the line is the command
+    child.expect("Core memory")
+    child.expect("you")
+    child.send("hello there\r")
+    child.expect("reply 1")
+    child.expect("you")
+    child.send(UP + "\r")  # Up recalls the last line
+    child.expect("reply 2")
+    child.expect("you")
+    child.send("wrld" + LEFT * 3 + "o\r")  # Left moves the cursor
+    child.expect("reply 3")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)
+    assert user_texts(home, "sam") == ["hello there", "hello there", "world"]
+    assert "hello there" in (home / "history").read_text()
+
+
+def test_escape_codes_in_piped_input_never_become_a_message(tmp_path: Path) -> None:
+    import subprocess
+
+    home = tmp_path / "home"
+    configure_scripted(home)
+    env = {**os.environ, "MEMGPT_HOME": str(home)}
+    out = subprocess.run(
+        [sys.executable, str(LAUNCHER), "run", "--agent", "sam", "--first", "--non-interactive"],
+        input=b"\x1b[A/memory\n", capture_output=True, env=env, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert any(line["type"] == "info" and "Core memory" in line["text"] for line in lines)
+    assert user_texts(home, "sam") == []
+
+
+def test_clean_line_drops_escape_sequences_and_controls() -> None:
+    from memgpt.cli.line_input import clean_line
+
+    assert clean_line("\x1b[A/memory") == "/memory"
+    assert clean_line("a\x1b[1;5Cb\x1bOAc\x7f\x01d\te") == "abcd\te"
+    assert clean_line("café ☕") == "café ☕"
+
+
+def make_agent(home: Path, name: str) -> None:
+    child = spawn(home, "run", "--agent", name, "--first", "--message", "/memory")
+    finish(child)
+
+
+def test_run_without_agent_offers_the_saved_agents_most_recent_first(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    configure_scripted(home)
+    make_agent(home, "ann")
+    make_agent(home, "bob")
+    child = spawn(home, "run", "--first")
+    child.expect("Saved agents")
+    child.expect(r"1\. bob")
+    child.expect(r"2\. ann")
+    child.expect("blank = a new agent")
+    child.sendline("3")
+    child.expect("choose 1 to 2")
+    child.sendline("2")
+    child.expect("Resumed agent 'ann'")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)
+
+    child = spawn(home, "run", "--first")
+    child.expect("blank = a new agent")
+    child.sendline("")
+    child.expect(r"Created agent 'agent_\d{8}_\d{6}_\d+'")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)
+
+
+def test_run_without_agent_and_none_saved_creates_one_without_asking(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    configure_scripted(home)
+    child = spawn(home, "run", "--first")
+    child.expect(r"Created agent 'agent_")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)
+
+
+def answer_configure(child: pexpect.spawn, answers: dict[str, list[str]]) -> None:
+    """Answer each question whose prompt matches a key with its answers in order (then the default)."""
+    prompts = [*answers, "Saved "]
+    while True:
+        i = child.expect(prompts)
+        if prompts[i] == "Saved ":
+            return
+        queue = answers[prompts[i]]
+        child.sendline(queue.pop(0) if queue else "")
+
+
+def test_interactive_configure_explains_each_bad_answer(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    child = spawn(home, "configure")
+    child.expect("Select LLM backend")
+    child.sendline("llamacpp")
+    child.expect("Model endpoint")
+    child.sendline("not a url")
+    child.expect("'not a url' is not a server URL; give one like http://localhost:8080")
+    child.expect("Model endpoint")
+    child.sendline("http://127.0.0.1:9")
+    child.expect("Model \\(name")
+    child.sendline("")
+    child.expect("Select model wrapper")
+    child.sendline("")
+    child.expect("Context window")
+    child.sendline("abc")
+    child.expect("'abc' is not a whole number of tokens")
+    child.expect("Context window")
+    child.sendline("100")
+    child.expect("100 tokens is too small; give at least 256")
+    child.expect("Context window")
+    child.sendline("4096")
+    answer_configure(child, {"Select embedding provider": [], "Select preset": [], "Select persona": [], "Select human": [], "Select storage": []})
+    finish(child)
+    from memgpt.config import load_config
+
+    model = load_config(home / "config.toml").model
+    assert (model.backend, model.endpoint, model.context_window) == ("llamacpp", "http://127.0.0.1:9", 4096)
