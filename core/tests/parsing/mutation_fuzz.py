@@ -140,7 +140,8 @@ def unsupported(call: FunctionCall, text: str, repairs: Sequence[str]) -> str | 
             continue
         if key not in written and not (key == "inner_thoughts" and any(a in written for a in THOUGHTS_ALIASES)):
             return f"key {key!r} is not in the text"
-        problem = _value_unsupported(value, written)
+        # Literals and numbers are read outside strings, where a backslash is no escape (`:\true` is true).
+        problem = _value_unsupported(value, written if isinstance(value, str) else f"{written}\n{text}")
         if problem:
             return f"{key}: {problem}"
     return None
@@ -230,5 +231,10 @@ FUZZ_CASES = [
         FunctionCall(name="send_message", arguments={"message": "\ud800"}),
         '{"function": "send_message", "params": {"message": "\\ud800"}}',
         False,
+    ),
+    (
+        FunctionCall(name="conversation_search", arguments={"query": "x", "request_heartbeat": True}),
+        '{"function": "conversation_search", "params": {"query": "x", "request_heartbeat":\\true}}',
+        True,
     ),
 ]

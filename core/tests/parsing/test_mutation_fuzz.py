@@ -15,7 +15,7 @@ FUNCTIONS = sample_functions()
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_every_call_returned_from_a_mutated_call_is_supported_by_its_text(seed: int) -> None:
-    result = fuzz(FUNCTIONS, 1500, seed)
+    result = fuzz(FUNCTIONS, 4000, seed)
     assert result.crashes == []
     assert result.wrong == [], "\n".join(f"{why}: {text!r}" for text, why in result.wrong[:10])
     assert result.calls > 100 and result.refused > 100  # the mutations both break and spare calls
