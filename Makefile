@@ -1,5 +1,5 @@
 # The README's commands. Each installs what is missing first, so a fresh clone needs nothing else.
-.PHONY: install server run test bench lint clean
+.PHONY: install server vllm run test bench lint clean
 
 install:
 	@bash scripts/install.sh
@@ -7,11 +7,14 @@ install:
 server: install
 	@bash scripts/build-llama-server.sh
 
+vllm: install
+	@bash scripts/setup-vllm.sh
+
 run: install
 	@.venv/bin/memgpt run $(ARGS)
 
-test: install server
-	@bash scripts/test.sh $(ARGS)
+test: install server vllm
+	@MEMGPT_REQUIRE_VLLM=1 bash scripts/test.sh $(ARGS)
 
 bench: install server
 	@for b in bench/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
