@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from memgpt.errors import GrammarError
 from memgpt.grammar.call import build_call_constraint, max_call_chars, params_schema
@@ -166,3 +168,52 @@ def test_an_untyped_parameter_is_bounded_in_the_call_grammar() -> None:
     schema = params_schema(note, CallShape(max_string_chars=40))
     assert schema["properties"]["text"] == {"maxLength": 40, "type": "string"}
     assert schema["properties"]["any"]["maxLength"] == 40
+
+
+JSON_SCALARS = (
+    st.none() | st.booleans() | st.integers(-5, 20) | st.floats(-5, 20, allow_nan=False) | st.sampled_from(["x", "string", ""])
+)
+KEYWORDS = st.sampled_from(
+    [
+        "type",
+        "properties",
+        "required",
+        "items",
+        "enum",
+        "const",
+        "anyOf",
+        "oneOf",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
+        "additionalProperties",
+        "propertyNames",
+        "maxProperties",
+        "format",
+        "pattern",
+        "not",
+    ]
+)
+SCHEMAS = st.recursive(
+    st.dictionaries(KEYWORDS, JSON_SCALARS, max_size=3) | st.booleans(),
+    lambda inner: st.dictionaries(
+        KEYWORDS, inner | st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_size=4
+    ),
+    max_leaves=12,
+)
+
+
+@given(SCHEMAS)
+@settings(max_examples=400, deadline=None)
+def test_any_malformed_schema_is_a_grammar_error_never_a_crash(schema: object) -> None:
+    try:
+        schema_to_gbnf(schema)  # type: ignore[arg-type]
+    except GrammarError:
+        pass
+    try:
+        build_call_constraint([FunctionSchema(name="f", parameters={"type": "object", "properties": {"x": schema}})])
+    except GrammarError:
+        pass

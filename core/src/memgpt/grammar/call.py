@@ -32,6 +32,7 @@ from memgpt.grammar.gbnf import (
     GbnfBuilder,
     gbnf_literal,
     int_bounds,
+    schema_errors_as_grammar_errors,
     with_inferred_type,
 )
 from memgpt.llm.types import CallShape, Constraint, FunctionSchema
@@ -44,6 +45,7 @@ _FREE_VALUE = ["string", "number", "boolean", "null"]
 _ANNOTATIONS = {"description", "title", "default", "examples", "$schema", "$comment", "deprecated", "readOnly", "writeOnly"}
 
 
+@schema_errors_as_grammar_errors
 def build_call_constraint(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> Constraint:
     """GBNF and JSON schema forcing one call to one of ``functions``; ``GrammarError`` if a schema uses a
     feature the GBNF emitter does not support, or the function list is empty or has duplicates."""
@@ -139,12 +141,14 @@ def _call_schema(function: FunctionSchema, shape: CallShape) -> dict[str, Any]:
     }
 
 
+@schema_errors_as_grammar_errors
 def call_json_schema(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> dict[str, Any]:
     """A JSON schema matching exactly one call to one of ``functions`` (for LM Studio, vLLM, llama-server)."""
     options = [_call_schema(f, shape) for f in _checked(functions)]
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
+@schema_errors_as_grammar_errors
 def call_gbnf(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> str:
     """A GBNF grammar matching exactly one call to one of ``functions``, in ``json.dumps`` layout."""
     builder = GbnfBuilder()
@@ -205,11 +209,13 @@ def _max_chars(schema: Any) -> int:
     return max(sizes, default=0)
 
 
+@schema_errors_as_grammar_errors
 def max_call_chars(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> int:
     """The longest call the constraint admits, in characters (one per string character)."""
     return max(_max_chars(_call_schema(f, shape)) for f in _checked(functions))
 
 
+@schema_errors_as_grammar_errors
 def shape_for_budget(functions: Sequence[FunctionSchema], max_tokens: int, shape: CallShape = CallShape()) -> CallShape:
     """``shape`` with ``max_string_chars`` lowered (never raised) until the longest call fits in
     ``max_tokens`` tokens, at one character per token; ``GrammarError`` when even one-character strings

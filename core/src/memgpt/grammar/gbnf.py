@@ -31,11 +31,15 @@ Supported (anything else raises ``GrammarError`` naming where it is):
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 from memgpt.errors import GrammarError
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 DEFAULT_MAX_ITEMS = 16  # items of an array, and undeclared keys of an object, when the schema sets no bound
 ANY_DEPTH = 3  # how deep a value of any type (schema ``{}``) may nest arrays and objects
@@ -463,6 +467,23 @@ def _same_length(a: str, b: str) -> list[str]:
     return out
 
 
+def schema_errors_as_grammar_errors(function: Callable[P, T]) -> Callable[P, T]:
+    """``function``, with what a malformed schema makes Python raise (``"maxLength": "x"``, a list where a
+    schema belongs) turned into a one-line ``GrammarError``."""
+
+    @functools.wraps(function)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return function(*args, **kwargs)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise GrammarError(f"the schema is malformed ({type(exc).__name__}: {exc})") from None
+        except RecursionError:
+            raise GrammarError("the schema nests too deeply") from None
+
+    return checked
+
+
+@schema_errors_as_grammar_errors
 def schema_to_gbnf(schema: dict[str, Any]) -> str:
     """A complete grammar whose root is one JSON value matching ``schema``."""
     builder = GbnfBuilder()
@@ -476,6 +497,7 @@ __all__: Sequence[str] = [
     "gbnf_literal",
     "int_range_gbnf",
     "json_literal",
+    "schema_errors_as_grammar_errors",
     "schema_to_gbnf",
     "with_inferred_type",
 ]
