@@ -95,7 +95,7 @@ def _bounded(schema: Any, bound: int) -> Any:
             out["additionalProperties"] = False
         else:
             out["additionalProperties"] = _bounded(extra, bound)
-            names = out.get("propertyNames") if isinstance(out.get("propertyNames"), dict) else {}
+            names: dict[str, Any] = out["propertyNames"] if isinstance(out.get("propertyNames"), dict) else {}
             key_chars = min(int(names.get("maxLength", MAP_KEY_CHARS)), MAP_KEY_CHARS, bound)
             out["propertyNames"] = {**names, "type": "string", "maxLength": key_chars}
             if not out.get("properties"):
@@ -203,8 +203,8 @@ def _max_chars(schema: Any) -> int:
             extra = schema.get("additionalProperties", True)
             if extra is not False:  # a map's keys (as _bounded leaves them: bounded in number and length)
                 n = int(schema.get("maxProperties", DEFAULT_MAX_ITEMS))
-                key = 2 + int(schema.get("propertyNames", {}).get("maxLength", 10**9))
-                size += n * (key + 2 + _max_chars(extra)) + n * 2
+                key_chars = 2 + int(schema.get("propertyNames", {}).get("maxLength", 10**9))
+                size += n * (key_chars + 2 + _max_chars(extra)) + n * 2
             sizes.append(size)
     return max(sizes, default=0)
 
