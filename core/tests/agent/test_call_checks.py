@@ -141,3 +141,17 @@ def test_a_complete_call_that_ends_exactly_at_the_limit_is_delivered(
     agent = make_length_agent()
     length_backend.add((call("send_message", message="Hello!"), "length"))
     assert agent.send("hi").replies == ["Hello!"]
+
+
+def test_a_lone_surrogate_never_reaches_storage(make_agent: Callable[..., Agent], backend: ScriptedBackend, storage: Any) -> None:
+    agent = make_agent()
+    half = '{"function": "send_message", "params": {"inner_thoughts": "x", "message": "bad \\ud800 half"}}'
+    backend.add(half, half, half)
+    result = agent.send("hi")
+    assert result.replies == []
+    stored = storage.recent_messages("sam", 1000)
+    assert any(m.role == "assistant" for m in stored)  # the raw output is kept in recall, as text
+    for message in stored:
+        message.model_dump_json().encode("utf-8")
+        if message.function_call is not None:
+            json.dumps(message.function_call.arguments, ensure_ascii=False).encode("utf-8")
