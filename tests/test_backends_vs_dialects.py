@@ -161,6 +161,10 @@ def test_lmstudio_token_estimate_converges_on_the_servers_count(dialect_server: 
 def test_vllm_sends_structured_outputs_the_strict_server_accepts(dialect_server: ServerFactory) -> None:
     server, backend = open_backend(dialect_server, "vllm")
     completion = backend.complete(CompletionRequest(prompt=QUESTION, max_tokens=48, constraint=ANSWER, sampling=GREEDY))
+    assert completion.constrained_by == "gbnf"  # the grammar first: no free whitespace to spend tokens on
+    assert server.last_request("/v1/completions").json["structured_outputs"] == {"grammar": ANSWER_GBNF}
+    schema_only = Constraint(json_schema=ANSWER_SCHEMA)
+    completion = backend.complete(CompletionRequest(prompt=QUESTION, max_tokens=48, constraint=schema_only, sampling=GREEDY))
     assert completion.constrained_by == "json_schema"
     assert server.last_request("/v1/completions").json["structured_outputs"] == {"json": ANSWER_SCHEMA}
 
