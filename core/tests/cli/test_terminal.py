@@ -181,3 +181,19 @@ def test_interactive_configure_explains_each_bad_answer(tmp_path: Path) -> None:
 
     model = load_config(home / "config.toml").model
     assert (model.backend, model.endpoint, model.context_window) == ("llamacpp", "http://127.0.0.1:9", 4096)
+
+
+def test_a_timed_heartbeat_keeps_the_half_typed_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    configure_scripted(home)
+    child = spawn(home, "run", "--agent", "sam", "--first", "--heartbeat-every", "0.05")
+    child.expect("you")
+    child.send("half")  # no Enter: the heartbeat comes while the line is half typed
+    child.expect("reply 1")  # the agent's heartbeat turn
+    child.expect("you")
+    child.send(" done\r")
+    child.expect("reply 2")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)
+    assert user_texts(home, "sam") == ["half done"]
