@@ -225,3 +225,9 @@ def test_a_factory_that_raises_is_a_plugin_error_naming_the_plugin() -> None:
     registry = build_registry([plugin("flaky", register_backends=lambda register: register(BackendSpec(name="flaky-b", factory=boom)))])
     with pytest.raises(PluginError, match=r"backend 'flaky-b' \(plugin 'flaky'\) failed to start: RuntimeError: no GPU here"):
         registry.backend("flaky-b").factory(None)
+
+
+def test_discovery_loads_builtin_plugins_before_third_party_ones() -> None:
+    from memgpt.plugins import _select
+
+    assert _select(["aaa-third-party", "webui", "zzz-other", "core"]) == ["core", "webui", "aaa-third-party", "zzz-other"]

@@ -241,3 +241,14 @@ def test_show_agent_says_which_model_it_uses() -> None:
     assert "backend=llamacpp" in text and "wrapper=chatml-grammar" in text
     missing = invoke("show", "agent", "ghost")
     assert missing.exit_code == 1 and "no agent named 'ghost'" in missing.output
+
+
+def test_show_prints_a_persona_or_human_text() -> None:
+    from memgpt import catalog
+
+    result = invoke("show", "persona", "sam_pov")
+    assert result.exit_code == 0 and result.output.strip() == catalog.read("personas", "sam_pov").strip()
+    assert invoke("add", "human", "--name", "ann", "--text", "Ann likes tea.").exit_code == 0
+    assert json.loads(invoke("show", "human", "ann", "--json").output) == {"name": "ann", "text": "Ann likes tea."}
+    unknown = invoke("show", "robot", "x")
+    assert unknown.exit_code == 2 and "choose one of: agent, persona, human, preset" in unknown.output

@@ -197,16 +197,24 @@ def delete(
 
 
 def show(
-    kind: str = typer.Argument(..., help="agent"),
-    name: str = typer.Argument(..., help="Name of the agent."),
+    kind: str = typer.Argument(..., help="agent | persona | human | preset"),
+    name: str = typer.Argument(..., help="Its name (see `memgpt list`)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Show an agent: its model, backend, endpoint, wrapper, context window, persona, human and memory sizes."""
+    """Show an agent (its model, backend, endpoint, wrapper, context window, persona, human and memory
+    sizes), or the text of a persona, human or preset."""
     from memgpt.config import load_config
     from memgpt.runtime import AGENT_MODEL_KEYS, open_storage
 
+    texts = {"persona": "personas", "human": "humans", "preset": "presets"}
+    if kind in texts:
+        from memgpt import catalog
+
+        body = catalog.read(texts[kind], name)  # type: ignore[arg-type]
+        typer.echo(json.dumps({"name": name, "text": body}, ensure_ascii=False) if as_json else body.rstrip("\n"))
+        return
     if kind != "agent":
-        fail(f"unknown kind {kind!r}; only `memgpt show agent NAME` is supported", code=2)
+        fail(f"unknown kind {kind!r}; choose one of: agent, persona, human, preset", code=2)
     config = load_config()
     storage = open_storage(config)
     try:
