@@ -22,7 +22,9 @@ TIMEOUT = 60  # generous: the machine may be busy; nothing here depends on speed
 
 def spawn(home: Path, *args: str) -> pexpect.spawn:
     env = {**os.environ, "MEMGPT_HOME": str(home), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", "COLUMNS": "120", "LINES": "40"}
-    child = pexpect.spawn(sys.executable, [str(LAUNCHER), *args], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 120))
+    child = pexpect.spawn(
+        sys.executable, [str(LAUNCHER), *args], env=env, encoding="utf-8", codec_errors="replace", timeout=TIMEOUT, dimensions=(40, 120)
+    )
     return child
 
 
@@ -74,6 +76,20 @@ def test_arrow_keys_edit_and_recall_instead_of_inserting_escape_codes(tmp_path: 
     finish(child)
     assert user_texts(home, "sam") == ["hello there", "hello there", "world"]
     assert "hello there" in (home / "history").read_text()
+
+
+def test_a_byte_that_is_not_utf8_typed_at_the_prompt_is_sent_as_a_replacement_character(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    configure_scripted(home)
+    child = spawn(home, "run", "--agent", "sam", "--first")
+    child.expect("you")
+    os.write(child.child_fd, b"caf\xff au lait\r")
+    child.expect("reply 1")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)
+    assert user_texts(home, "sam") == ["caf\ufffd au lait"]
+    assert "caf\ufffd au lait" in (home / "history").read_text(encoding="utf-8")
 
 
 def test_escape_codes_in_piped_input_never_become_a_message(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ In a terminal the prompt is prompt_toolkit's: arrow keys move and recall history
 ``$MEMGPT_HOME/history``) instead of inserting escape codes. A line waits only until a deadline (the
 agent's next timed heartbeat); what was half typed then comes back in the next prompt. Whatever the source,
 ``clean_line`` drops terminal escape sequences and control characters, so ``\\x1b[A/memory`` is the
-command ``/memory``, never a chat message.
+command ``/memory``, never a chat message, and turns bytes that were not UTF-8 into U+FFFD.
 """
 
 from __future__ import annotations
@@ -19,9 +19,14 @@ from typing import Any
 _ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|O.?|[@-_]?)|[\x00-\x08\x0b-\x1f\x7f]")
 
 
+#: Lone surrogates: how a terminal reader hands over bytes that are not UTF-8 (``surrogateescape``).
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def clean_line(line: str) -> str:
-    """``line`` without terminal escape sequences and control characters."""
-    return _ESCAPES.sub("", line)
+    """``line`` without terminal escape sequences and control characters, and with U+FFFD for bytes that
+    were not UTF-8 (a lone surrogate cannot be stored or printed)."""
+    return _SURROGATES.sub("\ufffd", _ESCAPES.sub("", line))
 
 
 def _history(path: Path) -> Any:
@@ -38,7 +43,7 @@ def _history(path: Path) -> Any:
 
         def store_string(self, string: str) -> None:
             try:
-                super().store_string(string)
+                super().store_string(clean_line(string))
             except OSError:
                 pass
 
