@@ -50,6 +50,9 @@ SHOWN_KEY = "core_memory_shown"  # core memory as rendered at the top of the pro
 MIN_CONVERSATION_TOKENS = 256
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
 REPEATED = "not run: this call is identical to your previous one. Do something else, or reply to the user with send_message."
+NO_REPLY = "the agent did not reply ({why}); /retry, or rephrase"
+MEMORY_EDITS = frozenset({"core_memory_append", "core_memory_replace", "archival_memory_insert"})
+SEARCHES = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class Limits:
     heartbeat_minutes: float | None = None  # timed heartbeats: wake the agent after this long without a message
 
 
+#: Why a chain stopped before the model handed control back itself (``TurnResult.stopped_by``).
+StopReason = Literal["repeat", "failures", "chain_limit", "invalid_output"]
+
+
 @dataclass
 class TurnResult:
     """What one user message (or event) led to: the events shown, the steps run, tokens used."""
@@ -91,10 +98,29 @@ class TurnResult:
     events: list[AgentEvent] = field(default_factory=list)
     steps: int = 0
     usage: list[Usage] = field(default_factory=list)
+    stopped_by: StopReason | None = None  # a guard ended the chain (None: the model ended it)
+    stop_detail: str = ""  # what the guard saw, for the user
 
     @property
     def replies(self) -> list[str]:
         return [e.text for e in self.events if e.kind == "assistant"]
+
+    @property
+    def answered(self) -> bool:
+        """The user received a reply (a ``send_message``) in this turn."""
+        return any(e.kind == "assistant" for e in self.events)
+
+    def outcome(self) -> dict[str, Any]:
+        """What the user got from this turn, beside what the mechanism guaranteed (for scripts and benches)."""
+        calls = [e for e in self.events if e.kind in ("call", "assistant")]
+        return {
+            "answered": self.answered,
+            "stopped_by": self.stopped_by,
+            "calls": len(calls),
+            "thoughts": sum(e.kind == "thought" for e in self.events),
+            "memory_edits": sum(e.function in MEMORY_EDITS for e in calls),
+            "searches": sum(e.function in SEARCHES for e in calls),
+        }
 
 
 @dataclass
@@ -102,6 +128,7 @@ class _StepOutcome:
     call: FunctionCall | None
     heartbeat: str | None  # the reason to continue, or None to hand control back
     failed: bool = False
+    stopped_by: StopReason | None = None  # a guard handed control back
 
 
 class Agent:
@@ -235,10 +262,11 @@ class Agent:
     # ---- the public entry points ----
 
     def send(self, text: str) -> TurnResult:
-        """The user says ``text``; run the chain of steps it triggers."""
+        """The user says ``text``; run the chain of steps it triggers. A chain that ends with nothing said
+        to the user ends with one ``alert`` saying so and why (``/retry`` resends the message)."""
         self._set_pending(text)
         inputs = [Message(role="user", content=events.user_message(text))]
-        return self._chain(inputs)
+        return self._chain(inputs, expect_reply=True)
 
     def send_event(self, content: str) -> TurnResult:
         """Deliver an event (a login, a heartbeat, a system alert) as the input of a chain."""
@@ -255,11 +283,17 @@ class Agent:
         if self.on_event is not None:
             self.on_event(event)
 
-    def _chain(self, inputs: list[Message]) -> TurnResult:
+    def _chain(self, inputs: list[Message], *, expect_reply: bool = False) -> TurnResult:
         try:
-            return self._run_chain(inputs)
+            result = self._run_chain(inputs)
         finally:
             self._last_activity = time.time()
+        if result.stopped_by in ("failures", "chain_limit") and (result.answered or not expect_reply):
+            self._emit(result, AgentEvent("alert", f"{result.stop_detail}; waiting for you"))
+        elif expect_reply and not result.answered and result.stopped_by != "invalid_output":  # that one has its error
+            why = result.stop_detail or "it ended its turn without send_message"
+            self._emit(result, AgentEvent("alert", NO_REPLY.format(why=why), data={"reason": "no_reply"}))
+        return result
 
     def _run_chain(self, inputs: list[Message]) -> TurnResult:
         result = TurnResult()
@@ -270,15 +304,19 @@ class Agent:
             previous = outcome.call
             result.steps += 1
             failures = failures + 1 if outcome.failed else 0
+            if outcome.stopped_by == "repeat":
+                result.stopped_by, result.stop_detail = "repeat", "it repeated its last call"
+            elif outcome.stopped_by is not None:
+                result.stopped_by = outcome.stopped_by
             if outcome.heartbeat is None:
                 return result
             if failures >= self.limits.max_failures:
                 # A failed call earns a heartbeat so the model can correct itself; one that keeps failing
                 # (small models retry a refused edit in variations) only burns the user's time.
-                self._emit(result, AgentEvent("alert", f"{failures} failed calls in a row; waiting for you"))
+                result.stopped_by, result.stop_detail = "failures", f"{failures} failed calls in a row"
                 return result
             if result.steps >= self.limits.max_chain:
-                self._emit(result, AgentEvent("alert", f"stopped after {result.steps} chained steps (the limit); waiting for you"))
+                result.stopped_by, result.stop_detail = "chain_limit", f"stopped after {result.steps} chained steps (the limit)"
                 return result
             inputs = [Message(role="user", content=events.heartbeat(outcome.heartbeat))]
 
@@ -291,7 +329,7 @@ class Agent:
             kept = [Message(role="assistant", content=raw or "(empty output)")]
             self._commit(inputs, kept, in_context=list(inputs))
             self._emit(result, AgentEvent("error", "the model did not produce a valid function call; try again or /retry", data={"raw": raw}))
-            return _StepOutcome(None, None)
+            return _StepOutcome(None, None, stopped_by="invalid_output")
 
         self._emit_call(call, result)
         snapshot = copy.deepcopy(self.core_memory.blocks), copy.deepcopy(self.record.settings), list(self.messages)
@@ -310,7 +348,7 @@ class Agent:
             raise
         self._emit(result, AgentEvent("result", message, call.name, {"status": status}))
         if repeated:
-            return _StepOutcome(call, None)
+            return _StepOutcome(call, None, stopped_by="repeat")
         if status == "Failed":
             return _StepOutcome(call, events.HEARTBEAT_FAILED, failed=True)
         if call.arguments.get("request_heartbeat") is True:

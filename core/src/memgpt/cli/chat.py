@@ -82,7 +82,7 @@ class JsonView:
         self._write(event.to_json())
 
     def turn(self, result: TurnResult) -> None:
-        self._write({"type": "turn", "steps": result.steps, "usage": _usage(result)})
+        self._write({"type": "turn", "steps": result.steps, **result.outcome(), "usage": _usage(result)})
 
     def error(self, message: str) -> None:
         self._write({"type": "error", "text": message})

@@ -1,0 +1,69 @@
+"""A turn that ends with nothing said to the user says so, and what the user got is counted per turn."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from memgpt.agent import events
+from memgpt.agent.agent import Agent, Limits
+from memgpt.testing.scripted import ScriptedBackend, call
+
+MakeAgent = Callable[..., Agent]
+
+
+def alerts(result: Any) -> list[str]:
+    return [e.text for e in result.events if e.kind == "alert"]
+
+
+def test_a_repeated_search_with_nothing_said_ends_with_one_no_reply_alert(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent()
+    search = call("conversation_search", "look it up", query="Lisbon", request_heartbeat=True)
+    backend.add(search, search)
+    result = agent.send("Where do I live?")
+    assert not result.answered and result.stopped_by == "repeat"
+    assert alerts(result) == ["the agent did not reply (it repeated its last call); /retry, or rephrase"]
+    assert result.events[-1].data == {"reason": "no_reply"}
+    assert result.outcome() == {"answered": False, "stopped_by": "repeat", "calls": 2, "thoughts": 2, "memory_edits": 0, "searches": 2}
+
+
+def test_a_chain_the_model_ends_without_send_message_says_so(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent()
+    backend.add(call("core_memory_append", "note it", name="human", content="Lives in Porto", request_heartbeat=False))
+    result = agent.send("I live in Porto")
+    assert result.stopped_by is None and not result.answered
+    assert alerts(result) == ["the agent did not reply (it ended its turn without send_message); /retry, or rephrase"]
+    assert result.outcome()["memory_edits"] == 1
+
+
+def test_the_chain_limit_without_a_reply_is_one_alert(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent(limits=Limits(max_chain=2))
+    backend.add(*[call("archival_memory_insert", "store", content=f"fact {i}", request_heartbeat=True) for i in range(2)])
+    result = agent.send("remember two things")
+    assert result.stopped_by == "chain_limit"
+    assert alerts(result) == ["the agent did not reply (stopped after 2 chained steps (the limit)); /retry, or rephrase"]
+    # an event's chain has no one waiting for a reply: the guard's own alert
+    backend.add(*[call("archival_memory_insert", "file", content=f"note {i}", request_heartbeat=True) for i in range(2)])
+    woken = agent.send_event(events.heartbeat(events.HEARTBEAT_TIMED))
+    assert alerts(woken) == ["stopped after 2 chained steps (the limit); waiting for you"]
+
+
+def test_retry_after_no_reply_resends_the_same_message(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent()
+    search = call("conversation_search", "look", query="x", request_heartbeat=True)
+    backend.add(search, search)
+    agent.send("What is my dog's name?")
+    backend.add(call("send_message", "answer", message="Miso."))
+    retried = agent.retry()
+    assert retried is not None and retried.replies == ["Miso."]
+    assert json.loads(backend.requests[-1].prompt.split("<|im_start|>user\n")[-1].split("<|im_end|>")[0])["message"] == "What is my dog's name?"
+    # the unanswered exchange left the context window: the message is in it once
+    assert backend.requests[-1].prompt.count("What is my dog's name?") == 1
+
+
+def test_a_heartbeat_turn_without_a_reply_is_not_an_alert(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent()
+    backend.add(call("core_memory_append", "reflect", name="persona", content="I like tea", request_heartbeat=False))
+    result = agent.send_event(events.heartbeat(events.HEARTBEAT_TIMED))
+    assert alerts(result) == [] and not result.answered
