@@ -188,3 +188,35 @@ def test_stdin_closed_runs_the_scripted_session_on_nothing(tmp_path: Path, prepa
     result = memgpt("run", "--agent", "sam", "--first", home=home, close_stdin=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[0])["type"] == "session"
+
+
+INTERACTIVE = (["configure"], ["run"], ["run", "--agent", "sam"], ["delete", "agent", "sam"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("condition", ["plain", "config-not-utf8", "read-only-home", "backend-factory-raises"])
+def test_no_interactive_command_ends_in_a_traceback(condition: str, tmp_path: Path, prepared_home: Callable[[Path], Path]) -> None:
+    """The same in a terminal (questions asked, the chat prompt shown): every question gets its default,
+    the chat gets /exit."""
+    pexpect = pytest.importorskip("pexpect")
+    for i, args in enumerate(INTERACTIVE):
+        (tmp_path / str(i)).mkdir()
+        home = prepared_home(tmp_path / str(i))
+        setup, options = CONDITIONS[condition]
+        if setup is not None:
+            setup(home)
+        command = [sys.executable, str(LAUNCHER), *args]
+        if options.get("read_only"):
+            command = read_only_wrapper(home) + command
+        env = {**os.environ, "MEMGPT_HOME": str(home), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+        child = pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", codec_errors="replace", timeout=120, dimensions=(40, 120))
+        seen = []
+        while True:
+            answer = child.expect([pexpect.EOF, r"you(\x1b\[0m)?:", r": "])
+            seen.append(child.before + (child.after if isinstance(child.after, str) else ""))
+            if answer == 0:
+                break
+            child.send("/exit\r" if answer == 1 else "\r")
+        child.close()
+        output = "".join(seen)
+        assert "Traceback (most recent call last)" not in output and "internal error" not in output, f"{condition}: {args}\n{output}"
