@@ -111,3 +111,11 @@ def test_configure_takes_wrapper_names_in_any_case(cli: CliRunner) -> None:
     result = invoke(cli, "configure", "--yes", "--model-wrapper", "CHATML-Grammar")
     assert result.exit_code == 0, result.output
     assert load_config().model.wrapper == "chatml-grammar"
+
+
+def test_configure_refuses_an_endpoint_for_an_in_process_backend(cli: CliRunner) -> None:
+    result = invoke(cli, "configure", "--yes", "--model-endpoint", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "--model-endpoint does not apply to backend 'llamacpp-embedded', which runs in process" in result.output
+    assert "llamacpp" in result.output.split("server backend (")[1]
+    assert not config_path().exists()

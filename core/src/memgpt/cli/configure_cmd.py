@@ -117,6 +117,13 @@ def configure(
     m = config.model
     backend = pick("LLM backend", model_endpoint_type, backends, m.backend)
     spec = registry.backend(backend)
+    if model_endpoint is not None and not spec.needs_endpoint:
+        servers = ", ".join(n for n in backends if registry.backends[n].needs_endpoint) or "(none installed)"
+        fail(
+            f"--model-endpoint does not apply to backend {backend!r}, which runs in process; "
+            f"give --model-endpoint-type with a server backend ({servers})",
+            code=2,
+        )
     endpoint = model_endpoint
     if endpoint is None and spec.needs_endpoint:
         default = m.endpoint if (m.backend == backend and m.endpoint) else spec.default_endpoint
