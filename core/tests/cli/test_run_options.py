@@ -83,3 +83,9 @@ def test_two_runs_started_together_create_two_agents() -> None:
     listed = json.loads(memgpt("list", "agents", "--json").stdout)
     assert {row["name"] for row in listed} == names
     assert home().is_dir()
+
+
+def test_heartbeats_asked_for_in_a_scripted_run_are_reported_as_ignored() -> None:
+    assert memgpt("configure", "--yes", "--backend", "scripted").returncode == 0
+    notes = infos(memgpt("run", "--agent", "h", "--heartbeat-every", "1", "--first", "--message", "/memory"))
+    assert any(t.startswith("--heartbeat-every is ignored: timed heartbeats are for interactive sessions") for t in notes)

@@ -213,3 +213,14 @@ def test_a_timed_heartbeat_keeps_the_half_typed_line(tmp_path: Path) -> None:
     child.send("/exit\r")
     finish(child)
     assert user_texts(home, "sam") == ["half done"]
+
+
+def test_run_yes_without_agent_creates_a_new_one_without_asking(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    configure_scripted(home)
+    make_agent(home, "ann")
+    child = spawn(home, "run", "--first", "--yes")
+    child.expect(r"Created agent 'agent_")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)

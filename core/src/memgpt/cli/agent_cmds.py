@@ -43,7 +43,7 @@ def run(
         help="The most seconds one turn may wait on the model server (default: no turn deadline; also [model] turn_timeout).",
     ),
     debug: bool = typer.Option(False, "--debug", help="Log prompts, raw outputs and token counts to stderr."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Accept defaults without asking."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Accept defaults without asking (without --agent: a new agent)."),
 ) -> None:
     """Chat with an agent. Without --message / --non-interactive it is an interactive session."""
     import logging
@@ -61,11 +61,13 @@ def run(
 
     model_endpoint_type, model_wrapper = agent_choice.canonical_names(model_endpoint_type, model_wrapper)
     agents = agent_choice.saved_agents(config)
-    if agent is None and not scripted:
+    if agent is None and not scripted and not yes:
         agent = agent_choice.pick(agents)
     existing = next((a for a in agents if a.name == agent), None)
     agent_choice.check_endpoint_flags(config, existing, model_endpoint_type, model_endpoint)
     notes = agent_choice.ignored_options(existing, persona=persona, human=human)
+    if scripted and heartbeat_every is not None:
+        notes.append("--heartbeat-every is ignored: timed heartbeats are for interactive sessions (scripted input waits for no one)")
     options = AgentOptions(
         name=agent or agent_choice.new_agent_name({a.name for a in agents}), persona=persona, human=human, preset=preset,
         model=_overrides(model_endpoint_type, model_endpoint, model, model_wrapper, context_window, max_tokens),
