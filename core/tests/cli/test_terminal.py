@@ -190,7 +190,7 @@ def test_interactive_configure_explains_each_bad_answer(tmp_path: Path) -> None:
     child.sendline("100")
     child.expect("100 tokens is too small; give at least 256")
     child.expect("Context window")
-    child.sendline("4096")
+    child.send("496" + LEFT * 2 + "0\r")  # the arrow keys edit the answer (readline)
     answer_configure(child, {"Select embedding provider": [], "Select preset": [], "Select persona": [], "Select human": [], "Select storage": []})
     finish(child)
     from memgpt.config import load_config

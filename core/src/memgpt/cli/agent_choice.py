@@ -46,6 +46,9 @@ def pick(agents: list[Any]) -> str | None:
         return None
     from rich.console import Console
 
+    from memgpt.cli.line_input import clean_line, enable_line_editing
+
+    enable_line_editing()
     console = Console(highlight=False)
     console.print("[bold]Saved agents[/] (most recent first):")
     for i, record in enumerate(agents, 1):
@@ -56,7 +59,7 @@ def pick(agents: list[Any]) -> str | None:
         )
     names = [r.name for r in agents]
     while True:
-        answer = typer.prompt("Agent to open (number or name; blank = a new agent)", default="", show_default=False).strip()
+        answer = clean_line(typer.prompt("Agent to open (number or name; blank = a new agent)", default="", show_default=False)).strip()
         if not answer:
             return None
         if answer.isdigit():

@@ -77,6 +77,10 @@ def configure(
 
     registry = get_registry()
     interactive = not yes and stdin_is_terminal()
+    if interactive:
+        from memgpt.cli.line_input import enable_line_editing
+
+        enable_line_editing()
     try:
         config = load_config()
     except ConfigError as exc:

@@ -29,6 +29,15 @@ def clean_line(line: str) -> str:
     return _SURROGATES.sub("\ufffd", _ESCAPES.sub("", line))
 
 
+def enable_line_editing() -> None:
+    """Give ``input()`` (the questions of ``configure`` and the agent picker) line editing, where Python has
+    readline: arrow keys move instead of inserting escape codes."""
+    try:
+        import readline  # noqa: F401 (importing it is what hooks it into input())
+    except ImportError:
+        pass
+
+
 def _history(path: Path) -> Any:
     from prompt_toolkit.history import FileHistory
 
