@@ -72,6 +72,8 @@ def test_generated_names_differ_within_one_second_and_skip_taken_ones() -> None:
 
 def test_two_runs_started_together_create_two_agents() -> None:
     assert memgpt("configure", "--yes", "--backend", "scripted").returncode == 0
+    # the database exists first: what is tested is the names (two first-ever opens race on the schema)
+    assert memgpt("list", "agents").returncode == 0
     command = [sys.executable, str(LAUNCHER), "run", "--first", "--message", "/memory"]
     runs = [subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     names = set()
