@@ -212,7 +212,7 @@ def test_builtin_name_wins_over_a_third_party_plugin_that_sorts_first() -> None:
     registry = build_registry([plugin("aaa-takeover", register_backends=theirs), plugin("llamacpp", register_backends=ours)])
     assert registry.backend("llamacpp").plugin == "llamacpp"
     [failure] = registry.failures
-    assert failure.plugin == "aaa-takeover" and "'llamacpp' is already registered by plugin 'llamacpp'" in failure.error
+    assert failure.plugin == "aaa-takeover" and failure.error == "backends name 'llamacpp' belongs to the built-in plugin 'llamacpp', which wins"
 
 
 def test_a_factory_that_raises_is_a_plugin_error_naming_the_plugin() -> None:

@@ -263,9 +263,12 @@ def _call_register_hook(registry: Registry, info: PluginInfo, hook_name: str, ki
             raise TypeError(f"{hook_name} registered {spec!r}, which has no name")
         if name in table or name in staged:
             owner = getattr(table.get(name), "plugin", None) or info.name
-            registry.failures.append(
-                PluginFailure(info.name, info.distribution, hook_name, f"{kind} name {name!r} is already registered by plugin {owner!r}; kept the first")
+            why = (
+                f"{kind} name {name!r} belongs to the built-in plugin {owner!r}, which wins"
+                if owner != info.name and is_builtin(owner)
+                else f"{kind} name {name!r} is already registered by plugin {owner!r}; kept the first"
             )
+            registry.failures.append(PluginFailure(info.name, info.distribution, hook_name, why))
             return
         if hasattr(spec, "plugin") and not spec.plugin:
             object.__setattr__(spec, "plugin", info.name)
