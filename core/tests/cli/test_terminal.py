@@ -224,3 +224,18 @@ def test_run_yes_without_agent_creates_a_new_one_without_asking(tmp_path: Path) 
     child.expect("you")
     child.send("/exit\r")
     finish(child)
+
+
+def test_typed_ahead_lines_are_each_sent_and_a_bracketed_paste_is_one_message(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    configure_scripted(home)
+    child = spawn(home, "run", "--agent", "sam", "--first")
+    child.expect("you")
+    child.send("one\rtwo\rthree\r")  # arrives at once, as when typed while the agent works
+    child.expect("reply 3")
+    child.send("\x1b[200~para one\rpara two\x1b[201~\r")  # a terminal's bracketed paste of two lines
+    child.expect("reply 4")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)
+    assert user_texts(home, "sam") == ["one", "two", "three", "para one\npara two"]
