@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from memgpt.config import home, write_atomic
-from memgpt.errors import UnknownNameError
+from memgpt.errors import ConfigError, UnknownNameError
 
 Kind = Literal["personas", "humans", "presets"]
 SUFFIX: dict[str, str] = {"personas": ".txt", "humans": ".txt", "presets": ".toml"}
@@ -47,7 +47,16 @@ def names(kind: Kind) -> list[str]:
 def read(kind: Kind, name: str) -> str:
     user = _user(kind)
     if name in user:
-        return user[name].read_text(encoding="utf-8")
+        path = user[name]
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); save it as UTF-8, "
+                f"or replace it with `memgpt add {kind.rstrip('s')} --name {name} --force --file FILE`"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path} ({exc.strerror})") from None
     shipped = _shipped(kind)
     if name in shipped:
         return shipped[name]

@@ -252,3 +252,11 @@ def test_show_prints_a_persona_or_human_text() -> None:
     assert json.loads(invoke("show", "human", "ann", "--json").output) == {"name": "ann", "text": "Ann likes tea."}
     unknown = invoke("show", "robot", "x")
     assert unknown.exit_code == 2 and "choose one of: agent, persona, human, preset" in unknown.output
+
+
+def test_a_persona_file_that_is_not_utf8_is_a_one_line_error() -> None:
+    (home() / "personas").mkdir()
+    (home() / "personas" / "renee.txt").write_bytes("Ren\xe9e".encode("latin-1"))
+    result = invoke("show", "persona", "renee")
+    assert result.exit_code == 1
+    assert "renee.txt is not UTF-8 text (byte 0xe9 at offset 3)" in str(result.exception) and "--force" in str(result.exception)
