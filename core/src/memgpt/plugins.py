@@ -202,7 +202,7 @@ def _load_modules(failures: list[PluginFailure]) -> list[tuple[str, Any]]:
             )
         )
 
-    probe = NamedExtensionManager(GROUP, names=[], on_missing_entrypoints_callback=lambda _: None)
+    probe: NamedExtensionManager[Any] = NamedExtensionManager(GROUP, names=[], on_missing_entrypoints_callback=lambda _: None)
     names = _select(probe.entry_points_names())
     if not names:
         return []

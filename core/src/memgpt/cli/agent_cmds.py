@@ -85,6 +85,7 @@ def run(
             if errors:
                 raise typer.Exit(1)
         else:
+            assert isinstance(view, chat.RichView)
             chat.run_interactive(session, view, greet=not first)
     finally:
         session.close()
