@@ -73,6 +73,7 @@ def commands(files: dict[str, Path]) -> list[list[str]]:
         ["list", "agents", "--json"],
         ["list", "personas"],
         ["show", "agent", "sam"],
+        ["show", "persona", "sam_pov"],
         ["add", "persona", "--name", "renee", "--file", str(files["latin1"])],
         ["add", "human", "--name", "bob", "--text", "Bob likes tea."],
         ["load", "--agent", "sam", str(files["notes"])],
