@@ -239,3 +239,19 @@ def test_typed_ahead_lines_are_each_sent_and_a_bracketed_paste_is_one_message(tm
     child.send("/exit\r")
     finish(child)
     assert user_texts(home, "sam") == ["one", "two", "three", "para one\npara two"]
+
+
+def test_agent_listing_in_a_narrow_terminal_keeps_whole_names_and_says_what_it_left_out(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    configure_scripted(home)
+    long_name = "agent_20261202_014330_123456_with_a_long_tail"
+    make_agent(home, long_name)
+    make_agent(home, "ann")
+    env = {**os.environ, "MEMGPT_HOME": str(home), "TERM": "xterm"}
+    child = pexpect.spawn(sys.executable, [str(LAUNCHER), "list", "agents"], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 64))
+    finish(child)
+    lines = (child.before or "").splitlines()
+    named = [line for line in lines if long_name in line]
+    assert len(named) == 1 and "scripted" in named[0], child.before  # whole name, and its backend beside it
+    assert any(line.strip().startswith("│ ann") for line in lines)
+    assert "not shown at this width" in (child.before or "")

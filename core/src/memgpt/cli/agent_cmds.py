@@ -108,15 +108,18 @@ def list_cmd(
         try:
             rows = [
                 {
+                    # most telling first: a narrow terminal shows the leading columns
                     "name": r.name,
+                    "backend": r.settings.get("model", {}).get("backend"),
+                    "messages": storage.count_messages(r.name),
+                    "last_used": f"{r.updated_at.astimezone():%Y-%m-%d %H:%M}",
+                    "wrapper": r.settings.get("model", {}).get("wrapper"),
+                    "passages": storage.count_passages(r.name),
                     "persona": r.settings.get("persona"),
                     "human": r.settings.get("human"),
                     "preset": r.settings.get("preset"),
-                    "backend": r.settings.get("model", {}).get("backend"),
-                    "wrapper": r.settings.get("model", {}).get("wrapper"),
-                    "messages": storage.count_messages(r.name),
-                    "passages": storage.count_passages(r.name),
                     "created_at": r.created_at.isoformat(),
+                    "updated_at": r.updated_at.isoformat(),
                 }
                 for r in sorted(storage.list_agents(), key=lambda r: r.updated_at, reverse=True)
             ]
@@ -129,7 +132,8 @@ def list_cmd(
         return
     from memgpt.cli.tables import print_rows
 
-    print_rows(kind, rows)
+    # the table leaves the ISO timestamps to --json: last_used says it in a line's width
+    print_rows(kind, rows, columns=[c for c in (rows[0] if rows else ["name"]) if c not in ("created_at", "updated_at")])
 
 
 def add(
