@@ -173,7 +173,7 @@ def test_interactive_configure_explains_each_bad_answer(tmp_path: Path) -> None:
     home = tmp_path / "home"
     child = spawn(home, "configure")
     child.expect("Select LLM backend")
-    child.sendline("llamacpp")
+    child.sendline("LlamaCPP")  # any case
     child.expect("Model endpoint")
     child.sendline("not a url")
     child.expect("'not a url' is not a server URL; give one like http://localhost:8080")

@@ -22,7 +22,8 @@ def _choose(label: str, choices: list[str], default: str | None, interactive: bo
         return default  # type: ignore[return-value]
     from rich.prompt import Prompt
 
-    return Prompt.ask(f"Select {label}", choices=choices, default=default)
+    answer = Prompt.ask(f"Select {label}", choices=choices, default=default, case_sensitive=False)
+    return next((c for c in choices if c.casefold() == str(answer).casefold()), answer)
 
 
 def _context_window(answer: str) -> int | None:
