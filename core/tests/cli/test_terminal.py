@@ -76,6 +76,7 @@ def test_arrow_keys_edit_and_recall_instead_of_inserting_escape_codes(tmp_path: 
     finish(child)
     assert user_texts(home, "sam") == ["hello there", "hello there", "world"]
     assert "hello there" in (home / "history").read_text()
+    assert (home / "history").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_byte_that_is_not_utf8_typed_at_the_prompt_is_sent_as_a_replacement_character(tmp_path: Path) -> None:

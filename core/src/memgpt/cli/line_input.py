@@ -9,6 +9,7 @@ command ``/memory``, never a chat message, and turns bytes that were not UTF-8 i
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -39,7 +40,13 @@ def enable_line_editing() -> None:
 
 
 def _history(path: Path) -> Any:
+    """The prompt's history in ``path``, created 0600 (it holds what the user said)."""
     from prompt_toolkit.history import FileHistory
+
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
+    except OSError:
+        pass  # an unwritable home: the session runs without saved history
 
     class SafeHistory(FileHistory):
         """History that never ends a session: an unwritable home only means no history."""
