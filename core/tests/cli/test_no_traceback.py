@@ -81,6 +81,10 @@ def commands(files: dict[str, Path]) -> list[list[str]]:
         ["run", "--agent", "sam", "--non-interactive"],
         ["run", "--first"],
         ["delete", "agent", "sam", "--yes"],
+        # bytes that are not UTF-8 in arguments (Python hands them over as lone surrogates)
+        ["run", "--agent", "b\udcff", "--first", "--message", "caf\udcff"],
+        ["show", "agent", "b\udcff"],
+        ["add", "human", "--name", "x", "--text", "caf\udcff"],
     ]
 
 
@@ -182,6 +186,14 @@ def test_a_backend_factory_that_raises_names_the_plugin(tmp_path: Path, prepared
         "Error: backend 'broken' (plugin 'test-backends') failed to start: RuntimeError: the broken test backend always fails"
         " — see `memgpt plugins`, or choose another with `memgpt configure`"
     )
+
+
+def test_arguments_that_are_not_utf8_are_one_line_errors(tmp_path: Path, prepared_home: Callable[[Path], Path]) -> None:
+    home = prepared_home(tmp_path)
+    run = memgpt("run", "--agent", "b\udcff", "--first", "--message", "hi", home=home)
+    assert run.returncode == 1 and run.stderr.strip() == "Error: 'b\\xff' is not UTF-8 text; give names and text in UTF-8"
+    add = memgpt("add", "human", "--name", "x", "--text", "caf\udcff", home=home)
+    assert add.returncode == 2 and "--text is not UTF-8 (byte 0xff)" in add.stderr
 
 
 def test_stdin_closed_runs_the_scripted_session_on_nothing(tmp_path: Path, prepared_home: Callable[[Path], Path]) -> None:

@@ -152,6 +152,9 @@ def add(
     if (text is None) == (file is None):
         fail("give exactly one of --text or --file", code=2)
     body = text if text is not None else _read_text_file(file)  # type: ignore[arg-type]
+    bad = next((ch for ch in body if "\udc80" <= ch <= "\udcff"), None)  # a byte of --text that was not UTF-8
+    if bad is not None:
+        fail(f"--text is not UTF-8 (byte {ord(bad) - 0xDC00:#04x}); give it in UTF-8, or use --file", code=2)
     try:
         path = catalog.add(kinds[kind], name, body, replace=force)  # type: ignore[arg-type]
     except ValueError as exc:

@@ -50,7 +50,7 @@ def _crash_report(exc: BaseException) -> str:
     import traceback
 
     fd, path = tempfile.mkstemp(prefix="memgpt-crash-", suffix=".txt")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
         handle.write(f"memgpt {__version__}: {' '.join(sys.argv)}\n\n")
         handle.write("".join(traceback.format_exception(exc)))
     return path
@@ -126,6 +126,14 @@ def run() -> None:
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         typer.echo(f"Error: cannot use{where}: {exc.strerror or exc}; check that it exists and is writable (or set MEMGPT_HOME)", err=True)
+        sys.exit(1)
+    except UnicodeEncodeError as exc:
+        # Bytes that are not UTF-8 reach Python as lone surrogates (argv, file names); they cannot be stored.
+        try:
+            shown = exc.object.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            shown = exc.object.encode("utf-8", "backslashreplace").decode("utf-8")
+        typer.echo(f"Error: '{shown}' is not UTF-8 text; give names and text in UTF-8", err=True)
         sys.exit(1)
     except Exception as exc:
         if os.environ.get("MEMGPT_TRACEBACK"):
