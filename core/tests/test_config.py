@@ -144,3 +144,14 @@ def test_check_endpoint_takes_http_urls_only() -> None:
     for bad in ("not a url", "localhost:8080", "ftp://host", "http://", "http://host:port"):
         with pytest.raises(ValueError, match="is not a server URL"):
             check_endpoint(bad)
+
+
+def test_a_home_that_is_a_file_is_a_config_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from memgpt.config import home
+    from memgpt.errors import ConfigError
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("MEMGPT_HOME", str(not_a_folder))
+    with pytest.raises(ConfigError, match="is not a folder; set MEMGPT_HOME to a folder"):
+        home()

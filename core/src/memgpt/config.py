@@ -81,6 +81,8 @@ def home() -> Path:
             path.mkdir(parents=True, mode=0o700)
         except OSError as exc:
             raise ConfigError(f"cannot create the memgpt home {path} ({exc.strerror}); set MEMGPT_HOME to a writable folder") from None
+    elif not path.is_dir():
+        raise ConfigError(f"the memgpt home {path} is not a folder; set MEMGPT_HOME to a folder")
     return path
 
 
