@@ -256,3 +256,30 @@ def test_agent_listing_in_a_narrow_terminal_keeps_whole_names_and_says_what_it_l
     assert len(named) == 1 and "scripted" in named[0], child.before  # whole name, and its backend beside it
     assert any(line.strip().startswith("│ ann") for line in lines)
     assert "not shown at this width" in (child.before or "")
+
+
+def test_the_picker_numbers_the_twenty_most_recent_and_opens_the_rest_by_name(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from memgpt.storage.base import AgentRecord
+
+    home = tmp_path / "home"
+    configure_scripted(home)
+    storage = SQLiteStorage(home / "memgpt.db")
+    try:
+        now = datetime.now(UTC)
+        for i in range(22):
+            record = AgentRecord(name=f"a{i:02d}", settings={"model": {"backend": "scripted"}}, core_memory={"persona": "p", "human": "h"})
+            record.updated_at = now - timedelta(minutes=i)
+            storage.save_agent(record)
+    finally:
+        storage.close()
+    child = spawn(home, "run", "--first")
+    child.expect(r"20\. a19")
+    child.expect("and 2 more")
+    child.expect("blank = a new agent")
+    child.sendline("a21")
+    child.expect("Resumed agent 'a21'")
+    child.expect("you")
+    child.send("/exit\r")
+    finish(child)

@@ -40,6 +40,10 @@ def new_agent_name(taken: Collection[str], *, now: datetime | None = None, pid: 
     return name
 
 
+#: How many saved agents the picker numbers; the others are opened by name.
+PICK_SHOWN = 20
+
+
 def pick(agents: list[Any]) -> str | None:
     """Ask which saved agent to open; None = a new one. Asks nothing when there is none."""
     if not agents:
@@ -51,21 +55,24 @@ def pick(agents: list[Any]) -> str | None:
     enable_line_editing()
     console = Console(highlight=False)
     console.print("[bold]Saved agents[/] (most recent first):")
-    for i, record in enumerate(agents, 1):
+    shown = agents[:PICK_SHOWN]
+    for i, record in enumerate(shown, 1):
         model = record.settings.get("model", {})
         console.print(
             f"  {i:>2}. {record.name}  [dim]{model.get('backend', '?')} / {model.get('wrapper', '?')}, "
             f"last used {record.updated_at:%Y-%m-%d %H:%M}[/]",
         )
-    names = [r.name for r in agents]
+    if len(agents) > len(shown):
+        console.print(f"  … and {len(agents) - len(shown)} more (`memgpt list agents`): type a name to open one of them")
+    names = [r.name for r in shown]
     while True:
         answer = clean_line(typer.prompt("Agent to open (number or name; blank = a new agent)", default="", show_default=False)).strip()
         if not answer:
             return None
         if answer.isdigit():
-            if 1 <= int(answer) <= len(agents):
+            if 1 <= int(answer) <= len(names):
                 return names[int(answer) - 1]
-            console.print(f"[red]choose 1 to {len(agents)}, a name, or blank for a new agent[/]")
+            console.print(f"[red]choose 1 to {len(names)}, a name, or blank for a new agent[/]")
             continue
         return answer  # a saved agent by name, or a new agent with that name
 
