@@ -206,7 +206,7 @@ def main() -> None:
             total[0] += len(gen.tokens)
             total[1] += time.perf_counter() - wall
             total[2] += time.process_time() - cpu
-            total[3] += gen.forced_tokens
+            total[3] += gen.drafted_tokens
             if grammar is not None:
                 C.llama_sampler_free(grammar)
     base_wall, base_cpu = (totals["unconstrained"][0] / totals["unconstrained"][i] for i in (1, 2))
@@ -287,7 +287,7 @@ def same_call_turn(engine, prompt: list[int], constraint: Constraint) -> None:
         cpu_c.append(time.process_time() - cpu)
         C.llama_sampler_free(grammar)
         json.loads(gen.text)
-        forced += gen.forced_tokens
+        forced += gen.drafted_tokens
         # The same call, unconstrained: every token goes through the full sampler, as a free turn would.
         call_tokens = rt.tokenize(gen.text, add_special=False, parse_special=False)
         engine.prepare(prompt)

@@ -109,23 +109,28 @@ def test_the_json_schema_alone_constrains_the_output(embedded: EmbeddedBackend) 
         assert schema_violation(value, schema) is None, completion.text
 
 
-def test_a_grammar_that_forces_everything_is_emitted_without_sampling(embedded: EmbeddedBackend) -> None:
+def test_a_grammar_that_forces_everything_is_written_by_the_model_and_verified_in_batches(embedded: EmbeddedBackend) -> None:
     engine = embedded.engine()
     forced_text = '{"function": "send_message", "params": {"message": "hello there"}}'
     grammar = "root ::= " + json.dumps(forced_text)
     completion = embedded.complete(CompletionRequest(prompt=SYSTEM + user("Hi"), max_tokens=64, constraint=Constraint(gbnf=grammar)))
     assert completion.text == forced_text and completion.finish_reason == "stop"
-    # Every token came from fast-forward: decoding them sampled nothing.
+    # The forced text is a draft: the model samples every position, and where it writes the draft's tokens
+    # they come from one batched decode instead of one decode each.
     sampler = engine.grammars.sampler(grammar)
+    prompt = engine.rt.tokenize(SYSTEM + user("Hi"), add_special=True)
     try:
-        engine.prepare(engine.rt.tokenize(SYSTEM + user("Hi"), add_special=True))
+        engine.prepare(prompt)
         generation = engine.decoder.generate(max_tokens=64, stop=(), params=GREEDY, grammar=sampler)
     finally:
         from llama_cpp import llama_cpp as C
 
         C.llama_sampler_free(sampler)
     assert generation.text == forced_text
-    assert generation.forced_tokens == len(generation.tokens) > 5
+    assert 0 < generation.drafted_tokens < len(generation.tokens)
+    # the KV cache holds the prompt and what was written (a draft's rejected tail is gone)
+    held = engine.rt.tokens[len(prompt) :]
+    assert engine.rt.tokens[: len(prompt)] == prompt and held == generation.tokens[: len(held)] and len(held) >= len(generation.tokens) - 1
 
 
 @pytest.mark.parametrize("fast_forward", [True, False])

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import llama_cpp as _llama_pkg  # noqa: F401  (loads the shared library and installs the log callback)
+import numpy as np
 from llama_cpp import _logger
 from llama_cpp import llama_cpp as C
 
@@ -179,6 +180,17 @@ class LlamaRuntime:
 
     def decode(self, tokens: Sequence[int]) -> None:
         """Append ``tokens`` to the KV cache; logits are kept for the last one only."""
+        self._decode(tokens, every_logit=False)
+
+    def decode_all(self, tokens: Sequence[int]) -> list[np.ndarray]:
+        """Append ``tokens`` (at most one batch) keeping the logits after each: row ``i`` follows ``tokens[i]``.
+        The rows are views, valid until the next decode."""
+        if len(tokens) > self.n_batch:
+            raise BackendError(f"decode_all takes at most {self.n_batch} tokens, not {len(tokens)}")
+        self._decode(tokens, every_logit=True)
+        return [np.ctypeslib.as_array(C.llama_get_logits_ith(self.ctx, i), shape=(self.n_vocab,)) for i in range(len(tokens))]
+
+    def _decode(self, tokens: Sequence[int], *, every_logit: bool) -> None:
         if len(self.tokens) + len(tokens) > self.n_ctx:
             raise BackendError(
                 f"the context window is full ({len(self.tokens)} + {len(tokens)} tokens > {self.n_ctx}); "
@@ -194,7 +206,7 @@ class LlamaRuntime:
                 batch.pos[i] = n_past + i
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = SEQ
-                batch.logits[i] = False
+                batch.logits[i] = every_logit
             batch.logits[len(chunk) - 1] = True
             rc = C.llama_decode(self.ctx, batch)
             if rc != 0:

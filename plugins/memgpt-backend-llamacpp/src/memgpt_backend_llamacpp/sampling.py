@@ -4,26 +4,35 @@ Why not ``Llama.create_completion(grammar=...)``: the binding puts the grammar s
 so every step matches the *whole* vocabulary (49k tokens for SmolLM2) against the grammar; decoding ran at
 0.68x of unconstrained. Here, as llama-server does:
 
-1. sample with the cheap chain (top-k → penalties → top-p → min-p → temperature → dist);
+1. sample with llama-server's chain (penalties → top-k → top-p → min-p → temperature → dist), its penalty
+   window holding the prompt's last 64 tokens as on the server;
 2. check only the sampled token against the grammar (a one-candidate ``llama_sampler_apply``);
 3. only when it is rejected, filter the whole vocabulary with the grammar and sample again.
 
 This samples from exactly the constrained distribution: a valid token t is returned with probability
 p(t) + P(reject)·p(t)/Z = p(t)/Z, Z being the valid mass (up to where top-k/top-p truncate).
 
-Fast-forward: when the grammar admits exactly one next character, and again after it, the whole forced run
-(``"function": "``, ``", "params": {"inner_thoughts": "`` ...) is tokenized and decoded as one batch, without
-sampling. The grammar is probed with the ~250 single-byte tokens plus end-of-generation: if exactly one
-byte is allowed and generation may not end, that byte is forced (see ``Decoder.__init__`` for why this is
-exact). The last token of a forced run is left to
-the model (it may merge it with what follows, as it would have tokenized it). Each forced token is checked
-against the grammar before it is accepted, so the output always satisfies the grammar.
+Fast-forward, verified: when the grammar admits exactly one next character, and again after it, the forced
+run (``"function": "``, ``", "params": {"inner_thoughts": "`` ...) is a *draft*: its canonical tokenization.
+The draft is never simply appended. The model samples the next token as usual; when that token is the
+draft's first, the rest of the draft is decoded as one batch (logits kept for every position) and each
+position is sampled in turn from its own logits, under the grammar, as if decoded one by one: tokens agree
+with the draft until the first that does not, which is kept, and the draft's tail is dropped from the KV
+cache. The model therefore writes forced text exactly as it would without the draft (it often does not
+write it the tokenizer's way: SmolLM2 opens a call with ``{`` then ``"``, never ``{"``), and the output has
+the distribution of plain token-by-token sampling; the draft only saves decode calls where the model agrees
+with it. (Appending the canonical tokens without sampling them, as this loop once did, put the model in
+token sequences it does not write and changed what it said: with SmolLM2 the agent answered 0 of 10 messages
+on a conversation where token-by-token sampling answered 10; ``test_sampler_fidelity.py`` measures it.)
+The grammar is probed with the ~250 single-byte tokens plus end-of-generation: if exactly one byte is allowed
+and generation may not end, that byte is forced (see ``Decoder.__init__`` for why this is exact).
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,20 +81,18 @@ class _Candidates:
 
 
 def build_chain(params: SamplingParams, n_vocab: int) -> Any:
-    """The cheap sampler chain for ``params``; freed with ``llama_sampler_free``."""
+    """The sampler chain for ``params``, in llama-server's order (``common_sampler_init``): penalties →
+    top-k → top-p → min-p → temperature → dist. Freed with ``llama_sampler_free``. Its penalty window is
+    empty: ``Decoder.generate`` feeds it the prompt's tail, as llama-server does."""
     chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
     add = C.llama_sampler_chain_add
+    if params.repeat_penalty != 1.0:
+        add(chain, C.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0))
     if params.temperature <= 0:
-        if params.repeat_penalty != 1.0:
-            add(chain, C.llama_sampler_init_top_k(max(params.top_k, 40)))
-            add(chain, C.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0))
         add(chain, C.llama_sampler_init_greedy())
         return chain
     if params.top_k > 0:
         add(chain, C.llama_sampler_init_top_k(params.top_k))
-    if params.repeat_penalty != 1.0:
-        # After top-k: llama.cpp warns that penalties over the whole vocabulary are slow.
-        add(chain, C.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0))
     if params.top_p < 1.0:
         add(chain, C.llama_sampler_init_top_p(params.top_p, 1))
     if params.min_p > 0.0:
@@ -98,12 +105,13 @@ def build_chain(params: SamplingParams, n_vocab: int) -> Any:
 
 @dataclass
 class Generation:
-    """What one completion produced; ``forced_tokens`` were appended by fast-forward, not sampled."""
+    """What one completion produced; ``drafted_tokens`` of them were sampled from logits of one batched decode
+    (a forced run the model wrote as drafted), not decoded one by one."""
 
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     finish_reason: FinishReason = "length"
-    forced_tokens: int = 0
+    drafted_tokens: int = 0
 
 
 class Decoder:
@@ -150,8 +158,10 @@ class Decoder:
         C.llama_sampler_apply(grammar, self.single.ref)
         return math.isfinite(float(self.single.data["logit"][0]))
 
-    def _sample(self, chain: Any, grammar: Any | None, grammar_first: bool) -> int:
-        logits = self._logits()
+    def _sample(self, chain: Any, grammar: Any | None, grammar_first: bool, logits: np.ndarray | None = None) -> int:
+        """One token from ``logits`` (default: the last decoded token's), as llama-server samples it."""
+        if logits is None:
+            logits = self._logits()
         self.full.reset(logits)
         if grammar is not None and grammar_first:  # the binding's way, kept to measure against
             C.llama_sampler_apply(grammar, self.full.ref)
@@ -217,7 +227,7 @@ class Decoder:
         return byte if byte in self.byte_token else None
 
     def forced(self, grammar: Any) -> tuple[list[int], bool]:
-        """Tokens the grammar forces now (the last one left to the model), and whether it is complete."""
+        """The canonical tokens of the text the grammar forces now (a draft), and whether it is complete."""
         allowed, eog = self._probe(grammar)
         if eog and not allowed:
             return [], True
@@ -234,12 +244,11 @@ class Decoder:
                 byte = self._single(allowed, eog)
         finally:
             C.llama_sampler_free(probe)
-        complete = eog and not allowed
         text = bytes(run).decode("utf-8", "ignore")  # stop before a half-forced character
         tokens = self.rt.tokenize(text, add_special=False, parse_special=False) if text else []
         if self.rt.detokenize(tokens) != text.encode("utf-8"):
             return [], False  # this tokenizer rewrites the text (e.g. adds a leading space): don't force
-        return (tokens if complete else tokens[:-1]), False
+        return tokens, False
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -260,42 +269,43 @@ class Decoder:
         longest_stop = max((len(s) for s in stop), default=0)
         checked = 0  # characters of text already searched for stop strings
         chain = build_chain(params, rt.n_vocab)
+        for token in rt.tokens[-PENALTY_LAST_N:]:  # the prompt's tail is in the penalty window, as on llama-server
+            C.llama_sampler_accept(chain, token)
         ff = fast_forward and grammar is not None
-        pending: list[int] = []  # sampled or forced tokens not yet decoded into the KV cache
+        pending: list[int] = []  # sampled tokens not yet decoded into the KV cache
+
+        def take(token: int) -> None:
+            if grammar is not None:
+                C.llama_sampler_accept(grammar, token)
+            C.llama_sampler_accept(chain, token)
+            out.extend(rt.pieces[token])
+            gen.tokens.append(token)
+
         try:
             while True:
                 if pending:
                     rt.decode(pending)
                     pending = []
-                budget = min(max_tokens - len(gen.tokens), rt.n_ctx - len(rt.tokens))
-                if budget <= 0:
+                if min(max_tokens - len(gen.tokens), rt.n_ctx - len(rt.tokens)) <= 0:
                     gen.finish_reason = "length"
                     break
-                new: list[int] = []
+                draft: list[int] = []
                 if ff:
-                    forced, complete = self.forced(grammar)
+                    draft, complete = self.forced(grammar)
                     if complete:
                         gen.finish_reason = "stop"
                         break
-                    new = [t for t in forced[:budget]]
-                    for token in new:
-                        if not self._valid(grammar, token):
-                            raise BackendError("fast-forward produced a token the grammar rejects")
-                        C.llama_sampler_accept(grammar, token)
-                    gen.forced_tokens += len(new)
-                if not new:
-                    token = self._sample(chain, grammar, grammar_first)
-                    if token in rt.eog:
+                token = self._sample(chain, grammar, grammar_first)
+                if token in rt.eog:
+                    gen.finish_reason = "stop"
+                    break
+                take(token)
+                pending = [token]
+                if len(draft) > 1 and token == draft[0]:
+                    pending, ended = self._verify(draft, chain, grammar, take, max_tokens - len(gen.tokens), gen)
+                    if ended:
                         gen.finish_reason = "stop"
                         break
-                    if grammar is not None:
-                        C.llama_sampler_accept(grammar, token)
-                    new = [token]
-                for token in new:
-                    C.llama_sampler_accept(chain, token)
-                    out += rt.pieces[token]
-                gen.tokens.extend(new)
-                pending = new
                 if longest_stop:
                     text = out.decode("utf-8", "ignore")
                     hit = _find_stop(text, stop, max(0, checked - longest_stop))
@@ -308,6 +318,28 @@ class Decoder:
             C.llama_sampler_free(chain)
         gen.text = out.decode("utf-8", "replace")
         return gen
+
+    def _verify(
+        self, draft: list[int], chain: Any, grammar: Any, take: Callable[[int], None], budget: int, gen: Generation
+    ) -> tuple[list[int], bool]:
+        """The model sampled ``draft[0]``: decode the draft in one batch and sample each later position from its
+        own logits. Returns the token still to decode (the first that left the draft; none when the model
+        wrote all of it) and whether the model ended generation."""
+        rt = self.rt
+        start = len(rt.tokens)
+        window = draft[: max(1, min(len(draft), budget + 1, rt.n_ctx - start))]
+        rows = rt.decode_all(window)  # rows[j]: the logits after window[j]
+        for j in range(1, len(window)):
+            token = self._sample(chain, grammar, False, rows[j - 1])
+            if token in rt.eog:
+                rt.truncate(start + j)
+                return [], True
+            take(token)
+            if token != window[j]:
+                rt.truncate(start + j)  # the draft's tail is not what the model wrote
+                return [token], False
+            gen.drafted_tokens += 1
+        return [], False  # the last row's logits are the runtime's current ones
 
 
 def _find_stop(text: str, stop: tuple[str, ...], start: int) -> int | None:
