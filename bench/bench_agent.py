@@ -1,6 +1,7 @@
 """Framework overhead per agent step, with a scripted backend (no model time): prompt build through the
 real chatml-grammar wrapper, token counting, parsing, validation, function execution and the SQLite
-transaction. Prints the median per step, per step kind, and how it grows as the history grows.
+transaction. Prints the median per step, per step kind, and how it grows as the history grows, beside the
+outcome (``TurnResult.outcome()``): turns answered, turns a guard ended with nothing said, memory edits.
 
 Run: .venv/bin/python bench/bench_agent.py
 """
@@ -20,6 +21,7 @@ from memgpt.storage.sqlite import SQLiteStorage
 from memgpt.testing.scripted import ScriptedBackend, call, chat_agent
 
 TURNS = 300
+GUARDS = ("repeat", "failures", "chain_limit")  # TurnResult.stopped_by values that end a chain early
 
 
 def main() -> None:
@@ -31,10 +33,11 @@ def main() -> None:
     agent = chat_agent(record, storage, backend, embedder=None, context_window=10_000_000)
     reply_ms: list[float] = []
     edit_ms: list[float] = []
+    outcomes: list[dict] = []
     for i in range(TURNS):
         backend.add(call("send_message", "replying", message=f"Reply {i}: " + "words " * 20))
         start = time.perf_counter()
-        agent.send(f"User message {i}: " + "text " * 20)
+        outcomes.append(agent.send(f"User message {i}: " + "text " * 20).outcome())
         reply_ms.append((time.perf_counter() - start) * 1000)
         if i % 10 == 0:
             backend.add(
@@ -42,11 +45,19 @@ def main() -> None:
                 call("send_message", message="noted"),
             )
             start = time.perf_counter()
-            agent.send(f"Remember fact {i}")
+            outcomes.append(agent.send(f"Remember fact {i}").outcome())
             edit_ms.append((time.perf_counter() - start) / 2 * 1000)
     history = len(agent.context_messages())
     print(f"agent step overhead (scripted backend, {TURNS} turns, history grows to {history} messages in context):")
-    print(f"  send_message step: median {statistics.median(reply_ms):.2f} ms, p90 {statistics.quantiles(reply_ms, n=10)[-1]:.2f} ms")
+    answered = sum(o["answered"] for o in outcomes)
+    silent = sum(o["stopped_by"] in GUARDS and not o["answered"] for o in outcomes)
+    print(
+        f"  turns answered: {answered}/{len(outcomes)}; ended by a guard with nothing said: {silent}; "
+        f"memory edits: {sum(o['memory_edits'] for o in outcomes)}; calls: {sum(o['calls'] for o in outcomes)}"
+    )
+    print(
+        f"  send_message step: median {statistics.median(reply_ms):.2f} ms, p90 {statistics.quantiles(reply_ms, n=10)[-1]:.2f} ms"
+    )
     print(f"  memory-edit step (per step of a 2-step chain): median {statistics.median(edit_ms):.2f} ms")
     first, last = statistics.median(reply_ms[:30]), statistics.median(reply_ms[-30:])
     print(f"  first 30 turns median {first:.2f} ms vs last 30 turns {last:.2f} ms (ratio {last / first:.2f}x as history grows)")

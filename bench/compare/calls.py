@@ -26,6 +26,9 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "archival_memory_insert": ("content",),
     "archival_memory_search": ("query",),
 }
+#: Calls that change memory, and calls that search it (as ``memgpt.agent.agent.MEMORY_EDITS`` / ``SEARCHES``).
+MEMORY_EDITS = frozenset({"core_memory_append", "core_memory_replace", "archival_memory_insert"})
+SEARCHES = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
 
 #: Openings of the summarizer prompts (pymemgpt's gpt_summarize.SYSTEM, ours agent/summarize.SUMMARY_SYSTEM):
 #: those completions are plain text by design and are not call attempts.
@@ -41,6 +44,7 @@ class Verdict:
     valid: bool
     function: str | None
     reason: str  # why not valid ("" when valid)
+    thoughts: bool = False  # a non-empty string ``inner_thoughts`` (top level or in ``params``: wrappers differ)
 
 
 def turn_text(prompt: str, content: str) -> str:
@@ -77,4 +81,5 @@ def judge(prompt: str, content: str, stopping_word: str = "") -> Verdict:
     missing_args = [a for a in FUNCTIONS[name] if params.get(a) is None]
     if missing_args:
         return Verdict("call", False, name, f"{name} without {', '.join(missing_args)}")
-    return Verdict("call", True, name, "")
+    thoughts = any(isinstance(t, str) and t.strip() for t in (value.get("inner_thoughts"), params.get("inner_thoughts")))
+    return Verdict("call", True, name, "", thoughts=thoughts)

@@ -3,7 +3,8 @@
 Interface used (core/src/memgpt/cli/agent_cmds.py and cli/chat.py): ``memgpt run --agent NAME --first
 --non-interactive --model-endpoint-type B [--model-endpoint URL] --model-wrapper W --context-window N``.
 stdout: a ``session`` object once the agent is ready, then per message the events (``thought``, ``call``,
-``result``, ``assistant``, ``alert``) and one closing ``turn`` (with ``usage.evaluated_tokens``) or ``error``.
+``result``, ``assistant``, ``alert``) and one closing ``turn`` (``usage.evaluated_tokens`` and the outcome:
+``answered``, ``stopped_by``, ``reply_step``, ``calls``, ``thoughts``, ``memory_edits``, ``searches``) or ``error``.
 Each message is written only after the previous turn closed, so per-turn times are those of the agent alone.
 """
 
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import calls
 import cputime
 from llama_server import ROOT, LlamaServer
 from results import Run, Turn
@@ -111,18 +113,19 @@ def _turn(proc: subprocess.Popen[str], lines: _Lines, server: LlamaServer | None
     started = time.monotonic()
     proc.stdin.write(message + "\n")  # type: ignore[union-attr]
     proc.stdin.flush()  # type: ignore[union-attr]
-    turn = Turn(message=message, seconds=0.0, reported_call=False)
+    turn = Turn(message=message, seconds=0.0, reported_call=False, answered=False, reply_step=False, calls=0, thoughts=0,
+                memory_edits=0, searches=0)  # fmt: skip
     while True:
         arrived, event = lines.next(timeout=turn_timeout)
         if event is None:
             raise RuntimeError(f"memgpt exited with {proc.wait()} in the middle of a turn")
         transcript.write(json.dumps(event) + "\n")
         kind = event.get("type")
-        if kind in ("call", "assistant"):  # send_message shows as "assistant", other functions as "call"
-            turn.reported_call = True
+        _count(turn, event)
         if kind == "turn":
             usage = event.get("usage") or {}
             turn.evaluated_tokens = usage.get("evaluated_tokens")
+            _outcome(turn, event)
             break
         if kind == "error" and "raw" not in event:
             # A typed error that ended the turn (the CLI's own error line). An agent "error" event carrying
@@ -134,3 +137,29 @@ def _turn(proc: subprocess.Popen[str], lines: _Lines, server: LlamaServer | None
     if server is not None:
         turn.exchanges = server.recorder.since(mark)
     return turn
+
+
+def _count(turn: Turn, event: dict[str, Any]) -> None:
+    """Outcome from the events themselves (all there is when a typed error ends the turn without a ``turn`` line)."""
+    kind = event.get("type")
+    if kind == "thought":  # emitted once per call whose inner thoughts are not empty
+        turn.thoughts = (turn.thoughts or 0) + 1
+    if kind in ("call", "assistant"):  # send_message shows as "assistant", other functions as "call"
+        function = event.get("function")
+        turn.reported_call = True
+        turn.calls = (turn.calls or 0) + 1
+        turn.answered = turn.answered or kind == "assistant"
+        turn.memory_edits = (turn.memory_edits or 0) + (function in calls.MEMORY_EDITS)
+        turn.searches = (turn.searches or 0) + (function in calls.SEARCHES)
+
+
+def _outcome(turn: Turn, line: dict[str, Any]) -> None:
+    """The ``turn`` line's own account (``TurnResult.outcome()``) wins over the event counts where it has one;
+    a key it lacks (``reply_step`` before that step existed) keeps the count, false for the reply step."""
+    turn.answered = bool(line.get("answered", turn.answered))
+    turn.stopped_by = line.get("stopped_by")
+    turn.reply_step = bool(line.get("reply_step", False))
+    for name in ("calls", "thoughts", "memory_edits", "searches"):
+        value = line.get(name)
+        if isinstance(value, int):
+            setattr(turn, name, value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from llama_server import Exchange
@@ -20,6 +20,15 @@ class Turn:
     reported_call: bool | None = None  # the system said it ran a function (embedded backend)
     exceptions: list[str] = field(default_factory=list)
     aborted: str = ""  # why the driver had to stop the turn (runaway chain, time limit)
+    # What the user got, as the system itself reported it (ours: its events and ``turn`` line). None: not
+    # recorded (pymemgpt, whose outcome the report derives from the judge; results from before these fields).
+    answered: bool | None = None  # the user received a reply (a send_message)
+    stopped_by: str | None = None  # the guard that ended the chain ("repeat", "failures", "chain_limit", ...)
+    reply_step: bool | None = None  # the reply came only from the final send_message-only step
+    calls: int | None = None  # calls run (send_message included)
+    thoughts: int | None = None  # calls with non-empty inner thoughts
+    memory_edits: int | None = None  # core_memory_append / core_memory_replace / archival_memory_insert
+    searches: int | None = None  # conversation_search / conversation_search_date / archival_memory_search
 
 
 @dataclass
@@ -36,6 +45,15 @@ class Run:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
-        """Back from ``dataclasses.asdict`` (the script's ``results.json``)."""
-        turns = [Turn(**{**t, "exchanges": [Exchange(**x) for x in t["exchanges"]]}) for t in data["turns"]]
-        return cls(**{**data, "turns": turns})
+        """Back from ``dataclasses.asdict`` (the script's ``results.json``). Fields an older file lacks take
+        their defaults; keys this version does not know are ignored."""
+        turns = [
+            Turn(**{**_known(Turn, t), "exchanges": [Exchange(**_known(Exchange, x)) for x in t.get("exchanges", [])]})
+            for t in data["turns"]
+        ]
+        return cls(**{**_known(cls, data), "turns": turns})
+
+
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in data.items() if k in names}

@@ -171,6 +171,9 @@ def print_report(results: dict) -> None:
     print(report.ratios(rows, pairs))
     print()
     print("¹ embedded backend: no server to read, so tokens evaluated and calls are the system's own report.")
+    print("² pymemgpt: turns answered, calls, thoughts, edits and searches from the strict judge's valid calls (it runs each;"
+          " a completion its own parser repairs and runs is not counted); ours: its own events and `turn` line;"
+          " — : not recorded in this results file.")  # fmt: skip
 
 
 if __name__ == "__main__":
