@@ -2,7 +2,8 @@
 
 ``MIGRATIONS[i]`` turns a version-``i`` database into version ``i + 1`` (version 0 = empty file). Each runs
 inside one transaction together with the version bump, so an interrupted migration leaves the file at
-the previous version. To change the schema, append a function; never edit one that has shipped.
+the previous version; the version is read again under that transaction's write lock, so when several
+processes open a new file at once, each migration runs once. To change the schema, append a function; never edit one that has shipped.
 """
 
 from __future__ import annotations

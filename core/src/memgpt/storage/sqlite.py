@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from time import monotonic, sleep
 from typing import Any, TypeVar
 
 import numpy as np
@@ -70,7 +71,7 @@ class SQLiteStorage:
             try:
                 self.db = Database(self._conn)
                 self._conn.execute("PRAGMA foreign_keys = ON")
-                self.db.enable_wal()
+                self._enable_wal(timeout)
                 self._migrate()
             except BaseException:
                 self._conn.close()
@@ -82,8 +83,12 @@ class SQLiteStorage:
     def _create_file(self) -> None:
         parent = self.path.parent
         if not parent.exists():
-            parent.mkdir(parents=True, mode=0o700)
-            os.chmod(parent, 0o700)  # mkdir's mode is filtered by the umask
+            try:
+                parent.mkdir(parents=True, mode=0o700)
+            except FileExistsError:
+                pass  # another process made it in between; the file's open below says if it is no directory
+            else:
+                os.chmod(parent, 0o700)  # mkdir's mode is filtered by the umask
         if not self.path.exists():
             try:
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -92,21 +97,49 @@ class SQLiteStorage:
         elif not self.path.is_file():
             raise StorageError(f"{self.path} is not a file; point memgpt at a database file path instead")
 
+    def _enable_wal(self, timeout: float) -> None:
+        """WAL mode, waiting out other processes as a write would. Switching the journal mode of a file that
+        another process is opening can fail at once with "database is locked" (SQLite does not wait on its busy
+        timeout there), so that one error is retried until ``timeout``; WAL then stays set in the file."""
+        deadline = monotonic() + timeout
+        while True:
+            try:
+                self.db.enable_wal()
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or monotonic() >= deadline:
+                    raise
+            sleep(0.01)
+
     def _translate(self, doing: str) -> AbstractContextManager[None]:
         return translate_errors(self.path, doing)
 
     def _migrate(self) -> None:
-        current = _schema.read_version(self.db)
+        """Bring the file up to this memgpt's schema version, one migration per transaction.
+
+        Several processes may open a brand-new file at the same moment. Each migration runs under
+        ``BEGIN IMMEDIATE`` (one writer at a time) and reads the version again inside it, so a migration
+        another process has already applied is skipped instead of run twice. An up-to-date file is
+        recognised without taking the write lock.
+        """
         target = len(self.migrations)
+        current = self._checked_version(target)
+        while current < target:
+            with self.transaction():
+                current = self._checked_version(target)  # another process may have migrated while we waited
+                if current < target:
+                    self.migrations[current](self.db)
+                    _schema.write_version(self.db, current + 1)
+                    current += 1
+
+    def _checked_version(self, target: int) -> int:
+        current = _schema.read_version(self.db)
         if current > target:
             raise StorageError(
                 f"database {self.path} has schema version {current}, newer than this memgpt understands ({target}); "
                 "upgrade memgpt (pip install -U memgpt) or point MEMGPT_HOME elsewhere"
             )
-        for version in range(current, target):
-            with self.transaction():
-                self.migrations[version](self.db)
-                _schema.write_version(self.db, version + 1)
+        return current
 
     @property
     def conn(self) -> sqlite3.Connection:
