@@ -32,7 +32,7 @@ def backend() -> ScriptedBackend:
 @pytest.fixture
 def make_agent(storage: Any, backend: ScriptedBackend) -> Callable[..., Agent]:
     def make(
-        name: str = "sam", *, context_window: int = 8192, limits: Limits = Limits(), wrapper: str = "chatml-grammar", embedder: Any = LetterEmbedder,
+        name: str = "sam", *, context_window: int = 8192, limits: Limits = Limits(reply_step=False), wrapper: str = "chatml-grammar", embedder: Any = LetterEmbedder,
         functions: Any = FUNCTIONS,
     ) -> Agent:
         record = storage.get_agent(name)

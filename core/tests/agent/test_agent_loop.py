@@ -125,7 +125,7 @@ def test_bad_output_is_re_asked_and_never_reaches_the_context(make_agent: MakeAg
 
 
 def test_output_that_never_parses_is_kept_in_recall_but_out_of_context(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
-    agent = make_agent(limits=Limits(parse_retries=1))
+    agent = make_agent(limits=Limits(parse_retries=1, reply_step=False))
     backend.add("garbage one", "garbage two")
     result = agent.send("hi")
     assert [e.kind for e in result.events] == ["error"]
@@ -137,7 +137,7 @@ def test_output_that_never_parses_is_kept_in_recall_but_out_of_context(make_agen
 
 
 def test_an_unknown_function_is_never_executed(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
-    agent = make_agent(limits=Limits(parse_retries=0))
+    agent = make_agent(limits=Limits(parse_retries=0, reply_step=False))
     backend.add(call("delete_everything", path="/"))
     result = agent.send("hi")
     assert result.events[-1].kind == "error"
@@ -145,7 +145,7 @@ def test_an_unknown_function_is_never_executed(make_agent: MakeAgent, backend: S
 
 
 def test_heartbeat_chains_are_capped(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
-    agent = make_agent(limits=Limits(max_chain=3))
+    agent = make_agent(limits=Limits(max_chain=3, reply_step=False))
     backend.add(*[call("archival_memory_search", query=f"thing {i}", page=0, request_heartbeat=True) for i in range(5)])
     result = agent.send("loop forever")
     assert result.steps == 3 and result.events[-1].kind == "alert"
@@ -250,7 +250,7 @@ class SummarizingBackend(ScriptedBackend):
 
 def test_memory_pressure_alert_then_summary_keeps_recall(make_agent: MakeAgent, storage: Any) -> None:
     backend = SummarizingBackend()
-    agent = make_agent(context_window=2000, limits=Limits(max_tokens=128))
+    agent = make_agent(context_window=2000, limits=Limits(max_tokens=128, reply_step=False))
     agent.backend = backend
     alerts: list[str] = []
     for i in range(16):
@@ -270,7 +270,7 @@ def test_memory_pressure_alert_then_summary_keeps_recall(make_agent: MakeAgent, 
 
 
 def test_context_that_cannot_fit_is_a_clear_error(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
-    agent = make_agent(context_window=600, limits=Limits(max_tokens=200))
+    agent = make_agent(context_window=600, limits=Limits(max_tokens=200, reply_step=False))
     fixed = backend.count_tokens(agent._prompt([]).text)
     needed = fixed + 200 + 256
     message = rf"context window 600 is too small for this agent: .* take {fixed} tokens and 200 are reserved .* at least {needed} are needed; raise --context-window"
@@ -279,7 +279,7 @@ def test_context_that_cannot_fit_is_a_clear_error(make_agent: MakeAgent, backend
     with pytest.raises(ContextOverflowError, match=message):
         agent.send("hi")
     assert storage.get_agent("sam").settings["pending_message"] == "hi"
-    make_agent(context_window=needed, limits=Limits(max_tokens=200)).check_window()  # just enough
+    make_agent(context_window=needed, limits=Limits(max_tokens=200, reply_step=False)).check_window()  # just enough
 
 
 def test_an_edit_by_any_function_shows_the_new_block_in_its_result(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
@@ -305,9 +305,9 @@ def test_an_edit_by_any_function_shows_the_new_block_in_its_result(make_agent: M
 
 
 def test_an_edit_that_would_crowd_out_the_conversation_is_refused(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
-    probe = make_agent(context_window=100_000, limits=Limits(max_tokens=200))
+    probe = make_agent(context_window=100_000, limits=Limits(max_tokens=200, reply_step=False))
     fixed = backend.count_tokens(probe._prompt([]).text)
-    agent = make_agent(context_window=fixed + 200 + 256 + 20, limits=Limits(max_tokens=200))
+    agent = make_agent(context_window=fixed + 200 + 256 + 20, limits=Limits(max_tokens=200, reply_step=False))
     agent.check_window()  # fits, with 20 tokens (80 scripted characters) to spare
     backend.add(
         call("core_memory_append", name="human", content="Hobbies: " + "chess, " * 30, request_heartbeat=True),

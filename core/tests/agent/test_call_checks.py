@@ -98,7 +98,7 @@ def make_length_agent(storage: Any, length_backend: LengthBackend) -> Callable[.
         core = CoreMemory.from_dict({"persona": "I am Sam.", "human": "Name: unknown"})
         record = AgentRecord(name="sam", settings={"preset": "memgpt_chat"}, core_memory=core.to_dict())
         storage.save_agent(record)
-        return chat_agent(record, storage, length_backend, wrapper=wrapper, functions=FUNCTIONS, limits=Limits())
+        return chat_agent(record, storage, length_backend, wrapper=wrapper, functions=FUNCTIONS, limits=Limits(reply_step=False))
 
     return make
 

@@ -1,4 +1,5 @@
-"""A turn that ends with nothing said to the user says so, and what the user got is counted per turn."""
+"""A user message gets an answer: a chain that ends with nothing said gets one more step that can only reply;
+where even that fails (or it is off), the turn says so. What the user got is counted per turn."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from memgpt.agent import agent as agent_module
 from memgpt.agent import events
 from memgpt.agent.agent import Agent, Limits
 from memgpt.testing.scripted import ScriptedBackend, call
@@ -17,7 +19,9 @@ def alerts(result: Any) -> list[str]:
     return [e.text for e in result.events if e.kind == "alert"]
 
 
-def test_a_repeated_search_with_nothing_said_ends_with_one_no_reply_alert(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+def test_a_repeated_search_with_nothing_said_ends_with_one_no_reply_alert(
+    make_agent: MakeAgent, backend: ScriptedBackend
+) -> None:
     agent = make_agent()
     search = call("conversation_search", "look it up", query="Lisbon", request_heartbeat=True)
     backend.add(search, search)
@@ -25,7 +29,15 @@ def test_a_repeated_search_with_nothing_said_ends_with_one_no_reply_alert(make_a
     assert not result.answered and result.stopped_by == "repeat"
     assert alerts(result) == ["the agent did not reply (it repeated its last call); /retry, or rephrase"]
     assert result.events[-1].data == {"reason": "no_reply"}
-    assert result.outcome() == {"answered": False, "stopped_by": "repeat", "calls": 2, "thoughts": 2, "memory_edits": 0, "searches": 2}
+    assert result.outcome() == {
+        "answered": False,
+        "stopped_by": "repeat",
+        "reply_step": False,
+        "calls": 2,
+        "thoughts": 2,
+        "memory_edits": 0,
+        "searches": 2,
+    }
 
 
 def test_a_chain_the_model_ends_without_send_message_says_so(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
@@ -38,7 +50,7 @@ def test_a_chain_the_model_ends_without_send_message_says_so(make_agent: MakeAge
 
 
 def test_the_chain_limit_without_a_reply_is_one_alert(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
-    agent = make_agent(limits=Limits(max_chain=2))
+    agent = make_agent(limits=Limits(max_chain=2, reply_step=False))
     backend.add(*[call("archival_memory_insert", "store", content=f"fact {i}", request_heartbeat=True) for i in range(2)])
     result = agent.send("remember two things")
     assert result.stopped_by == "chain_limit"
@@ -57,7 +69,10 @@ def test_retry_after_no_reply_resends_the_same_message(make_agent: MakeAgent, ba
     backend.add(call("send_message", "answer", message="Miso."))
     retried = agent.retry()
     assert retried is not None and retried.replies == ["Miso."]
-    assert json.loads(backend.requests[-1].prompt.split("<|im_start|>user\n")[-1].split("<|im_end|>")[0])["message"] == "What is my dog's name?"
+    assert (
+        json.loads(backend.requests[-1].prompt.split("<|im_start|>user\n")[-1].split("<|im_end|>")[0])["message"]
+        == "What is my dog's name?"
+    )
     # the unanswered exchange left the context window: the message is in it once
     assert backend.requests[-1].prompt.count("What is my dog's name?") == 1
 
@@ -67,3 +82,40 @@ def test_a_heartbeat_turn_without_a_reply_is_not_an_alert(make_agent: MakeAgent,
     backend.add(call("core_memory_append", "reflect", name="persona", content="I like tea", request_heartbeat=False))
     result = agent.send_event(events.heartbeat(events.HEARTBEAT_TIMED))
     assert alerts(result) == [] and not result.answered
+
+
+def test_an_unanswered_chain_gets_one_step_that_can_only_reply(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent(limits=Limits())  # the reply step is on by default
+    search = call("conversation_search", "look it up", query="Lisbon", request_heartbeat=True)
+    backend.add(search, search, call("send_message", "answer now", message="You live in Lisbon."))
+    result = agent.send("Where do I live?")
+    assert result.replies == ["You live in Lisbon."] and alerts(result) == []
+    assert result.outcome()["answered"] and result.reply_step and result.stopped_by == "repeat" and result.steps == 3
+    reply_request = backend.requests[-1]
+    # that step is constrained to send_message alone (the other functions stay documented in the prompt)
+    assert reply_request.constraint is not None and reply_request.constraint.gbnf is not None
+    assert "send_message" in reply_request.constraint.gbnf and "conversation_search" not in reply_request.constraint.gbnf
+    assert "conversation_search" in reply_request.prompt
+    assert (
+        events.read(reply_request.prompt.split("<|im_start|>user\n")[-1].split("<|im_end|>")[0])["reason"]
+        == agent_module.REPLY_NOW
+    )
+
+
+def test_the_reply_step_refuses_any_other_function_even_unconstrained(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent(limits=Limits(parse_retries=1))
+    # The model ends its turn with a memory edit, then (on a backend that ignored the grammar) tries another
+    # edit in the reply step: refused and re-asked, never run.
+    edit = call("core_memory_append", "note", name="human", content="Lives in Porto", request_heartbeat=False)
+    other = call("core_memory_append", "again", name="human", content="Likes tea", request_heartbeat=False)
+    backend.add(edit, other, call("send_message", "reply", message="Noted: Porto."))
+    result = agent.send("I live in Porto")
+    assert result.replies == ["Noted: Porto."] and result.reply_step
+    assert agent.core_memory.blocks["human"].count("Likes tea") == 0
+
+
+def test_a_reply_the_model_gave_itself_is_not_a_reply_step(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent(limits=Limits())
+    backend.add(call("send_message", "greet", message="Hi!"))
+    result = agent.send("hello")
+    assert result.answered and not result.reply_step and result.steps == 1 and len(backend.requests) == 1

@@ -38,7 +38,7 @@ def test_timed_heartbeats_are_off_by_default(make_agent: MakeAgent, backend: Scr
 
 
 def test_a_heartbeat_is_due_after_the_interval_and_a_pause_defers_it(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
-    agent = make_agent(limits=Limits(heartbeat_minutes=10))
+    agent = make_agent(limits=Limits(heartbeat_minutes=10, reply_step=False))
     before = time.time()
     backend.add(call("send_message", message="ok"))
     agent.send("hi")
@@ -51,7 +51,7 @@ def test_a_heartbeat_is_due_after_the_interval_and_a_pause_defers_it(make_agent:
     assert paused_until >= before + 3600
     assert agent.next_heartbeat_at() == paused_until
     # the pause is part of the agent: a resumed agent keeps it
-    assert make_agent(limits=Limits(heartbeat_minutes=10)).next_heartbeat_at() == paused_until
+    assert make_agent(limits=Limits(heartbeat_minutes=10, reply_step=False)).next_heartbeat_at() == paused_until
 
     backend.add(call("pause_heartbeats", minutes=0))
     agent.send("back now")
@@ -59,7 +59,7 @@ def test_a_heartbeat_is_due_after_the_interval_and_a_pause_defers_it(make_agent:
 
 
 def test_a_timed_heartbeat_is_an_event_in_recall(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
-    agent = make_agent(limits=Limits(heartbeat_minutes=1))
+    agent = make_agent(limits=Limits(heartbeat_minutes=1, reply_step=False))
     backend.add(call("archival_memory_insert", content="quiet afternoon", request_heartbeat=False))
     result = agent.timed_heartbeat()
     assert result.steps == 1
@@ -98,7 +98,7 @@ def test_the_interactive_loop_wakes_the_agent_while_the_user_is_silent(make_agen
     read, write = pipe
     typing = TypingBackend(write, "hello\n/exit\n")
     typing.add(call("send_message", "nobody spoke", message="Still there?"), call("send_message", message="Hello!"))
-    agent = make_agent(limits=Limits(heartbeat_minutes=0.01))
+    agent = make_agent(limits=Limits(heartbeat_minutes=0.01, reply_step=False))
     agent.backend = typing
     view = RichView()
     view.console = Console(file=io.StringIO(), width=200)

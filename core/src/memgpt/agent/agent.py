@@ -51,6 +51,8 @@ MIN_CONVERSATION_TOKENS = 256
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
 REPEATED = "not run: this call is identical to your previous one. Do something else, or reply to the user with send_message."
 NO_REPLY = "the agent did not reply ({why}); /retry, or rephrase"
+REPLY_FUNCTION = "send_message"
+REPLY_NOW = "the user is still waiting for your reply: answer them now with send_message"
 MEMORY_EDITS = frozenset({"core_memory_append", "core_memory_replace", "archival_memory_insert"})
 SEARCHES = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
 
@@ -85,6 +87,7 @@ class Limits:
     summary_tokens: int = 200
     temperature: float = 0.7
     heartbeat_minutes: float | None = None  # timed heartbeats: wake the agent after this long without a message
+    reply_step: bool = True  # a user message the chain left unanswered gets one more step that can only reply
 
 
 #: Why a chain stopped before the model handed control back itself (``TurnResult.stopped_by``).
@@ -100,6 +103,7 @@ class TurnResult:
     usage: list[Usage] = field(default_factory=list)
     stopped_by: StopReason | None = None  # a guard ended the chain (None: the model ended it)
     stop_detail: str = ""  # what the guard saw, for the user
+    reply_step: bool = False  # the reply came from the send_message-only step that closes an unanswered chain
 
     @property
     def replies(self) -> list[str]:
@@ -116,6 +120,7 @@ class TurnResult:
         return {
             "answered": self.answered,
             "stopped_by": self.stopped_by,
+            "reply_step": self.reply_step,
             "calls": len(calls),
             "thoughts": sum(e.kind == "thought" for e in self.events),
             "memory_edits": sum(e.function in MEMORY_EDITS for e in calls),
@@ -166,7 +171,9 @@ class Agent:
         self.messages: list[Message] = storage.get_messages(record.name, record.in_context) if record.in_context else []
         self._embedder_factory = embedder
         self._embedder: Any = None
-        self._constraint = self._make_constraint(build_constraint)
+        self._constraint = self._make_constraint(build_constraint, self.schemas)
+        replies = tuple(f.schema for f in functions if f.name == REPLY_FUNCTION)
+        self._reply_constraint = self._make_constraint(build_constraint, replies) if replies else None
         self._last_activity = time.time()
         self._warned_pressure = False
         self._warned_unconstrained = False
@@ -233,14 +240,14 @@ class Agent:
         """Bring the prompt's core memory section up to date (saved with the next ``_save``)."""
         self.record.settings[SHOWN_KEY] = self.core_memory.to_dict()
 
-    def _make_constraint(self, build: Callable[[Sequence[Any], Any], Constraint] | None) -> Constraint | None:
+    def _make_constraint(self, build: Callable[[Sequence[Any], Any], Constraint] | None, schemas: Sequence[Any]) -> Constraint | None:
         if not self.wrapper.uses_grammar or build is None:
             return None
         kinds = self.backend.capabilities.constraints
         if not kinds:
             log.warning("wrapper %s wants a grammar but backend %s enforces none; parsing with repair", self.wrapper.name, self.backend.name)
             return None
-        full = build(self.schemas, self._shape())
+        full = build(schemas, self._shape())
         # Send only what the backend enforces (the grammar is built once per agent, not per call).
         return Constraint(
             gbnf=full.gbnf if "gbnf" in kinds else None,
@@ -286,6 +293,8 @@ class Agent:
     def _chain(self, inputs: list[Message], *, expect_reply: bool = False) -> TurnResult:
         try:
             result = self._run_chain(inputs)
+            if expect_reply and not result.answered and result.stopped_by != "invalid_output":
+                self._reply_step(result)
         finally:
             self._last_activity = time.time()
         if result.stopped_by in ("failures", "chain_limit") and (result.answered or not expect_reply):
@@ -320,9 +329,28 @@ class Agent:
                 return result
             inputs = [Message(role="user", content=events.heartbeat(outcome.heartbeat))]
 
-    def _step(self, inputs: list[Message], result: TurnResult, previous: FunctionCall | None = None) -> _StepOutcome:
+    def _reply_step(self, result: TurnResult) -> None:
+        """The chain ended with nothing said to the user (the model handed control back after another call, or
+        a guard stopped it): one more step, under a grammar that admits only ``send_message``, so that a user
+        message gets an answer. What the model says is still its own. Off with ``Limits.reply_step``, and
+        without a grammar (there is nothing to enforce it with)."""
+        if not self.limits.reply_step or self._reply_constraint is None:
+            return
+        inputs = [Message(role="user", content=events.heartbeat(REPLY_NOW))]
+        outcome = self._step(inputs, result, constraint=self._reply_constraint)
+        result.steps += 1
+        if outcome.stopped_by == "invalid_output":
+            result.stopped_by = "invalid_output"  # its error says so already
+        result.reply_step = result.answered
+
+    def _step(
+        self, inputs: list[Message], result: TurnResult, previous: FunctionCall | None = None, *, constraint: Constraint | None = None
+    ) -> _StepOutcome:
         inputs, prompt = self._fit_context(inputs, result)
-        call, raw = self._generate(inputs, result, prompt)
+        if constraint is None:
+            call, raw = self._generate(inputs, result, prompt, self._constraint, self.schemas)
+        else:  # the reply step: only send_message, whether or not the backend enforced the grammar
+            call, raw = self._generate(inputs, result, prompt, constraint, tuple(s for s in self.schemas if s.name == REPLY_FUNCTION))
         if call is None:
             # Nothing valid after the retries: keep the raw output in recall (nothing is lost) but out of
             # the context window, so the model does not imitate it; the inputs stay in context.
@@ -414,7 +442,9 @@ class Agent:
         first = not any(m.role == "assistant" for m in history)
         return self.wrapper.format(self.system_prompt, [memory, *history, *inputs, *extra], self.schemas, first_message=first)
 
-    def _generate(self, inputs: list[Message], result: TurnResult, first: Prompt) -> tuple[FunctionCall | None, str]:
+    def _generate(
+        self, inputs: list[Message], result: TurnResult, first: Prompt, constraint: Constraint | None, schemas: Sequence[Any]
+    ) -> tuple[FunctionCall | None, str]:
         """``first`` is the prompt ``_fit_context`` already rendered and measured for ``inputs``."""
         extra: list[Message] = []
         raw = ""
@@ -426,21 +456,21 @@ class Agent:
                 stop=prompt.stop,
                 max_tokens=self.limits.max_tokens,
                 sampling=SamplingParams(temperature=self.limits.temperature + 0.15 * attempt, seed=self._seed),
-                constraint=self._constraint,
+                constraint=constraint,
             )
             completion = self.backend.complete(request)
             result.usage.append(completion.usage)
-            if self._constraint is not None and completion.constrained_by is None and not self._warned_unconstrained:
+            if constraint is not None and completion.constrained_by is None and not self._warned_unconstrained:
                 self._warned_unconstrained = True
                 self._emit(result, AgentEvent("alert", "the backend did not enforce the grammar; parsing with repair"))
             raw = prompt.prefill + completion.text
             try:
-                call = self.wrapper.parse(completion.text, self.schemas, prompt)
+                call = self.wrapper.parse(completion.text, schemas, prompt)
                 if completion.finish_reason == "length" and cut_off(raw):
                     # Closed by the parser, a cut call reads as complete: a message stopping mid-word.
                     raise ParseError("the output was cut off at the token limit before the call was complete", raw=raw)
                 # Whatever the wrapper did, nothing runs that its function's schema refuses.
-                return validate_call(call, self.schemas, self.wrapper.call_shape), raw
+                return validate_call(call, schemas, self.wrapper.call_shape), raw
             except ParseError as exc:
                 log.info("attempt %d: unparseable output (%s): %r", attempt + 1, exc, raw[:200])
                 hint = "" if completion.finish_reason != "length" else " Your output was cut off: keep inner_thoughts short."
