@@ -19,41 +19,24 @@ Writes ``bench/results/bench_schema_suite.json`` and ``.md`` (machine, versions 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import sys
 import time
 from collections import defaultdict
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "core/tests/grammar"), str(ROOT / "core/tests/parsing"), str(ROOT)]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import _results  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
 
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    versions = {}
-    for dist in ("memgpt", "llama_cpp_python", "json_repair", "jsonschema", "hypothesis"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
-        "versions": versions,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
+    return _results.machine(("memgpt", "llama_cpp_python", "json_repair", "jsonschema", "hypothesis"))
 
 
 def candidates(value: Any, schema: Any) -> list[str]:

@@ -126,6 +126,7 @@ def main() -> None:
     runs: list[Run] = []
     results = {
         "measured": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "command": " ".join([".venv/bin/python", "bench/compare/run.py", *sys.argv[1:]]),
         "machine": machine(),
         "server": server.version(),
         "context": args.context,

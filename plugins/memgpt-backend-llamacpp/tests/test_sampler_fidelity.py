@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.model, pytest.mark.server]
 SEEDS = 64
 MAX_TOKENS = 28  # enough to reach inner_thoughts even when the model writes the call a few characters a token
 SAMPLING = SamplingParams(seed=0)  # the agent's settings (temperature, top-k/p, min-p, repeat penalty)
+UNPENALIZED = SAMPLING.model_copy(update={"repeat_penalty": 1.0})
 P_FLOOR = 1e-3  # two samples of one distribution differ this much by chance once in a thousand runs
 STRUCTURAL = re.compile(r"[{}\[\]<>]")
 THOUGHTS = re.compile(r'"inner_thoughts": "((?:[^"\\]|\\.)*)')
@@ -44,23 +45,9 @@ THOUGHTS = re.compile(r'"inner_thoughts": "((?:[^"\\]|\\.)*)')
 @pytest.fixture(scope="module")
 def agent_turn(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """The default agent's first prompt and call grammar, as the agent sends them."""
-    from memgpt.memory.core import CoreMemory
-    from memgpt.runtime import load_preset
-    from memgpt.storage.base import AgentRecord
-    from memgpt.storage.sqlite import SQLiteStorage
-    from memgpt.testing.scripted import ScriptedBackend, call, chat_agent
+    from memgpt.testing.scripted import first_request
 
-    storage = SQLiteStorage(tmp_path_factory.mktemp("fidelity") / "memgpt.db")
-    data = Path(load_preset.__code__.co_filename).parent / "data"
-    core = CoreMemory.from_dict(
-        {"persona": (data / "personas/sam_pov.txt").read_text(), "human": (data / "humans/basic.txt").read_text()}
-    )
-    record = AgentRecord(name="sam", settings={"preset": "memgpt_chat"}, core_memory=core.to_dict())
-    storage.save_agent(record)
-    backend = ScriptedBackend([call("send_message", "greet", message="Hello!")])
-    chat_agent(record, storage, backend).send("Hi! My name is Priya and I live in Lisbon.")
-    storage.close()
-    request = backend.requests[0]
+    request = first_request(tmp_path_factory.mktemp("fidelity"), "Hi! My name is Priya and I live in Lisbon.")
     assert request.constraint is not None and request.constraint.gbnf
     assert request.sampling.model_copy(update={"seed": 0}) == SAMPLING, "the test must sample as the agent does"
     return request.prompt, request.constraint.gbnf
@@ -77,7 +64,14 @@ def engine(smollm2: Path, threads: int) -> Iterator[engines.Engine]:
 
 
 def sample_in_process(
-    engine: engines.Engine, prompt: str, gbnf: str, seeds: range, *, evict: bool = False, grammar_first: bool = False
+    engine: engines.Engine,
+    prompt: str,
+    gbnf: str,
+    seeds: range,
+    *,
+    evict: bool = False,
+    grammar_first: bool = False,
+    sampling: SamplingParams = SAMPLING,
 ) -> list[list[bytes]]:
     """Token pieces of each seed's generation; ``evict``: an unrelated prompt evicts the agent's KV cache
     first, so every generation starts from a restored state."""
@@ -96,7 +90,7 @@ def sample_in_process(
             generation = engine.decoder.generate(
                 max_tokens=MAX_TOKENS,
                 stop=(),
-                params=SAMPLING.model_copy(update={"seed": seed}),
+                params=sampling.model_copy(update={"seed": seed}),
                 grammar=grammar,
                 grammar_first=grammar_first,
             )
@@ -123,11 +117,10 @@ def sample_server(url: str, prompt: str, gbnf: str, seeds: range, pieces: list[b
     return out
 
 
-def sample_llama_cpp_python(llama: Any, prompt: str, gbnf: str, seeds: range) -> list[list[bytes]]:
+def sample_llama_cpp_python(llama: Any, prompt: str, gbnf: str, seeds: range, s: SamplingParams) -> list[list[bytes]]:
     from llama_cpp import LlamaGrammar
 
     tokens = llama.tokenize(prompt.encode(), add_bos=True, special=True)
-    s = SAMPLING
     out = []
     for seed in seeds:
         llama.set_seed(seed)
@@ -220,10 +213,11 @@ def test_grammar_first_in_process_samples_as_llama_cpp_python_does(
     """llama-cpp-python's ``LlamaGrammar`` path masks with the grammar *before* top-k/top-p/min-p; llama-server
     samples first and masks only on a rejection, which is not the same distribution (SmolLM2 opens the call
     with ``{"`` a third of the time the first way, never the second). The decoder's ``grammar_first`` mode is
-    the binding's way, and matches it."""
+    the binding's way, and matches it. Without the repeat penalty: the binding keeps the prompt out of the
+    penalty window, llama-server (and the decoder) keep its last 64 tokens in it."""
     seeds = range(SEEDS // 2)
-    ours = sample_in_process(engine, *agent_turn, seeds, grammar_first=True)
-    assert_same_distribution("in process, grammar first", ours, sample_llama_cpp_python(llama, *agent_turn, seeds))
+    ours = sample_in_process(engine, *agent_turn, seeds, grammar_first=True, sampling=UNPENALIZED)
+    assert_same_distribution("in process, grammar first", ours, sample_llama_cpp_python(llama, *agent_turn, seeds, UNPENALIZED))
 
 
 def test_the_features_tell_canonical_forced_tokens_apart(server_samples: list[list[bytes]]) -> None:
@@ -246,15 +240,32 @@ def test_the_next_token_distribution_is_the_same_cold_reused_restored_and_from_d
     continued = prompt + '{"function": "send_message", "params": {"inner_thoughts": "'
     runtime = LlamaRuntime(smollm2, n_ctx=4096, n_threads=threads)
     engine = engines.Engine(runtime, state_cache_bytes=2**30, persist_dir=tmp_path, persist_max_bytes=2**30)
+    tokens = runtime.tokenize(continued, add_special=True)
+
+    def logits() -> np.ndarray:
+        return np.ctypeslib.as_array(runtime.logits(), shape=(runtime.n_vocab,)).copy()
+
     try:
-        tokens = runtime.tokenize(continued, add_special=True)
-        logits = lambda: np.ctypeslib.as_array(runtime.logits(), shape=(runtime.n_vocab,)).copy()  # noqa: E731
         engine.prepare(tokens)
         cold = logits()
+        # The floor: the same tokens evaluated in other batch sizes round differently.
+        runtime.truncate(0)
+        for start in range(0, len(tokens), 100):
+            runtime.decode(tokens[start : start + 100])
+        rebatched = logits()
+        # A control that must fail: a KV state holding another user message than the prompt's.
+        runtime.truncate(0)
+        runtime.decode(
+            runtime.tokenize(
+                continued.replace("My name is Priya and I live in Lisbon", "What is my dog called?"), add_special=True
+            )
+        )
+        wrong = logits()
+        runtime.truncate(0)
         engine.prepare(runtime.tokenize(prompt, add_special=True))  # a shorter prompt, then the long one again
         assert engine.prepare(tokens)[0] > len(tokens) // 2
         reused = logits()
-        engine.prepare(runtime.tokenize("<|im_start|>system\nSummarize.<|im_end|>\n" * 80, add_special=True))
+        engine.prepare(runtime.tokenize("<|im_start|>system\nSummarize.<|im_end|>\n", add_special=True))
         assert engine.prepare(tokens)[0] == len(tokens) - 1  # restored from the saved state
         restored = logits()
         assert engine.persist()
@@ -267,8 +278,13 @@ def test_the_next_token_distribution_is_the_same_cold_reused_restored_and_from_d
     finally:
         again.close()
     p = _softmax(cold)
+
+    def tvd(other: np.ndarray) -> float:
+        return 0.5 * float(np.abs(p - _softmax(other)).sum())
+
+    # Here (SmolLM2, where inner_thoughts starts: a flat distribution) rebatching moves it by 0.025-0.031 TVD
+    # from run to run, reuse by 0.047-0.054, a state holding another user message by 0.28.
+    bound = max(0.1, 3 * tvd(rebatched))
+    assert tvd(wrong) > 2 * bound, f"the bound {bound:.3f} cannot tell a wrong KV state ({tvd(wrong):.3f}) apart"
     for name, other in (("reused", reused), ("restored", restored), ("from disk", from_disk)):
-        tvd = 0.5 * float(np.abs(p - _softmax(other)).sum())
-        # Batched and one-by-one evaluation round differently (~0.005 here); a KV state that does not match
-        # its tokens moves the distribution by far more.
-        assert tvd < 0.02 and int(cold.argmax()) == int(other.argmax()), f"{name}: TVD {tvd:.4f}"
+        assert tvd(other) <= bound, f"{name}: TVD {tvd(other):.4f} against cold, over the rounding floor's bound {bound:.4f}"

@@ -116,8 +116,8 @@ def params_schema(function: FunctionSchema, shape: CallShape = CallShape()) -> d
     thoughts = shape.inner_thoughts_key
     first: dict[str, Any] = {}
     if thoughts is not None:
-        # Never empty: the model thinks before every act, and the thought steers the call that follows.
-        first[thoughts] = {"type": "string", "minLength": 1, "maxLength": bound}
+        # Not empty (by default): the model thinks before every act, and the thought steers the call after it.
+        first[thoughts] = {"type": "string", "minLength": min(shape.min_inner_thoughts_chars, bound), "maxLength": bound}
     middle = [k for k in declared_required if k not in (thoughts, HEARTBEAT_KEY)]
     optional = [k for k in properties if k not in declared_required and k not in (thoughts, HEARTBEAT_KEY)]
     ordered: dict[str, Any] = dict(first)

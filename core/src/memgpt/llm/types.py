@@ -92,6 +92,7 @@ class CallShape(BaseModel):
     params_key: str = "params"
     inner_thoughts_key: str | None = "inner_thoughts"
     max_string_chars: int = Field(default=1200, ge=1)
+    min_inner_thoughts_chars: int = Field(default=1, ge=0)  # the model thinks before every act
 
 
 class Constraint(BaseModel):

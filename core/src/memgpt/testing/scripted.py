@@ -41,7 +41,9 @@ class ScriptedBackend(Backend):
         if isinstance(entry, BaseException):
             raise entry
         prompt_tokens = self.count_tokens(request.prompt)
-        usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=self.count_tokens(entry), evaluated_tokens=prompt_tokens, exact=False)
+        usage = Usage(
+            prompt_tokens=prompt_tokens, completion_tokens=self.count_tokens(entry), evaluated_tokens=prompt_tokens, exact=False
+        )
         return Completion(text=entry, usage=usage, constrained_by="gbnf" if request.constraint is not None else None)
 
     def count_tokens(self, text: str) -> int:
@@ -106,4 +108,28 @@ def chat_agent(
     )
 
 
-__all__ = ["BackendError", "LetterEmbedder", "ScriptedBackend", "call", "chat_agent"]
+def first_request(
+    directory: Any, message: str, *, persona: str = "sam_pov", human: str = "basic", limits: Any = None
+) -> CompletionRequest:
+    """The request a new agent on the default preset sends for its first user ``message`` (prompt, stop
+    strings, sampling, call grammar), captured with a scripted backend; its SQLite file lives in ``directory``."""
+    from pathlib import Path
+
+    from memgpt import catalog
+    from memgpt.memory.core import CoreMemory
+    from memgpt.storage.base import AgentRecord
+    from memgpt.storage.sqlite import SQLiteStorage
+
+    storage = SQLiteStorage(Path(directory) / "memgpt.db")
+    try:
+        core = CoreMemory.from_dict({"persona": catalog.read("personas", persona), "human": catalog.read("humans", human)})
+        record = AgentRecord(name="first", settings={"preset": "memgpt_chat"}, core_memory=core.to_dict())
+        storage.save_agent(record)
+        backend = ScriptedBackend([call("send_message", "greet", message="Hello!")])
+        chat_agent(record, storage, backend, limits=limits).send(message)
+    finally:
+        storage.close()
+    return backend.requests[0]
+
+
+__all__ = ["BackendError", "LetterEmbedder", "ScriptedBackend", "call", "chat_agent", "first_request"]
