@@ -73,7 +73,7 @@ class LlamaRuntime:
         check_gguf_header(path)
         self.path = path
         self.n_threads = n_threads
-        self.model = self._load_model(path, progress)
+        self.model: ctypes.c_void_p | None = self._load_model(path, progress)
         self.vocab = C.llama_model_get_vocab(self.model)
         self.n_ctx_train = int(C.llama_model_n_ctx_train(self.model))
         self.n_vocab = int(C.llama_vocab_n_tokens(self.vocab))
@@ -81,7 +81,7 @@ class LlamaRuntime:
         # Never beyond what the model was trained on: past it, quality collapses without warning.
         self.n_ctx = max(256, min(n_ctx or DEFAULT_N_CTX, trained))
         self.n_batch = min(n_batch, self.n_ctx)
-        self.ctx = self._new_context()
+        self.ctx: ctypes.c_void_p | None = self._new_context()
         self.memory = C.llama_get_memory(self.ctx)
         self.batch = C.llama_batch_init(self.n_batch, 0, 1)
         self.tokens: list[int] = []
@@ -173,10 +173,10 @@ class LlamaRuntime:
     # -- the KV cache --------------------------------------------------------------------------------
 
     def truncate(self, n: int) -> None:
-        """Forget everything after the first ``n`` tokens."""
-        if n < len(self.tokens):
-            C.llama_memory_seq_rm(self.memory, SEQ, n, -1)
-            del self.tokens[n:]
+        """Forget everything after the first ``n`` tokens: from ``tokens`` and from the KV cache, which may hold
+        more than ``tokens`` says when a decode was interrupted (Ctrl-C) after llama.cpp stored it."""
+        C.llama_memory_seq_rm(self.memory, SEQ, n, -1)
+        del self.tokens[n:]
 
     def decode(self, tokens: Sequence[int]) -> None:
         """Append ``tokens`` to the KV cache; logits are kept for the last one only."""
@@ -208,7 +208,11 @@ class LlamaRuntime:
                 batch.seq_id[i][0] = SEQ
                 batch.logits[i] = every_logit
             batch.logits[len(chunk) - 1] = True
-            rc = C.llama_decode(self.ctx, batch)
+            try:
+                rc = C.llama_decode(self.ctx, batch)
+            except BaseException:  # Ctrl-C between llama.cpp storing the chunk and `tokens` recording it
+                C.llama_memory_seq_rm(self.memory, SEQ, n_past, -1)
+                raise
             if rc != 0:
                 # A failed decode may leave part of the chunk in the cache: drop it so `tokens` stays true.
                 C.llama_memory_seq_rm(self.memory, SEQ, n_past, -1)
