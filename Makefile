@@ -21,6 +21,8 @@ bench: install server
 
 lint: install
 	@.venv/bin/ruff check core plugins tests bench
+	@.venv/bin/ruff format --check core plugins tests bench
+	@.venv/bin/mypy
 
 clean:
 	rm -rf .venv .cache

@@ -44,7 +44,24 @@ def start_server(model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [str(BINARY), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", str(THREADS), "-tb", str(THREADS), "-c", "4096", "-np", "1", "--no-webui"]
+    command = [
+        str(BINARY),
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-t",
+        str(THREADS),
+        "-tb",
+        str(THREADS),
+        "-c",
+        "4096",
+        "-np",
+        "1",
+        "--no-webui",
+    ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -69,7 +86,9 @@ def decode_rate(backend: LlamaServerBackend, prompt: str, constraint: Constraint
     rates, counts = [], []
     for seed in range(RUNS):
         sampling = SamplingParams(temperature=0.8, seed=seed)
-        done = backend.complete(CompletionRequest(prompt=prompt, max_tokens=DECODE_TOKENS, constraint=constraint, sampling=sampling))
+        done = backend.complete(
+            CompletionRequest(prompt=prompt, max_tokens=DECODE_TOKENS, constraint=constraint, sampling=sampling)
+        )
         if constraint is not None and done.constrained_by is None and done.finish_reason == "stop":
             sys.exit(f"constrained output did not match the constraint: {done.text!r}")
         rates.append(done.usage.completion_tokens / (done.seconds or 1e-9))
@@ -81,19 +100,31 @@ def conversation(backend: LlamaServerBackend) -> None:
     wrapper = open_wrapper("chatml-grammar")
     constraint = build_call_constraint(SCHEMAS, CallShape(max_string_chars=120))
     system = "You are Sam, a friendly companion with a memory that lasts. Think before you act, then call a function."
-    memory = Message(role="system", content="### Core memory\n<persona>I am Sam. I like puzzles.</persona>\n<human>First name: Ada.</human>")
-    first_user = Message(role="user", content=json.dumps({"type": "user_message", "message": "Hi Sam, I just adopted a cat called Turing."}))
+    memory = Message(
+        role="system", content="### Core memory\n<persona>I am Sam. I like puzzles.</persona>\n<human>First name: Ada.</human>"
+    )
+    first_user = Message(
+        role="user", content=json.dumps({"type": "user_message", "message": "Hi Sam, I just adopted a cat called Turing."})
+    )
 
     def turn(messages: list[Message], label: str) -> tuple[FunctionCall, str]:
         prompt = wrapper.format(system, messages, SCHEMAS, first_message=len(messages) == 2)
-        done = backend.complete(CompletionRequest(prompt=prompt.text, stop=prompt.stop, max_tokens=200, constraint=constraint, sampling=SamplingParams(seed=3)))
+        done = backend.complete(
+            CompletionRequest(
+                prompt=prompt.text, stop=prompt.stop, max_tokens=200, constraint=constraint, sampling=SamplingParams(seed=3)
+            )
+        )
         u = done.usage
-        print(f"  {label:<40} prompt {u.prompt_tokens:5d}  cached {u.cached_tokens:5d}  evaluated {u.evaluated_tokens or 0:5d}  ({done.seconds:.2f}s)")
+        print(
+            f"  {label:<40} prompt {u.prompt_tokens:5d}  cached {u.cached_tokens:5d}  evaluated {u.evaluated_tokens or 0:5d}  ({done.seconds:.2f}s)"
+        )
         return wrapper.parse(done.text, SCHEMAS, prompt), done.text
 
     messages = [memory, first_user]
     call, _ = turn(messages, "turn 1 (cold)")
-    result = Message(role="function", name=call.name, content=json.dumps({"status": "OK", "message": "None", "time": "2026-01-01 10:00"}))
+    result = Message(
+        role="function", name=call.name, content=json.dumps({"status": "OK", "message": "None", "time": "2026-01-01 10:00"})
+    )
     second_user = Message(role="user", content=json.dumps({"type": "user_message", "message": "What is my cat's name?"}))
     messages = [*messages, Message(role="assistant", function_call=call), result, second_user]
     turn(messages, "turn 2 (shared prefix)")
@@ -112,7 +143,9 @@ def main() -> None:
             backend = LlamaServerBackend(BackendSettings(endpoint=url, timeout=300))
             print(f"llama-server {url}, {model.name}, {THREADS} thread(s), context {backend.context_window()}")
             call = build_call_constraint(SCHEMAS, CallShape(max_string_chars=400))
-            prompt = "<|im_start|>user\nTell me a long story about a dragon who learns to sail.<|im_end|>\n<|im_start|>assistant\n"
+            prompt = (
+                "<|im_start|>user\nTell me a long story about a dragon who learns to sail.<|im_end|>\n<|im_start|>assistant\n"
+            )
             print(f"decode tokens/s (median of {RUNS} runs, up to {DECODE_TOKENS} tokens each):")
             for label, constraint in (
                 ("no grammar", None),

@@ -88,7 +88,13 @@ def run(kind: type[Agent], backend: Forced, label: str) -> dict[str, float]:
     start = time.perf_counter()
     for i in range(TURNS):
         backend.script += [
-            call("core_memory_append", f"note fact {i}", name="human", content=f"Fact {i}: likes topic number {i}", request_heartbeat=True),
+            call(
+                "core_memory_append",
+                f"note fact {i}",
+                name="human",
+                content=f"Fact {i}: likes topic number {i}",
+                request_heartbeat=True,
+            ),
             call("send_message", "reply", message=f"Noted fact {i}."),
         ]
         result = agent.send(f"Here is fact {i}: I like topic number {i}.")

@@ -32,4 +32,7 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
     if FIGURES:
         terminalreporter.section("fault suite figures")
         for what, values in FIGURES.items():
-            terminalreporter.line(f"{what}: {len(values) if len(values) > 1 else values[0]}" + (f" ({', '.join(values)})" if len(values) > 1 else ""))
+            terminalreporter.line(
+                f"{what}: {len(values) if len(values) > 1 else values[0]}"
+                + (f" ({', '.join(values)})" if len(values) > 1 else "")
+            )

@@ -36,7 +36,9 @@ BACKENDS: dict[str, type[HTTPBackend]] = {
 ServerFactory = Callable[..., Any]
 
 
-def open_backend(dialect_server: ServerFactory, name: str, *, server_options: dict[str, Any] | None = None, **settings: Any) -> tuple[Any, HTTPBackend]:
+def open_backend(
+    dialect_server: ServerFactory, name: str, *, server_options: dict[str, Any] | None = None, **settings: Any
+) -> tuple[Any, HTTPBackend]:
     server = dialect_server(name, **(server_options or {}))
     settings.setdefault("options", {"backoff": 0.0})
     # webui cannot report its context size: the user configures it (the dialect server runs 4096).
@@ -129,7 +131,9 @@ def test_empty_text_is_an_empty_completion(dialect_server: ServerFactory, name: 
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))
-def test_a_server_that_ignores_the_constraint_is_caught(dialect_server: ServerFactory, name: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_server_that_ignores_the_constraint_is_caught(
+    dialect_server: ServerFactory, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
     server, backend = open_backend(dialect_server, name)
     server.inject("replace_text", text="Sure, the sky is blue.")
     with caplog.at_level(logging.WARNING, logger="memgpt"):

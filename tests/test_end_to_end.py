@@ -35,12 +35,16 @@ USER_LINES = [
 
 
 def config(smollm2: Path, **model: object) -> Config:
-    return Config(model=ModelSettings(backend="llamacpp-embedded", model=str(smollm2), wrapper="chatml-grammar", max_tokens=160, **model))
+    return Config(
+        model=ModelSettings(backend="llamacpp-embedded", model=str(smollm2), wrapper="chatml-grammar", max_tokens=160, **model)
+    )
 
 
 def validate_stored_calls(session) -> int:  # type: ignore[no-untyped-def]
     agent = session.agent
-    calls = [m.function_call for m in agent.storage.recent_messages(agent.name, 10_000) if m.role == "assistant" and m.function_call]
+    calls = [
+        m.function_call for m in agent.storage.recent_messages(agent.name, 10_000) if m.role == "assistant" and m.function_call
+    ]
     for call in calls:
         text = json.dumps({"function": call.name, "params": call.arguments})
         assert parse_call(text, agent.schemas).call == call

@@ -35,13 +35,21 @@ FAULTS = [
 
 
 def session_for(name: str, url: str, agent: str, *, timeout: float = 60.0) -> Any:
-    config = Config(model=ModelSettings(backend=name, endpoint=url, wrapper="chatml-grammar", max_tokens=96, timeout=timeout, context_window=4096))
+    config = Config(
+        model=ModelSettings(
+            backend=name, endpoint=url, wrapper="chatml-grammar", max_tokens=96, timeout=timeout, context_window=4096
+        )
+    )
     return open_session(config, AgentOptions(name=agent))
 
 
 def user_texts(session: Any) -> list[str]:
     agent = session.agent
-    return [events.read(m.content)["message"] for m in agent.storage.recent_messages(agent.name, 1000) if m.role == "user" and "user_message" in (m.content or "")]
+    return [
+        events.read(m.content)["message"]
+        for m in agent.storage.recent_messages(agent.name, 1000)
+        if m.role == "user" and "user_message" in (m.content or "")
+    ]
 
 
 @pytest.mark.parametrize(("dialect", "fault"), FAULTS)

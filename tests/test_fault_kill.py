@@ -76,11 +76,15 @@ def test_kill_9_mid_step_loses_nothing_committed(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     survived = 0
     for round_ in range(KILLS):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         assert child.stdout is not None
         first = child.stdout.readline()  # wait for one committed turn so the kill lands mid-loop
         if not first:
-            pytest.fail(f"round {round_}: the child committed nothing (exit {child.wait()}): {child.stderr.read() if child.stderr else ''}")
+            pytest.fail(
+                f"round {round_}: the child committed nothing (exit {child.wait()}): {child.stderr.read() if child.stderr else ''}"
+            )
         time.sleep(rng.uniform(0.0, 0.25))
         os.kill(child.pid, signal.SIGKILL)
         child.wait()

@@ -31,7 +31,11 @@ def mode(path: Path) -> int:
 
 def test_missing_file_gives_the_embedded_default() -> None:
     config = load_config()
-    assert (config.model.backend, config.model.wrapper, config.storage.engine) == ("llamacpp-embedded", "chatml-grammar", "sqlite")
+    assert (config.model.backend, config.model.wrapper, config.storage.engine) == (
+        "llamacpp-embedded",
+        "chatml-grammar",
+        "sqlite",
+    )
     assert config.model.model is None  # the backend falls back to the shipped SmolLM2
 
 
@@ -113,7 +117,18 @@ def test_config_parser_only_raises_config_error(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["model", "storage", "defaults", "embedding", "version", "zzz"]), st.one_of(st.integers(), st.text(), st.dictionaries(st.text(max_size=12), st.one_of(st.integers(), st.text(), st.booleans(), st.none().map(lambda _: 1.5))))))
+@given(
+    st.dictionaries(
+        st.sampled_from(["model", "storage", "defaults", "embedding", "version", "zzz"]),
+        st.one_of(
+            st.integers(),
+            st.text(),
+            st.dictionaries(
+                st.text(max_size=12), st.one_of(st.integers(), st.text(), st.booleans(), st.none().map(lambda _: 1.5))
+            ),
+        ),
+    )
+)
 def test_config_parser_handles_adversarial_structures(data: dict[str, object]) -> None:
     import tomli_w
 

@@ -29,7 +29,12 @@ sys.stdin.read()  # hold the session until killed
 
 def memgpt(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "memgpt", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, env=os.environ.copy(), timeout=300
+        [sys.executable, "-m", "memgpt", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        timeout=300,
     )
 
 
@@ -56,12 +61,23 @@ def test_lock_files_are_private_and_distinct_for_every_name() -> None:
 def test_a_running_session_keeps_others_off_its_agent_until_it_dies(tmp_path: Path) -> None:
     """A real second process (`memgpt run`, `memgpt delete`) against a live session on the in-process
     SmolLM2 backend; then the holder is killed with SIGKILL and the agent is free again."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready", holder.stderr.read() if holder.stderr else ""
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready", (
+            holder.stderr.read() if holder.stderr else ""
+        )
         busy = memgpt("run", "--agent", "shared", "--first", "--message", "hi")
         assert busy.returncode == 1
-        assert busy.stderr.strip().splitlines()[-1].startswith("Error: agent 'shared' is open in another memgpt session"), busy.stderr
+        assert busy.stderr.strip().splitlines()[-1].startswith("Error: agent 'shared' is open in another memgpt session"), (
+            busy.stderr
+        )
         assert busy.stdout == ""  # refused before anything ran
         refused = memgpt("delete", "agent", "shared", "--yes")
         assert refused.returncode == 1 and "open in another memgpt session" in refused.stderr

@@ -118,7 +118,10 @@ def test_hook_wrapper_for_model_first_answer_wins() -> None:
     registry = build_registry(
         [
             plugin("silent", wrapper_for_model=lambda model_name, chat_template: None),
-            plugin("knows", wrapper_for_model=lambda model_name, chat_template: "chatml" if "im_start" in (chat_template or "") else None),
+            plugin(
+                "knows",
+                wrapper_for_model=lambda model_name, chat_template: "chatml" if "im_start" in (chat_template or "") else None,
+            ),
         ]
     )
     assert registry.manager is not None
@@ -131,7 +134,9 @@ def test_duplicate_name_keeps_first_and_reports_second() -> None:
     registry = build_registry(
         [
             plugin("first", register_wrappers=lambda register: register(wrapper_spec("same"))),
-            plugin("second", register_wrappers=lambda register: (register(wrapper_spec("same")), register(wrapper_spec("other")))),
+            plugin(
+                "second", register_wrappers=lambda register: (register(wrapper_spec("same")), register(wrapper_spec("other")))
+            ),
         ]
     )
     assert registry.wrapper("same").plugin == "first"
@@ -147,7 +152,11 @@ def test_hook_that_raises_registers_nothing_and_spares_the_others() -> None:
 
     registry = build_registry(
         [
-            plugin("bad", register_wrappers=broken, register_storage=lambda register: register(StorageSpec("kept", lambda home: None))),
+            plugin(
+                "bad",
+                register_wrappers=broken,
+                register_storage=lambda register: register(StorageSpec("kept", lambda home: None)),
+            ),
             plugin("good", register_wrappers=lambda register: register(wrapper_spec("fine"))),
         ]
     )
@@ -176,13 +185,17 @@ def test_spec_without_name_is_a_hook_failure() -> None:
 
 
 def test_unknown_name_lists_the_choices() -> None:
-    registry = build_registry([plugin("a", register_wrappers=lambda register: (register(wrapper_spec("x")), register(wrapper_spec("y"))))])
+    registry = build_registry(
+        [plugin("a", register_wrappers=lambda register: (register(wrapper_spec("x")), register(wrapper_spec("y"))))]
+    )
     with pytest.raises(UnknownNameError) as info:
         registry.wrapper("z")
     assert str(info.value) == "unknown wrapper 'z'; choose one of: x, y"
 
 
-def test_trace_env_prints_hook_calls_and_registrations(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_trace_env_prints_hook_calls_and_registrations(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MEMGPT_TRACE_PLUGINS", "1")
     build_registry([plugin("traced", register_wrappers=lambda register: register(wrapper_spec("t")))])
     assert "traced: wrappers 't'" in capsys.readouterr().err
@@ -212,7 +225,10 @@ def test_builtin_name_wins_over_a_third_party_plugin_that_sorts_first() -> None:
     registry = build_registry([plugin("aaa-takeover", register_backends=theirs), plugin("llamacpp", register_backends=ours)])
     assert registry.backend("llamacpp").plugin == "llamacpp"
     [failure] = registry.failures
-    assert failure.plugin == "aaa-takeover" and failure.error == "backends name 'llamacpp' belongs to the built-in plugin 'llamacpp', which wins"
+    assert (
+        failure.plugin == "aaa-takeover"
+        and failure.error == "backends name 'llamacpp' belongs to the built-in plugin 'llamacpp', which wins"
+    )
 
 
 def test_a_factory_that_raises_is_a_plugin_error_naming_the_plugin() -> None:
@@ -222,7 +238,9 @@ def test_a_factory_that_raises_is_a_plugin_error_naming_the_plugin() -> None:
     def boom(settings: Any) -> Any:
         raise RuntimeError("no GPU here")
 
-    registry = build_registry([plugin("flaky", register_backends=lambda register: register(BackendSpec(name="flaky-b", factory=boom)))])
+    registry = build_registry(
+        [plugin("flaky", register_backends=lambda register: register(BackendSpec(name="flaky-b", factory=boom)))]
+    )
     with pytest.raises(PluginError, match=r"backend 'flaky-b' \(plugin 'flaky'\) failed to start: RuntimeError: no GPU here"):
         registry.backend("flaky-b").factory(None)
 

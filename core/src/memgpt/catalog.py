@@ -77,7 +77,9 @@ def add(kind: Kind, name: str, text: str, *, replace: bool = False) -> Path:
         if size == 0:
             raise ValueError(f"the {what} text is empty; give the description with --text or --file")
         if size > DEFAULT_LIMIT:
-            raise ValueError(f"the {what} text is {size} characters, over the core-memory block limit of {DEFAULT_LIMIT}; shorten it")
+            raise ValueError(
+                f"the {what} text is {size} characters, over the core-memory block limit of {DEFAULT_LIMIT}; shorten it"
+            )
     if not replace and name in set(_user(kind)) | set(_shipped(kind)):
         where = "yours" if name in _user(kind) else "built in"
         raise ValueError(f"a {what} named {name!r} already exists ({where}); use --force to replace it, or another name")

@@ -43,8 +43,14 @@ class ModelSettings(_Section):
     context_window: int | None = Field(default=None, ge=256, description="None = ask the backend")
     max_tokens: int = Field(default=1024, ge=16, description="tokens reserved for each model turn; bounds the strings of a call")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for in-process models")
-    timeout: float | None = Field(default=None, gt=0, description="fixed limit in seconds for every server request; None = derived from max_tokens and the measured speed")
-    turn_timeout: float | None = Field(default=None, gt=0, description="the most seconds one turn may wait on the backend; None = no turn deadline")
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="fixed limit in seconds for every server request; None = derived from max_tokens and the measured speed",
+    )
+    turn_timeout: float | None = Field(
+        default=None, gt=0, description="the most seconds one turn may wait on the backend; None = no turn deadline"
+    )
     temperature: float = Field(default=0.7, ge=0)
 
 
@@ -80,7 +86,9 @@ def home() -> Path:
         try:
             path.mkdir(parents=True, mode=0o700)
         except OSError as exc:
-            raise ConfigError(f"cannot create the memgpt home {path} ({exc.strerror}); set MEMGPT_HOME to a writable folder") from None
+            raise ConfigError(
+                f"cannot create the memgpt home {path} ({exc.strerror}); set MEMGPT_HOME to a writable folder"
+            ) from None
     elif not path.is_dir():
         raise ConfigError(f"the memgpt home {path} is not a folder; set MEMGPT_HOME to a folder")
     return path
@@ -191,7 +199,9 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise ConfigError(f"cannot write {path} ({exc.strerror}); check that {path.parent} is writable (or set MEMGPT_HOME)") from None
+        raise ConfigError(
+            f"cannot write {path} ({exc.strerror}); check that {path.parent} is writable (or set MEMGPT_HOME)"
+        ) from None
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -219,7 +229,9 @@ def _read_credentials() -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"credentials file {path} is unreadable ({type(exc).__name__}); delete it and run `memgpt configure`") from None
+        raise ConfigError(
+            f"credentials file {path} is unreadable ({type(exc).__name__}); delete it and run `memgpt configure`"
+        ) from None
 
 
 def api_key_env_var(backend: str) -> str:

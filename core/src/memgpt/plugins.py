@@ -226,7 +226,9 @@ def build_registry(modules: Iterable[tuple[str, Any]] | None = None) -> Registry
         pm.trace.root.setwriter(lambda text: print(f"[memgpt plugins] {text}", end="", file=sys.stderr))
         pm.enable_tracing()
 
-    loaded = sorted(modules, key=lambda pair: not is_builtin(pair[0])) if modules is not None else _load_modules(registry.failures)
+    loaded = (
+        sorted(modules, key=lambda pair: not is_builtin(pair[0])) if modules is not None else _load_modules(registry.failures)
+    )
     for name, module in loaded:
         dist, version = distribution_of(name)
         try:
@@ -237,9 +239,16 @@ def build_registry(modules: Iterable[tuple[str, Any]] | None = None) -> Registry
                 pm.unregister(module)
             registry.failures.append(PluginFailure(name, dist, "validate", f"{type(exc).__name__}: {exc}"))
             continue
-        hooks = sorted(impl.function.__name__ for caller in pm.get_hookcallers(module) or [] for impl in caller.get_hookimpls() if impl.plugin is module)
+        hooks = sorted(
+            impl.function.__name__
+            for caller in pm.get_hookcallers(module) or []
+            for impl in caller.get_hookimpls()
+            if impl.plugin is module
+        )
         registry.plugins.append(
-            PluginInfo(name=name, module=getattr(module, "__name__", str(module)), distribution=dist, version=version, hooks=hooks)
+            PluginInfo(
+                name=name, module=getattr(module, "__name__", str(module)), distribution=dist, version=version, hooks=hooks
+            )
         )
 
     for info in registry.plugins:
@@ -282,7 +291,9 @@ def _call_register_hook(registry: Registry, info: PluginInfo, hook_name: str, ki
     except Exception as exc:
         # All or nothing per hook: a hook that raises half way registers none of its things.
         registry.failures.append(
-            PluginFailure(info.name, info.distribution, hook_name, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)))
+            PluginFailure(
+                info.name, info.distribution, hook_name, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+            )
         )
         return
     table.update(staged)

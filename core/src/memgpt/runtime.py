@@ -44,7 +44,9 @@ def open_backend(config: Config, registry: Registry | None = None) -> Backend:
     return spec.factory(backend_settings(config.model))
 
 
-def open_wrapper(name: str, backend: Backend | None = None, model_name: str | None = None, registry: Registry | None = None) -> Wrapper:
+def open_wrapper(
+    name: str, backend: Backend | None = None, model_name: str | None = None, registry: Registry | None = None
+) -> Wrapper:
     """The wrapper called ``name``; the backend's chat template is offered to wrappers that adapt (``auto``)."""
     registry = registry or get_registry()
     spec = registry.wrapper(name)
@@ -73,9 +75,16 @@ def load_preset(name: str) -> Preset:
     text = catalog.read("presets", name)
     try:
         data = tomllib.loads(text)
-        return Preset(name=name, system=str(data["system"]).strip(), functions=tuple(data["functions"]), description=str(data.get("description", "")))
+        return Preset(
+            name=name,
+            system=str(data["system"]).strip(),
+            functions=tuple(data["functions"]),
+            description=str(data.get("description", "")),
+        )
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"preset {name!r} is malformed ({type(exc).__name__}: {exc}); it needs `system` and `functions`") from None
+        raise ConfigError(
+            f"preset {name!r} is malformed ({type(exc).__name__}: {exc}); it needs `system` and `functions`"
+        ) from None
 
 
 @dataclass
@@ -143,7 +152,9 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
             preset_name = options.preset or config.defaults.preset
             persona = options.persona or config.defaults.persona
             human = options.human or config.defaults.human
-            core = CoreMemory.from_dict({"persona": catalog.read("personas", persona).strip(), "human": catalog.read("humans", human).strip()})
+            core = CoreMemory.from_dict(
+                {"persona": catalog.read("personas", persona).strip(), "human": catalog.read("humans", human).strip()}
+            )
             load_preset(preset_name)  # fail before anything is written
             base = {k: getattr(config.model, k) for k in AGENT_MODEL_KEYS}
             settings = {"preset": preset_name, "persona": persona, "human": human, "model": {**base, **overrides}}
@@ -184,7 +195,9 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
             build_constraint=grammar.build,
             embedder=embedder,
             context_window=window,
-            limits=Limits(max_tokens=model.max_tokens, temperature=model.temperature, heartbeat_minutes=options.heartbeat_minutes),
+            limits=Limits(
+                max_tokens=model.max_tokens, temperature=model.temperature, heartbeat_minutes=options.heartbeat_minutes
+            ),
             on_event=on_event,
         )
         try:

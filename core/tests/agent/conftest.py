@@ -32,7 +32,12 @@ def backend() -> ScriptedBackend:
 @pytest.fixture
 def make_agent(storage: Any, backend: ScriptedBackend) -> Callable[..., Agent]:
     def make(
-        name: str = "sam", *, context_window: int = 8192, limits: Limits = Limits(reply_step=False), wrapper: str = "chatml-grammar", embedder: Any = LetterEmbedder,
+        name: str = "sam",
+        *,
+        context_window: int = 8192,
+        limits: Limits = Limits(reply_step=False),
+        wrapper: str = "chatml-grammar",
+        embedder: Any = LetterEmbedder,
         functions: Any = FUNCTIONS,
     ) -> Agent:
         record = storage.get_agent(name)
@@ -41,7 +46,14 @@ def make_agent(storage: Any, backend: ScriptedBackend) -> Callable[..., Agent]:
             record = AgentRecord(name=name, settings={"preset": "memgpt_chat"}, core_memory=core.to_dict())
             storage.save_agent(record)
         return chat_agent(
-            record, storage, backend, wrapper=wrapper, functions=functions, embedder=embedder, context_window=context_window, limits=limits
+            record,
+            storage,
+            backend,
+            wrapper=wrapper,
+            functions=functions,
+            embedder=embedder,
+            context_window=context_window,
+            limits=limits,
         )
 
     return make

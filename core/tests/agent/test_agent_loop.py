@@ -77,7 +77,10 @@ def test_an_edit_keeps_the_prompt_append_only_until_the_context_is_rewritten(
     assert second.startswith(first) and third.startswith(second)
     assert all("Name: Ada" not in core_section(p) for p in (first, second, third))
     result = events.read(stored(storage)[2].content)
-    assert result["message"] == "Appended to human (34/2000 characters).\nThe human block now reads:\nName: unknown\nLikes: tea\nName: Ada"
+    assert (
+        result["message"]
+        == "Appended to human (34/2000 characters).\nThe human block now reads:\nName: unknown\nLikes: tea\nName: Ada"
+    )
     assert "Name: Ada" in agent.core_memory.blocks["human"]
 
     # a resumed agent renders the very same prompt (a KV cache saved on disk stays valid)
@@ -91,7 +94,9 @@ def test_an_edit_keeps_the_prompt_append_only_until_the_context_is_rewritten(
     assert storage.get_agent("sam").settings["core_memory_shown"]["human"].endswith("Name: Ada")
 
 
-def test_replace_with_inexact_text_fails_with_the_closest_line(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+def test_replace_with_inexact_text_fails_with_the_closest_line(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
     agent = make_agent()
     backend.add(
         call("core_memory_replace", name="human", old_content="likes tea", new_content="Likes: coffee", request_heartbeat=False),
@@ -107,14 +112,19 @@ def test_replace_with_inexact_text_fails_with_the_closest_line(make_agent: MakeA
 
 def test_an_edit_over_the_block_limit_is_refused(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
     agent = make_agent()
-    backend.add(call("core_memory_append", name="persona", content="x" * 1199, request_heartbeat=False), call("send_message", message="done"))
+    backend.add(
+        call("core_memory_append", name="persona", content="x" * 1199, request_heartbeat=False),
+        call("send_message", message="done"),
+    )
     agent.core_memory.blocks["persona"] = "y" * 1000
     result = agent.send("grow")
     assert any("over its limit of 2000" in e.text for e in result.events if e.kind == "result")
     assert storage.get_agent("sam").core_memory["persona"] == "y" * 1000  # the refused edit changed nothing
 
 
-def test_bad_output_is_re_asked_and_never_reaches_the_context(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+def test_bad_output_is_re_asked_and_never_reaches_the_context(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
     agent = make_agent()
     backend.add("this is not json at all", call("send_message", message="sorry, here I am"))
     result = agent.send("hi")
@@ -124,7 +134,9 @@ def test_bad_output_is_re_asked_and_never_reaches_the_context(make_agent: MakeAg
     assert all("not json at all" not in (m.content or "") for m in stored(storage))
 
 
-def test_output_that_never_parses_is_kept_in_recall_but_out_of_context(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+def test_output_that_never_parses_is_kept_in_recall_but_out_of_context(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
     agent = make_agent(limits=Limits(parse_retries=1, reply_step=False))
     backend.add("garbage one", "garbage two")
     result = agent.send("hi")
@@ -174,14 +186,18 @@ def test_backend_failure_keeps_the_message_and_the_state(make_agent: MakeAgent, 
 
 def test_failure_mid_chain_keeps_the_committed_steps(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
     agent = make_agent()
-    backend.add(call("core_memory_append", name="human", content="Pet: cat", request_heartbeat=True), BackendTimeout("slow", endpoint="x"))
+    backend.add(
+        call("core_memory_append", name="human", content="Pet: cat", request_heartbeat=True), BackendTimeout("slow", endpoint="x")
+    )
     with pytest.raises(BackendTimeout):
         agent.send("I have a cat")
     assert "Pet: cat" in storage.get_agent("sam").core_memory["human"]
     assert len(stored(storage)) == 3
 
 
-def test_an_interrupt_inside_a_function_rolls_everything_back(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupt_inside_a_function_rolls_everything_back(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     agent = make_agent()
     original = agent.core_memory.append
 
@@ -221,7 +237,9 @@ def test_archival_insert_then_search(make_agent: MakeAgent, backend: ScriptedBac
     assert storage.count_passages("sam") == 1
 
 
-def test_archival_insert_longer_than_the_embedder_reads_is_stored_in_chunks(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+def test_archival_insert_longer_than_the_embedder_reads_is_stored_in_chunks(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
     class ShortSighted(LetterEmbedder):
         max_tokens = 20
 
@@ -244,7 +262,9 @@ class SummarizingBackend(ScriptedBackend):
     def complete(self, request: CompletionRequest) -> Completion:
         if request.constraint is None:
             self.requests.append(request)
-            return Completion(text="We talked about numbered replies.", usage=Usage(prompt_tokens=self.count_tokens(request.prompt)))
+            return Completion(
+                text="We talked about numbered replies.", usage=Usage(prompt_tokens=self.count_tokens(request.prompt))
+            )
         return super().complete(request)
 
 
@@ -296,7 +316,9 @@ def test_an_edit_by_any_function_shows_the_new_block_in_its_result(make_agent: M
         agent.core_memory.blocks["human"] = "Name: unknown"
         return "Forgot what they like."
 
-    spec = FunctionSpec(name="forget_likes", schema=schema_of("forget_likes", "Forget likes.", NoArgs, heartbeat=False), handler=forget_likes)
+    spec = FunctionSpec(
+        name="forget_likes", schema=schema_of("forget_likes", "Forget likes.", NoArgs, heartbeat=False), handler=forget_likes
+    )
     agent = make_agent(functions=(*FUNCTIONS, spec))
     backend.add(call("forget_likes"))
     result = agent.send("forget what I like")
@@ -304,7 +326,9 @@ def test_an_edit_by_any_function_shows_the_new_block_in_its_result(make_agent: M
     assert text == "Forgot what they like.\nThe human block now reads:\nName: unknown"
 
 
-def test_an_edit_that_would_crowd_out_the_conversation_is_refused(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+def test_an_edit_that_would_crowd_out_the_conversation_is_refused(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
     probe = make_agent(context_window=100_000, limits=Limits(max_tokens=200, reply_step=False))
     fixed = backend.count_tokens(probe._prompt([]).text)
     agent = make_agent(context_window=fixed + 200 + 256 + 20, limits=Limits(max_tokens=200, reply_step=False))
@@ -323,7 +347,10 @@ def test_an_edit_that_would_crowd_out_the_conversation_is_refused(make_agent: Ma
 
 def test_resume_sees_the_same_history_and_memory(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
     agent = make_agent()
-    backend.add(call("core_memory_append", name="human", content="City: Oslo", request_heartbeat=True), call("send_message", message="Oslo!"))
+    backend.add(
+        call("core_memory_append", name="human", content="City: Oslo", request_heartbeat=True),
+        call("send_message", message="Oslo!"),
+    )
     agent.send("I live in Oslo")
     again = make_agent()
     assert [m.id for m in again.context_messages()] == [m.id for m in agent.context_messages()]
@@ -350,7 +377,9 @@ def test_pop_and_rethink(make_agent: MakeAgent, backend: ScriptedBackend, storag
     assert agent.context_messages()[1].function_call.inner_thoughts == "old thought"
 
 
-def test_a_repeated_call_is_not_run_again_and_ends_the_chain(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+def test_a_repeated_call_is_not_run_again_and_ends_the_chain(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
     agent = make_agent()
     same = call("archival_memory_insert", "store it", content="The sky is blue", request_heartbeat=True)
     backend.add(same, same, same)
@@ -361,9 +390,14 @@ def test_a_repeated_call_is_not_run_again_and_ends_the_chain(make_agent: MakeAge
     assert storage.count_passages("sam") == 1
 
 
-def test_appending_a_line_the_block_already_holds_is_refused(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+def test_appending_a_line_the_block_already_holds_is_refused(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
     agent = make_agent()
-    backend.add(call("core_memory_append", name="human", content="Likes: tea", request_heartbeat=False), call("send_message", message="I know"))
+    backend.add(
+        call("core_memory_append", name="human", content="Likes: tea", request_heartbeat=False),
+        call("send_message", message="I know"),
+    )
     result = agent.send("I like tea")
     failed = [e.text for e in result.events if e.kind == "result" and e.data["status"] == "Failed"]
     assert failed and "already holds" in failed[0]
@@ -372,7 +406,12 @@ def test_appending_a_line_the_block_already_holds_is_refused(make_agent: MakeAge
 
 def test_failed_calls_in_a_row_hand_control_back(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
     agent = make_agent()
-    backend.add(*[call("core_memory_replace", name="human", old_content=f"nothing like {i}", new_content="x", request_heartbeat=True) for i in range(4)])
+    backend.add(
+        *[
+            call("core_memory_replace", name="human", old_content=f"nothing like {i}", new_content="x", request_heartbeat=True)
+            for i in range(4)
+        ]
+    )
     result = agent.send("edit yourself")
     assert result.steps == 2 and len(backend.script) == 2
     assert result.events[-1].kind == "alert" and "2 failed calls in a row" in result.events[-1].text

@@ -32,13 +32,19 @@ def texts(out: list[dict[str, Any]], kind: str) -> list[str]:
 
 
 def user_messages(agent: Agent) -> list[str]:
-    return [e["message"] for e in map(events.read, (m.content for m in agent.context_messages() if m.role == "user")) if e and e.get("type") == "user_message"]
+    return [
+        e["message"]
+        for e in map(events.read, (m.content for m in agent.context_messages() if m.role == "user"))
+        if e and e.get("type") == "user_message"
+    ]
 
 
 @pytest.fixture
 def chatted(make_agent: MakeAgent, backend: ScriptedBackend) -> Agent:
     agent = make_agent()
-    backend.add(call("send_message", "first thought", message="Hi!"), call("send_message", "second thought", message="Tea is nice."))
+    backend.add(
+        call("send_message", "first thought", message="Hi!"), call("send_message", "second thought", message="Tea is nice.")
+    )
     agent.send("hello")
     agent.send("I like tea")
     return agent
@@ -61,7 +67,9 @@ def test_dump_shows_the_last_n_messages(chatted: Agent, capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize("command", ["/dump 0", "/dump x", "/pop 0", "/pop -1", "/pop two"])
-def test_a_bad_count_is_a_usage_line_and_changes_nothing(chatted: Agent, capsys: pytest.CaptureFixture[str], command: str) -> None:
+def test_a_bad_count_is_a_usage_line_and_changes_nothing(
+    chatted: Agent, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
     before = [m.id for m in chatted.context_messages()]
     _, out = run(chatted, capsys, command)
     assert texts(out, "info") == []
@@ -81,7 +89,9 @@ def test_pop_removes_exchanges_from_context_but_not_from_recall(chatted: Agent, 
     assert chatted.context_messages() == []
 
 
-def test_retry_sends_the_last_message_again_in_place_of_its_answer(chatted: Agent, backend: ScriptedBackend, capsys: pytest.CaptureFixture[str]) -> None:
+def test_retry_sends_the_last_message_again_in_place_of_its_answer(
+    chatted: Agent, backend: ScriptedBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
     backend.add(call("send_message", message="Green or black tea?"))
     errors, out = run(chatted, capsys, "/retry")
     assert errors == 0 and texts(out, "assistant") == ["Green or black tea?"]
@@ -96,7 +106,10 @@ def test_rethink_replaces_the_last_inner_thoughts(chatted: Agent, capsys: pytest
     last_call = [m for m in chatted.context_messages() if m.function_call][-1]
     assert last_call.function_call.arguments == {"inner_thoughts": "I should ask which tea", "message": "Tea is nice."}
     stored = chatted.storage.get_messages("sam", chatted.storage.get_agent("sam").in_context)
-    assert [m.function_call.arguments["inner_thoughts"] for m in stored if m.function_call] == ["first thought", "I should ask which tea"]
+    assert [m.function_call.arguments["inner_thoughts"] for m in stored if m.function_call] == [
+        "first thought",
+        "I should ask which tea",
+    ]
     _, out = run(chatted, capsys, "/rethink")
     assert texts(out, "error") == ["usage: /rethink NEW INNER THOUGHTS"]
 
@@ -135,4 +148,14 @@ def test_unknown_commands_are_errors_and_exit_stops_the_script(chatted: Agent, c
     assert texts(out, "error") == ["unknown command /bogus; try /help"]
     assert texts(out, "info") == []  # nothing after /exit ran
     _, helped = run(chatted, capsys, "/help")
-    assert [t.split()[0] for t in texts(helped, "info")] == ["/exit", "/memory", "/dump", "/pop", "/retry", "/rethink", "/heartbeat", "/summarize", "/help"]
+    assert [t.split()[0] for t in texts(helped, "info")] == [
+        "/exit",
+        "/memory",
+        "/dump",
+        "/pop",
+        "/retry",
+        "/rethink",
+        "/heartbeat",
+        "/summarize",
+        "/help",
+    ]

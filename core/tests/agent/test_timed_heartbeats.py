@@ -37,7 +37,9 @@ def test_timed_heartbeats_are_off_by_default(make_agent: MakeAgent, backend: Scr
     assert "heartbeats_paused_until" not in storage.get_agent("sam").settings
 
 
-def test_a_heartbeat_is_due_after_the_interval_and_a_pause_defers_it(make_agent: MakeAgent, backend: ScriptedBackend, storage: Any) -> None:
+def test_a_heartbeat_is_due_after_the_interval_and_a_pause_defers_it(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
     agent = make_agent(limits=Limits(heartbeat_minutes=10, reply_step=False))
     before = time.time()
     backend.add(call("send_message", message="ok"))

@@ -37,7 +37,14 @@ def _broken(settings: Any) -> Any:
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    register(BackendSpec(name="scripted", factory=lambda settings: Replies(context_window=WINDOW), needs_endpoint=False, capabilities=Replies.capabilities))
+    register(
+        BackendSpec(
+            name="scripted",
+            factory=lambda settings: Replies(context_window=WINDOW),
+            needs_endpoint=False,
+            capabilities=Replies.capabilities,
+        )
+    )
     register(BackendSpec(name="broken", factory=_broken, needs_endpoint=False))
 
 

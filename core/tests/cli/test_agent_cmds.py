@@ -24,7 +24,13 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
 def make_agent(name: str) -> None:
     storage = SQLiteStorage(home() / "memgpt.db")
     try:
-        storage.save_agent(AgentRecord(name=name, settings={"persona": "sam_pov", "model": {"backend": "llamacpp"}}, core_memory={"persona": "p", "human": "h"}))
+        storage.save_agent(
+            AgentRecord(
+                name=name,
+                settings={"persona": "sam_pov", "model": {"backend": "llamacpp"}},
+                core_memory={"persona": "p", "human": "h"},
+            )
+        )
     finally:
         storage.close()
 
@@ -118,17 +124,41 @@ def test_load_into_a_missing_agent_is_a_clear_error(tmp_path: Path) -> None:
 def test_run_with_a_window_too_small_for_any_conversation_fails_before_saving_anything() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "memgpt", "run", "--agent", "small", "--context-window", "2048", "--message", "hi"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, env=os.environ.copy(), timeout=120,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        timeout=120,
     )
     assert out.returncode == 1
     error = out.stderr.strip().splitlines()[-1]
-    assert error.startswith("Error: context window 2048 is too small for this agent") and "lower --max-tokens" in error, out.stderr
+    assert error.startswith("Error: context window 2048 is too small for this agent") and "lower --max-tokens" in error, (
+        out.stderr
+    )
     assert json.loads(invoke("list", "agents", "--json").output) == []
     # the fix the message names: a smaller reply reserve fits the same window (the session opens; /memory
     # needs no model turn, so what is checked is the window, not what a tiny model says in it)
     smaller = subprocess.run(
-        [sys.executable, "-m", "memgpt", "run", "--agent", "small", "--context-window", "2048", "--max-tokens", "256", "--first", "--message", "/memory"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, env=os.environ.copy(), timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "memgpt",
+            "run",
+            "--agent",
+            "small",
+            "--context-window",
+            "2048",
+            "--max-tokens",
+            "256",
+            "--first",
+            "--message",
+            "/memory",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        timeout=300,
     )
     assert smaller.returncode == 0, smaller.stderr
     lines = [json.loads(line) for line in smaller.stdout.splitlines()]
@@ -144,12 +174,20 @@ def test_run_with_a_window_too_small_for_any_conversation_fails_before_saving_an
 
 @pytest.mark.parametrize(
     ("flag", "value", "kind"),
-    [("--model-wrapper", "no-such-wrapper", "wrapper"), ("--model-endpoint-type", "no-such-backend", "backend"), ("--persona", "nobody", "persona")],
+    [
+        ("--model-wrapper", "no-such-wrapper", "wrapper"),
+        ("--model-endpoint-type", "no-such-backend", "backend"),
+        ("--persona", "nobody", "persona"),
+    ],
 )
 def test_run_with_an_unknown_name_is_one_line_listing_the_choices(flag: str, value: str, kind: str) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "memgpt", "run", flag, value, "--message", "hi"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, env=os.environ.copy(), timeout=120,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        timeout=120,
     )
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
@@ -171,7 +209,10 @@ def test_add_refuses_to_replace_an_existing_persona_without_force() -> None:
     assert catalog.read("personas", "sam_pov") == "Mine now."
 
 
-@pytest.mark.parametrize(("text", "expected"), [("   \n", "the human text is empty"), ("x" * 2001, "2001 characters, over the core-memory block limit of 2000")])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("   \n", "the human text is empty"), ("x" * 2001, "2001 characters, over the core-memory block limit of 2000")],
+)
 def test_add_validates_the_text_against_the_block_limit(text: str, expected: str) -> None:
     result = invoke("add", "human", "--name", "someone", "--text", text)
     assert result.exit_code == 2 and expected in result.output
@@ -200,7 +241,9 @@ def test_agent_listing_piped_is_plain_rows_with_whole_names() -> None:
     assert sorted(row.split("\t")[0] for row in rows) == sorted(["ann", long_name])
 
 
-def test_agent_listing_in_a_narrow_terminal_never_cuts_the_name(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_agent_listing_in_a_narrow_terminal_never_cuts_the_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import io
 
     from memgpt.cli.tables import print_rows
@@ -213,7 +256,10 @@ def test_agent_listing_in_a_narrow_terminal_never_cuts_the_name(monkeypatch: pyt
     screen = Terminal()
     monkeypatch.setattr(sys, "stdout", screen)
     monkeypatch.setenv("COLUMNS", "60")
-    print_rows("agents", [{"name": long_name, "persona": "sam_pov", "backend": "llamacpp-embedded", "created_at": "2026-12-02T01:02:03+00:00"}])
+    print_rows(
+        "agents",
+        [{"name": long_name, "persona": "sam_pov", "backend": "llamacpp-embedded", "created_at": "2026-12-02T01:02:03+00:00"}],
+    )
     assert any(long_name in line for line in screen.getvalue().splitlines()), screen.getvalue()
 
 
@@ -224,7 +270,9 @@ def test_list_agents_puts_the_most_recently_used_first() -> None:
     try:
         now = datetime.now(UTC)
         for i, name in enumerate(["old", "newest", "middle"]):
-            storage.save_agent(AgentRecord(name=name, core_memory={"persona": "p", "human": "h"}, updated_at=now - timedelta(hours=[3, 1, 2][i])))
+            storage.save_agent(
+                AgentRecord(name=name, core_memory={"persona": "p", "human": "h"}, updated_at=now - timedelta(hours=[3, 1, 2][i]))
+            )
     finally:
         storage.close()
     assert [row["name"] for row in json.loads(invoke("list", "agents", "--json").output)] == ["newest", "middle", "old"]

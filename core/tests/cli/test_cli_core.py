@@ -45,13 +45,25 @@ def test_configure_non_interactive_writes_the_choices(cli: CliRunner, monkeypatc
     backend = next(name for name, spec in sorted(registry.backends.items()) if spec.needs_endpoint)
     wrapper = sorted(registry.wrappers)[0]
     result = invoke(
-        cli, "configure", "--yes", "--model-endpoint-type", backend, "--model-endpoint", "http://127.0.0.1:9",
-        "--model-wrapper", wrapper, "--context-window", "4096",
+        cli,
+        "configure",
+        "--yes",
+        "--model-endpoint-type",
+        backend,
+        "--model-endpoint",
+        "http://127.0.0.1:9",
+        "--model-wrapper",
+        wrapper,
+        "--context-window",
+        "4096",
     )
     assert result.exit_code == 0, result.output
     config = load_config()
     assert (config.model.backend, config.model.endpoint, config.model.wrapper, config.model.context_window) == (
-        backend, "http://127.0.0.1:9", wrapper, 4096,
+        backend,
+        "http://127.0.0.1:9",
+        wrapper,
+        4096,
     )
     assert config_path().is_file()
 

@@ -19,7 +19,9 @@ import pytest
 LAUNCHER = Path(__file__).parent / "scripted_memgpt.py"
 
 
-def memgpt(*args: str, home: Path, stdin: bytes | None = b"", close_stdin: bool = False, read_only: bool = False) -> subprocess.CompletedProcess[str]:
+def memgpt(
+    *args: str, home: Path, stdin: bytes | None = b"", close_stdin: bool = False, read_only: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run the console script (with the test backends) as a user would."""
     command = [sys.executable, str(LAUNCHER), *args]
     if close_stdin:
@@ -29,7 +31,9 @@ def memgpt(*args: str, home: Path, stdin: bytes | None = b"", close_stdin: bool 
     env = {**os.environ, "MEMGPT_HOME": str(home), "COLUMNS": "100"}
     env.pop("MEMGPT_TRACEBACK", None)
     result = subprocess.run(command, input=None if close_stdin else stdin, capture_output=True, env=env, timeout=180)
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace"))
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace")
+    )
 
 
 def read_only_wrapper(home: Path) -> list[str]:
@@ -40,7 +44,15 @@ def read_only_wrapper(home: Path) -> list[str]:
         return []
     if shutil.which("unshare") is None:
         pytest.skip("running as root without unshare: cannot make a read-only home")
-    return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && shift && exec "$@"', str(home), "--"]
+    return [
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && shift && exec "$@"',
+        str(home),
+        "--",
+    ]
 
 
 def assert_clean(result: subprocess.CompletedProcess[str], what: str) -> None:
@@ -130,7 +142,9 @@ CONDITIONS: dict[str, tuple[Callable[[Path], None] | None, dict[str, object]]] =
 
 @pytest.mark.slow
 @pytest.mark.parametrize("condition", list(CONDITIONS))
-def test_no_command_ends_in_a_traceback(condition: str, tmp_path: Path, files: dict[str, Path], prepared_home: Callable[[Path], Path]) -> None:
+def test_no_command_ends_in_a_traceback(
+    condition: str, tmp_path: Path, files: dict[str, Path], prepared_home: Callable[[Path], Path]
+) -> None:
     for i, args in enumerate(commands(files)):
         (tmp_path / str(i)).mkdir()
         home = prepared_home(tmp_path / str(i))
@@ -162,7 +176,9 @@ def test_configure_yes_rewrites_a_config_that_is_not_utf8(tmp_path: Path, prepar
     home = prepared_home(tmp_path)
     break_config(home)
     listed = memgpt("list", "agents", home=home)
-    assert listed.returncode == 1 and "is not UTF-8 text (byte 0xe9" in listed.stderr and "memgpt configure --yes" in listed.stderr
+    assert (
+        listed.returncode == 1 and "is not UTF-8 text (byte 0xe9" in listed.stderr and "memgpt configure --yes" in listed.stderr
+    )
     repaired = memgpt("configure", "--yes", home=home)
     assert repaired.returncode == 0, repaired.stderr
     assert "starting from defaults" in repaired.stderr
@@ -208,7 +224,9 @@ INTERACTIVE = (["configure"], ["run"], ["run", "--agent", "sam"], ["delete", "ag
 
 @pytest.mark.slow
 @pytest.mark.parametrize("condition", ["plain", "config-not-utf8", "read-only-home", "backend-factory-raises"])
-def test_no_interactive_command_ends_in_a_traceback(condition: str, tmp_path: Path, prepared_home: Callable[[Path], Path]) -> None:
+def test_no_interactive_command_ends_in_a_traceback(
+    condition: str, tmp_path: Path, prepared_home: Callable[[Path], Path]
+) -> None:
     """The same in a terminal (questions asked, the chat prompt shown): every question gets its default,
     the chat gets /exit."""
     pexpect = pytest.importorskip("pexpect")
@@ -222,7 +240,9 @@ def test_no_interactive_command_ends_in_a_traceback(condition: str, tmp_path: Pa
         if options.get("read_only"):
             command = read_only_wrapper(home) + command
         env = {**os.environ, "MEMGPT_HOME": str(home), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
-        child = pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", codec_errors="replace", timeout=120, dimensions=(40, 120))
+        child = pexpect.spawn(
+            command[0], command[1:], env=env, encoding="utf-8", codec_errors="replace", timeout=120, dimensions=(40, 120)
+        )
         seen = []
         while True:
             answer = child.expect([pexpect.EOF, r"you(\x1b\[0m)?:", r": "])
@@ -232,4 +252,6 @@ def test_no_interactive_command_ends_in_a_traceback(condition: str, tmp_path: Pa
             child.send("/exit\r" if answer == 1 else "\r")
         child.close()
         output = "".join(seen)
-        assert "Traceback (most recent call last)" not in output and "internal error" not in output, f"{condition}: {args}\n{output}"
+        assert "Traceback (most recent call last)" not in output and "internal error" not in output, (
+            f"{condition}: {args}\n{output}"
+        )

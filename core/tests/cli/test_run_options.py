@@ -17,7 +17,9 @@ LAUNCHER = Path(__file__).parent / "scripted_memgpt.py"
 
 
 def memgpt(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(LAUNCHER), *args], input=stdin, capture_output=True, text=True, env=os.environ.copy(), timeout=180)
+    return subprocess.run(
+        [sys.executable, str(LAUNCHER), *args], input=stdin, capture_output=True, text=True, env=os.environ.copy(), timeout=180
+    )
 
 
 def events(result: subprocess.CompletedProcess[str]) -> list[dict]:
@@ -32,8 +34,13 @@ def infos(result: subprocess.CompletedProcess[str]) -> list[str]:
 def test_options_an_existing_agent_ignores_are_reported() -> None:
     assert memgpt("configure", "--yes", "--backend", "scripted").returncode == 0
     events(memgpt("run", "--agent", "sam", "--first", "--message", "/memory"))
-    again = infos(memgpt("run", "--agent", "sam", "--persona", "memgpt_starter", "--human", "cs_phd", "--first", "--message", "/memory"))
-    assert any(t.startswith("--persona 'memgpt_starter' is ignored: agent 'sam' already exists (created with persona 'sam_pov')") for t in again)
+    again = infos(
+        memgpt("run", "--agent", "sam", "--persona", "memgpt_starter", "--human", "cs_phd", "--first", "--message", "/memory")
+    )
+    assert any(
+        t.startswith("--persona 'memgpt_starter' is ignored: agent 'sam' already exists (created with persona 'sam_pov')")
+        for t in again
+    )
     assert any(t.startswith("--human 'cs_phd' is ignored") for t in again)
     same = infos(memgpt("run", "--agent", "sam", "--persona", "sam_pov", "--first", "--message", "/memory"))
     assert not any("is ignored" in t for t in same)
@@ -50,7 +57,9 @@ def test_a_context_window_the_backend_caps_is_reported() -> None:
 def test_model_endpoint_without_a_backend_that_takes_one_is_refused() -> None:
     result = memgpt("run", "--agent", "x", "--model-endpoint", "http://127.0.0.1:9", "--message", "hi")
     assert result.returncode == 2
-    assert "--model-endpoint needs --model-endpoint-type: the backend in use, 'llamacpp-embedded', runs in process" in result.stderr
+    assert (
+        "--model-endpoint needs --model-endpoint-type: the backend in use, 'llamacpp-embedded', runs in process" in result.stderr
+    )
     assert "llamacpp" in result.stderr.split("server backends:")[1]
     bad = memgpt("run", "--agent", "x", "--backend", "llamacpp", "--model-endpoint", "not a url", "--message", "hi")
     assert bad.returncode == 2 and "'not a url' is not a server URL" in bad.stderr
@@ -75,7 +84,10 @@ def test_two_runs_started_together_create_two_agents() -> None:
     # the database exists first: what is tested is the names (two first-ever opens race on the schema)
     assert memgpt("list", "agents").returncode == 0
     command = [sys.executable, str(LAUNCHER), "run", "--first", "--message", "/memory"]
-    runs = [subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     names = set()
     for run in runs:
         out, err = run.communicate(timeout=180)

@@ -23,7 +23,13 @@ TIMEOUT = 60  # generous: the machine may be busy; nothing here depends on speed
 def spawn(home: Path, *args: str) -> pexpect.spawn:
     env = {**os.environ, "MEMGPT_HOME": str(home), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", "COLUMNS": "120", "LINES": "40"}
     child = pexpect.spawn(
-        sys.executable, [str(LAUNCHER), *args], env=env, encoding="utf-8", codec_errors="replace", timeout=TIMEOUT, dimensions=(40, 120)
+        sys.executable,
+        [str(LAUNCHER), *args],
+        env=env,
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=TIMEOUT,
+        dimensions=(40, 120),
     )
     return child
 
@@ -101,7 +107,10 @@ def test_escape_codes_in_piped_input_never_become_a_message(tmp_path: Path) -> N
     env = {**os.environ, "MEMGPT_HOME": str(home)}
     out = subprocess.run(
         [sys.executable, str(LAUNCHER), "run", "--agent", "sam", "--first", "--non-interactive"],
-        input=b"\x1b[A/memory\n", capture_output=True, env=env, timeout=120,
+        input=b"\x1b[A/memory\n",
+        capture_output=True,
+        env=env,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
@@ -192,7 +201,10 @@ def test_interactive_configure_explains_each_bad_answer(tmp_path: Path) -> None:
     child.expect("100 tokens is too small; give at least 256")
     child.expect("Context window")
     child.send("496" + LEFT * 2 + "0\r")  # the arrow keys edit the answer (readline)
-    answer_configure(child, {"Select embedding provider": [], "Select preset": [], "Select persona": [], "Select human": [], "Select storage": []})
+    answer_configure(
+        child,
+        {"Select embedding provider": [], "Select preset": [], "Select persona": [], "Select human": [], "Select storage": []},
+    )
     finish(child)
     from memgpt.config import load_config
 
@@ -249,7 +261,9 @@ def test_agent_listing_in_a_narrow_terminal_keeps_whole_names_and_says_what_it_l
     make_agent(home, long_name)
     make_agent(home, "ann")
     env = {**os.environ, "MEMGPT_HOME": str(home), "TERM": "xterm"}
-    child = pexpect.spawn(sys.executable, [str(LAUNCHER), "list", "agents"], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 64))
+    child = pexpect.spawn(
+        sys.executable, [str(LAUNCHER), "list", "agents"], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(40, 64)
+    )
     finish(child)
     lines = (child.before or "").splitlines()
     named = [line for line in lines if long_name in line]
@@ -269,7 +283,9 @@ def test_the_picker_numbers_the_twenty_most_recent_and_opens_the_rest_by_name(tm
     try:
         now = datetime.now(UTC)
         for i in range(22):
-            record = AgentRecord(name=f"a{i:02d}", settings={"model": {"backend": "scripted"}}, core_memory={"persona": "p", "human": "h"})
+            record = AgentRecord(
+                name=f"a{i:02d}", settings={"model": {"backend": "scripted"}}, core_memory={"persona": "p", "human": "h"}
+            )
             record.updated_at = now - timedelta(minutes=i)
             storage.save_agent(record)
     finally:

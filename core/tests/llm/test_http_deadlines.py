@@ -83,7 +83,9 @@ class TinyBackend(HTTPBackend):
         return BackendStatus(ok=True, endpoint=self.endpoint, model="tiny", context_window=2048)
 
 
-def test_a_silent_server_fails_token_counting_once_naming_the_first_byte_deadline(silent: SilentServer, fast_probes: None) -> None:
+def test_a_silent_server_fails_token_counting_once_naming_the_first_byte_deadline(
+    silent: SilentServer, fast_probes: None
+) -> None:
     backend = TinyBackend(BackendSettings(endpoint=silent.url, retries=2))
     with pytest.raises(BackendTimeout) as caught:
         backend.count_tokens("Hello")
@@ -141,7 +143,9 @@ def test_a_completion_deadline_follows_max_tokens_and_the_measured_speed() -> No
     measured = backend.completion_deadlines(CompletionRequest(prompt="Hi", max_tokens=1024))
     assert measured.total < long.total and "10.0 tokens/s (measured)" in measured.why
     assert measured.total > 1024 / 10.0
-    fixed = TinyBackend(BackendSettings(endpoint="http://127.0.0.1:9", timeout=42.0)).completion_deadlines(CompletionRequest(prompt="Hi", max_tokens=1024))
+    fixed = TinyBackend(BackendSettings(endpoint="http://127.0.0.1:9", timeout=42.0)).completion_deadlines(
+        CompletionRequest(prompt="Hi", max_tokens=1024)
+    )
     assert (fixed.first_byte, fixed.total) == (42.0, 42.0)
 
 

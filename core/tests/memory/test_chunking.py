@@ -70,7 +70,13 @@ def test_an_overlong_sentence_is_split_by_words_then_characters() -> None:
 def test_markdown_lists_and_headings_split_cleanly() -> None:
     text = "# Groceries\n- apples\n- pears\n\n## Notes\n1. call mom\n2. pay rent"
     assert chunk_text(text) == [text]  # line structure kept
-    assert chunk_text(text, max_tokens=4, overlap_tokens=0) == ["# Groceries", "- apples\n- pears", "## Notes", "1. call mom", "2. pay rent"]
+    assert chunk_text(text, max_tokens=4, overlap_tokens=0) == [
+        "# Groceries",
+        "- apples\n- pears",
+        "## Notes",
+        "1. call mom",
+        "2. pay rent",
+    ]
 
 
 def test_closing_quotes_stay_with_their_sentence() -> None:
@@ -79,7 +85,12 @@ def test_closing_quotes_stay_with_their_sentence() -> None:
 
 
 def test_a_real_tokenizer_can_count() -> None:
-    chunks = chunk_text("one two three four five six. seven eight nine ten.", max_tokens=6, overlap_tokens=0, count_tokens=lambda t: len(t.split()))
+    chunks = chunk_text(
+        "one two three four five six. seven eight nine ten.",
+        max_tokens=6,
+        overlap_tokens=0,
+        count_tokens=lambda t: len(t.split()),
+    )
     assert chunks == ["one two three four five six.", "seven eight nine ten."]
 
 

@@ -34,4 +34,8 @@ def user(text: str, at: datetime | None = None) -> Message:
 
 def says(text: str, thoughts: str = "thinking", at: datetime | None = None) -> Message:
     call = FunctionCall(name="send_message", arguments={"inner_thoughts": thoughts, "message": text})
-    return Message(role="assistant", function_call=call) if at is None else Message(role="assistant", function_call=call, created_at=at)
+    return (
+        Message(role="assistant", function_call=call)
+        if at is None
+        else Message(role="assistant", function_call=call, created_at=at)
+    )

@@ -37,7 +37,7 @@ def test_agent_record_round_trips_exactly(store: SQLiteStorage) -> None:
     record = AgentRecord(
         name="ana",
         settings={"preset": "memgpt_chat", "model": {"context_window": 8192, "wrapper": "chatml"}, "flags": [1, None, True]},
-        core_memory={"persona": "I am Ana. 🌱", "human": "Name: Bob\nLikes: \"quotes\" and ünïcode"},
+        core_memory={"persona": "I am Ana. 🌱", "human": 'Name: Bob\nLikes: "quotes" and ünïcode'},
         in_context=[3, 1, 2],
         created_at=created,
         updated_at=datetime(2024, 3, 1, 8, 0, tzinfo=UTC),

@@ -24,7 +24,9 @@ def test_messages_round_trip_with_ids_in_order(store: SQLiteStorage) -> None:
         Message(
             role="assistant",
             content=None,
-            function_call=FunctionCall(name="core_memory_append", arguments={"name": "human", "content": "ü", "request_heartbeat": True}),
+            function_call=FunctionCall(
+                name="core_memory_append", arguments={"name": "human", "content": "ü", "request_heartbeat": True}
+            ),
             created_at=at,
         ),
         Message(role="function", name="core_memory_append", content='{"status": "OK", "message": null}', created_at=at),
@@ -87,7 +89,23 @@ def test_search_stems_and_falls_back_to_any_word_then_prefixes(store: SQLiteStor
 
 @pytest.mark.parametrize(
     "query",
-    ['"', 'pizza"', "NOT", "pizza AND", "OR OR", "(", "col:pizza", "pizza*", "^pizza", "NEAR(a b)", "-pizza", "''", "%", "_", "\\"],
+    [
+        '"',
+        'pizza"',
+        "NOT",
+        "pizza AND",
+        "OR OR",
+        "(",
+        "col:pizza",
+        "pizza*",
+        "^pizza",
+        "NEAR(a b)",
+        "-pizza",
+        "''",
+        "%",
+        "_",
+        "\\",
+    ],
 )
 def test_fts_syntax_in_queries_is_just_text(store: SQLiteStorage, query: str) -> None:
     store.add_messages("sam", [user("pizza is great"), user("100% sure_thing")])

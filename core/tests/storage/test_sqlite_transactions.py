@@ -24,7 +24,9 @@ from .conftest import user
 def outside_view(path: Path) -> tuple[int, int]:
     """(messages, passages) as another connection sees them."""
     with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT count(*) FROM messages").fetchone()[0], conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM messages").fetchone()[0], conn.execute(
+            "SELECT count(*) FROM passages"
+        ).fetchone()[0]
 
 
 def test_writes_commit_together(store: SQLiteStorage, db_path: Path) -> None:

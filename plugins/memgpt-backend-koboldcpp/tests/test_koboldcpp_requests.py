@@ -24,9 +24,15 @@ def backend(**settings: Any) -> KoboldCppBackend:
 
 def probes(httpx_mock: HTTPXMock, context: int = 4096, tokens: int = 7) -> None:
     """koboldcpp's side endpoints, answered whenever (and however often) the backend asks."""
-    httpx_mock.add_response(url=f"{URL}/api/extra/true_max_context_length", json={"value": context}, is_optional=True, is_reusable=True)
-    httpx_mock.add_response(url=f"{URL}/api/v1/model", json={"result": "koboldcpp/SmolLM2-135M-Instruct"}, is_optional=True, is_reusable=True)
-    httpx_mock.add_response(url=f"{URL}/api/extra/tokencount", json={"value": tokens, "ids": list(range(tokens))}, is_optional=True, is_reusable=True)
+    httpx_mock.add_response(
+        url=f"{URL}/api/extra/true_max_context_length", json={"value": context}, is_optional=True, is_reusable=True
+    )
+    httpx_mock.add_response(
+        url=f"{URL}/api/v1/model", json={"result": "koboldcpp/SmolLM2-135M-Instruct"}, is_optional=True, is_reusable=True
+    )
+    httpx_mock.add_response(
+        url=f"{URL}/api/extra/tokencount", json={"value": tokens, "ids": list(range(tokens))}, is_optional=True, is_reusable=True
+    )
 
 
 def generate_body(httpx_mock: HTTPXMock) -> dict:
@@ -56,7 +62,9 @@ def test_generate_body_has_every_field_under_its_koboldcpp_name(httpx_mock: HTTP
 def test_gbnf_is_sent_as_grammar(httpx_mock: HTTPXMock) -> None:
     probes(httpx_mock)
     httpx_mock.add_response(url=f"{URL}/api/v1/generate", json={"results": [{"text": '{"answer": "yes", "confident": true}'}]})
-    completion = backend().complete(CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA)))
+    completion = backend().complete(
+        CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA))
+    )
     assert generate_body(httpx_mock)["grammar"] == ANSWER_GBNF
     assert completion.constrained_by == "gbnf"
 
@@ -75,12 +83,20 @@ def test_usage_is_counted_with_koboldcpps_tokenizer_and_marked_inexact(httpx_moc
     probes(httpx_mock, tokens=3)
     httpx_mock.add_response(url=f"{URL}/api/v1/generate", json=REPLY)
     completion = backend().complete(CompletionRequest(prompt="a prompt", max_tokens=10))
-    assert completion.usage.model_dump() == {"prompt_tokens": 3, "completion_tokens": 3, "cached_tokens": 0, "evaluated_tokens": None, "exact": False}
+    assert completion.usage.model_dump() == {
+        "prompt_tokens": 3,
+        "completion_tokens": 3,
+        "cached_tokens": 0,
+        "evaluated_tokens": None,
+        "exact": False,
+    }
     counted = [json.loads(r.content) for r in httpx_mock.get_requests() if r.url.path == "/api/extra/tokencount"]
     assert counted == [{"prompt": "a prompt", "special": False}, {"prompt": "Hello", "special": False}]
 
 
-@pytest.mark.parametrize(("result", "finish"), [({"finish_reason": "length"}, "length"), ({"finish_reason": "eos"}, "stop"), ({}, "length")])
+@pytest.mark.parametrize(
+    ("result", "finish"), [({"finish_reason": "length"}, "length"), ({"finish_reason": "eos"}, "stop"), ({}, "length")]
+)
 def test_finish_reason(httpx_mock: HTTPXMock, result: dict, finish: str) -> None:
     probes(httpx_mock, tokens=4)  # without finish_reason: 4 tokens of a 4-token budget means it was cut
     httpx_mock.add_response(url=f"{URL}/api/v1/generate", json={"results": [{"text": "Hello", **result}]})

@@ -34,7 +34,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def llama_server(llama_server_binary: Path, smollm2: Path, threads: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def llama_server(
+    llama_server_binary: Path, smollm2: Path, threads: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     """A native llama-server serving SmolLM2 (context 4096, one slot), waited on through ``/health``."""
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"

@@ -72,7 +72,9 @@ def test_thirty_turns_under_the_call_grammar_are_all_valid_calls(embedded: Embed
     for i in range(30):
         prompt = history + user(USER_LINES[i % len(USER_LINES)])
         sampling = SamplingParams(temperature=0.9, seed=1000 + i)
-        completion = embedded.complete(CompletionRequest(prompt=prompt, max_tokens=CALL_TOKENS, constraint=constraint, sampling=sampling))
+        completion = embedded.complete(
+            CompletionRequest(prompt=prompt, max_tokens=CALL_TOKENS, constraint=constraint, sampling=sampling)
+        )
         assert completion.constrained_by == "gbnf"
         assert completion.finish_reason == "stop", completion.text
         parsed = parse_call(completion.text, SCHEMAS, SHAPE)
@@ -113,7 +115,9 @@ def test_a_grammar_that_forces_everything_is_written_by_the_model_and_verified_i
     engine = embedded.engine()
     forced_text = '{"function": "send_message", "params": {"message": "hello there"}}'
     grammar = "root ::= " + json.dumps(forced_text)
-    completion = embedded.complete(CompletionRequest(prompt=SYSTEM + user("Hi"), max_tokens=64, constraint=Constraint(gbnf=grammar)))
+    completion = embedded.complete(
+        CompletionRequest(prompt=SYSTEM + user("Hi"), max_tokens=64, constraint=Constraint(gbnf=grammar))
+    )
     assert completion.text == forced_text and completion.finish_reason == "stop"
     # The forced text is a draft: the model samples every position, and where it writes the draft's tokens
     # they come from one batched decode instead of one decode each.
@@ -130,14 +134,18 @@ def test_a_grammar_that_forces_everything_is_written_by_the_model_and_verified_i
     assert 0 < generation.drafted_tokens < len(generation.tokens)
     # the KV cache holds the prompt and what was written (a draft's rejected tail is gone)
     held = engine.rt.tokens[len(prompt) :]
-    assert engine.rt.tokens[: len(prompt)] == prompt and held == generation.tokens[: len(held)] and len(held) >= len(generation.tokens) - 1
+    assert (
+        engine.rt.tokens[: len(prompt)] == prompt
+        and held == generation.tokens[: len(held)]
+        and len(held) >= len(generation.tokens) - 1
+    )
 
 
 @pytest.mark.parametrize("fast_forward", [True, False])
 def test_fast_forward_on_or_off_the_output_satisfies_the_grammar(embedded: EmbeddedBackend, fast_forward: bool) -> None:
-    grammar = r'''root ::= "{\"function\": \"" name "\", \"params\": {\"message\": \"" [a-zA-Z ,.!]{1,20} "\"}}"
+    grammar = r"""root ::= "{\"function\": \"" name "\", \"params\": {\"message\": \"" [a-zA-Z ,.!]{1,20} "\"}}"
 name ::= "send_message" | "send_note"
-'''
+"""
     pattern = re.compile(r'\{"function": "(send_message|send_note)", "params": \{"message": "[a-zA-Z ,.!]{1,20}"\}\}')
     previous = embedded.fast_forward
     embedded.fast_forward = fast_forward
@@ -161,7 +169,10 @@ def test_an_invalid_grammar_is_a_grammar_error_and_the_backend_keeps_working(emb
         embedded.complete(CompletionRequest(prompt="Hi", max_tokens=4, constraint=Constraint(gbnf='root ::= "unterminated')))
     with pytest.raises(GrammarError, match="root"):
         embedded.complete(CompletionRequest(prompt="Hi", max_tokens=4, constraint=Constraint(gbnf='answer ::= "yes"')))
-    assert embedded.complete(CompletionRequest(prompt=SYSTEM + user("Hi"), max_tokens=3, sampling=GREEDY)).usage.completion_tokens > 0
+    assert (
+        embedded.complete(CompletionRequest(prompt=SYSTEM + user("Hi"), max_tokens=3, sampling=GREEDY)).usage.completion_tokens
+        > 0
+    )
 
 
 # ---- tokens ----
@@ -200,11 +211,16 @@ def test_a_side_call_does_not_cost_the_agent_its_prefix(embedded: EmbeddedBacken
     embedded.complete(CompletionRequest(prompt=agent + user("Hi"), max_tokens=3, sampling=GREEDY))
     # The summarizer: an unrelated, long prompt that overwrites the live KV cache.
     summary = "<|im_start|>system\nSummarize.<|im_end|>\n<|im_start|>user\n" + "We talked about boats and the sea. " * 40
-    side = embedded.complete(CompletionRequest(prompt=summary + "<|im_end|>\n<|im_start|>assistant\n", max_tokens=3, sampling=GREEDY))
+    side = embedded.complete(
+        CompletionRequest(prompt=summary + "<|im_end|>\n<|im_start|>assistant\n", max_tokens=3, sampling=GREEDY)
+    )
     assert side.usage.cached_tokens < 10
     back = embedded.complete(CompletionRequest(prompt=agent + user("What do I do on weekends?"), max_tokens=3, sampling=GREEDY))
     assert back.usage.cached_tokens >= embedded.count_tokens(agent)  # restored from the saved state
-    assert back.usage.evaluated_tokens is not None and back.usage.evaluated_tokens <= embedded.count_tokens(user("What do I do on weekends?")) + 1
+    assert (
+        back.usage.evaluated_tokens is not None
+        and back.usage.evaluated_tokens <= embedded.count_tokens(user("What do I do on weekends?")) + 1
+    )
 
 
 # ---- probes ----
@@ -223,7 +239,9 @@ def test_the_chat_template_comes_from_the_gguf(embedded: EmbeddedBackend) -> Non
     assert template is not None and "<|im_start|>" in template
 
 
-def test_loading_shows_progress_on_stderr_and_a_smaller_context_is_honoured(threads: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_loading_shows_progress_on_stderr_and_a_smaller_context_is_honoured(
+    threads: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     backend = EmbeddedBackend(BackendSettings(threads=threads, context_window=512))
     try:
         assert backend.context_window() == 512

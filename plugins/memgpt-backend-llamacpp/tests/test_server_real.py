@@ -60,7 +60,9 @@ def test_twenty_calls_under_the_call_grammar_are_all_valid(backend: LlamaServerB
     for i in range(20):
         prompt = CALL_PROMPT + USER_LINES[i % len(USER_LINES)] + "<|im_end|>\n<|im_start|>assistant\n"
         sampling = SamplingParams(temperature=0.8, seed=100 + i)
-        completion = backend.complete(CompletionRequest(prompt=prompt, max_tokens=CALL_TOKENS, constraint=constraint, sampling=sampling))
+        completion = backend.complete(
+            CompletionRequest(prompt=prompt, max_tokens=CALL_TOKENS, constraint=constraint, sampling=sampling)
+        )
         assert completion.constrained_by == "gbnf", completion.text
         assert completion.finish_reason == "stop", completion.text
         parsed = parse_call(completion.text, SCHEMAS, SHAPE)
@@ -74,7 +76,12 @@ def test_calls_under_the_json_schema_alone_are_valid(backend: LlamaServerBackend
     for i in range(5):
         prompt = CALL_PROMPT + USER_LINES[i] + "<|im_end|>\n<|im_start|>assistant\n"
         completion = backend.complete(
-            CompletionRequest(prompt=prompt, max_tokens=CALL_TOKENS + 40, constraint=Constraint(json_schema=schema), sampling=SamplingParams(seed=7 + i))
+            CompletionRequest(
+                prompt=prompt,
+                max_tokens=CALL_TOKENS + 40,
+                constraint=Constraint(json_schema=schema),
+                sampling=SamplingParams(seed=7 + i),
+            )
         )
         assert completion.constrained_by == "json_schema", completion.text
         assert schema_violation(json.loads(completion.text), schema) is None
@@ -88,9 +95,19 @@ def test_tokenize_counts_equal_llama_cpps_own(backend: LlamaServerBackend, llama
 
 def test_a_shared_prefix_is_served_from_the_kv_cache(backend: LlamaServerBackend) -> None:
     # A fresh prefix (the nonce) so nothing of it is cached before the first turn.
-    prefix = f"<|im_start|>system\nSession {uuid.uuid4()}. " + "You are a patient assistant who keeps notes. " * 20 + "<|im_end|>\n"
-    first = backend.complete(CompletionRequest(prompt=prefix + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", max_tokens=4, sampling=GREEDY))
-    second = backend.complete(CompletionRequest(prompt=prefix + "<|im_start|>user\nAnd again<|im_end|>\n<|im_start|>assistant\n", max_tokens=4, sampling=GREEDY))
+    prefix = (
+        f"<|im_start|>system\nSession {uuid.uuid4()}. " + "You are a patient assistant who keeps notes. " * 20 + "<|im_end|>\n"
+    )
+    first = backend.complete(
+        CompletionRequest(
+            prompt=prefix + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", max_tokens=4, sampling=GREEDY
+        )
+    )
+    second = backend.complete(
+        CompletionRequest(
+            prompt=prefix + "<|im_start|>user\nAnd again<|im_end|>\n<|im_start|>assistant\n", max_tokens=4, sampling=GREEDY
+        )
+    )
     prefix_tokens = backend.count_tokens(prefix)
     assert first.usage.cached_tokens < prefix_tokens // 2
     assert second.usage.cached_tokens >= prefix_tokens

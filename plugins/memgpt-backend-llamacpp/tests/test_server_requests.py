@@ -42,7 +42,9 @@ def sent(httpx_mock: HTTPXMock) -> dict:
 def test_completion_body_has_every_field_under_its_llama_server_name(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{URL}/completion", method="POST", json=REPLY)
     sampling = SamplingParams(temperature=0.3, top_p=0.9, top_k=20, min_p=0.1, repeat_penalty=1.2, seed=5)
-    backend().complete(CompletionRequest(prompt="<|im_start|>user\nhi", stop=("<|im_end|>", "\nUSER:"), max_tokens=77, sampling=sampling))
+    backend().complete(
+        CompletionRequest(prompt="<|im_start|>user\nhi", stop=("<|im_end|>", "\nUSER:"), max_tokens=77, sampling=sampling)
+    )
     assert sent(httpx_mock) == {
         "prompt": "<|im_start|>user\nhi",
         "n_predict": 77,
@@ -59,7 +61,9 @@ def test_completion_body_has_every_field_under_its_llama_server_name(httpx_mock:
 
 def test_gbnf_is_preferred_and_sent_as_grammar(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{URL}/completion", json={**REPLY, "content": '{"answer": "yes", "confident": true}'})
-    completion = backend().complete(CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA)))
+    completion = backend().complete(
+        CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA))
+    )
     body = sent(httpx_mock)
     assert body["grammar"] == ANSWER_GBNF and "json_schema" not in body and "seed" not in body
     assert completion.constrained_by == "gbnf"
@@ -76,7 +80,9 @@ def test_a_json_schema_alone_is_sent_as_json_schema(httpx_mock: HTTPXMock) -> No
 def test_each_request_gets_a_fresh_body_nothing_leaks_from_the_last(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{URL}/completion", json=REPLY, is_reusable=True)
     b = backend()
-    b.complete(CompletionRequest(prompt="one", stop=("A",), constraint=Constraint(gbnf=ANSWER_GBNF), sampling=SamplingParams(seed=3)))
+    b.complete(
+        CompletionRequest(prompt="one", stop=("A",), constraint=Constraint(gbnf=ANSWER_GBNF), sampling=SamplingParams(seed=3))
+    )
     b.complete(CompletionRequest(prompt="two"))
     first, second = (json.loads(r.content) for r in httpx_mock.get_requests())
     assert "grammar" in first and first["stop"] == ["A"] and first["seed"] == 3
@@ -97,14 +103,19 @@ def test_usage_reads_cache_and_evaluated_prompt_tokens(httpx_mock: HTTPXMock) ->
     assert completion.seconds is not None and completion.seconds >= 0
 
 
-@pytest.mark.parametrize(("fields", "finish"), [({"stop_type": "limit"}, "length"), ({"stop_type": "eos"}, "stop"), ({"stop_type": None, "stopped_limit": True}, "length")])
+@pytest.mark.parametrize(
+    ("fields", "finish"),
+    [({"stop_type": "limit"}, "length"), ({"stop_type": "eos"}, "stop"), ({"stop_type": None, "stopped_limit": True}, "length")],
+)
 def test_finish_reason_from_stop_type(httpx_mock: HTTPXMock, fields: dict, finish: str) -> None:
     reply = {k: v for k, v in {**REPLY, **fields}.items() if v is not None}
     httpx_mock.add_response(url=f"{URL}/completion", json=reply)
     assert backend().complete(CompletionRequest(prompt="p")).finish_reason == finish
 
 
-def test_output_that_breaks_the_constraint_is_marked_unconstrained_and_warned_once(httpx_mock: HTTPXMock, caplog: pytest.LogCaptureFixture) -> None:
+def test_output_that_breaks_the_constraint_is_marked_unconstrained_and_warned_once(
+    httpx_mock: HTTPXMock, caplog: pytest.LogCaptureFixture
+) -> None:
     httpx_mock.add_response(url=f"{URL}/completion", json={**REPLY, "content": "Sure! The answer is yes."}, is_reusable=True)
     b = backend()
     request = CompletionRequest(prompt="p", constraint=Constraint(json_schema=ANSWER_SCHEMA))
@@ -118,7 +129,9 @@ def test_output_that_breaks_the_constraint_is_marked_unconstrained_and_warned_on
 
 def test_json_that_misses_a_required_property_fails_closed(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{URL}/completion", json={**REPLY, "content": '{"answer": "maybe"}'})
-    completion = backend().complete(CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA)))
+    completion = backend().complete(
+        CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA))
+    )
     assert completion.constrained_by is None
 
 
@@ -177,7 +190,9 @@ def test_the_default_endpoint_falls_back_to_the_next_default_port(httpx_mock: HT
     import httpx
 
     httpx_mock.add_exception(httpx.ConnectError("[Errno 111] Connection refused"), url="http://localhost:8080/props")
-    httpx_mock.add_response(url="http://localhost:9931/props", json={"model_path": "m.gguf", "default_generation_settings": {"n_ctx": 2048}})
+    httpx_mock.add_response(
+        url="http://localhost:9931/props", json={"model_path": "m.gguf", "default_generation_settings": {"n_ctx": 2048}}
+    )
     httpx_mock.add_response(url="http://localhost:9931/completion", json=REPLY)
     b = LlamaServerBackend(BackendSettings(retries=0))
     status = b.check()

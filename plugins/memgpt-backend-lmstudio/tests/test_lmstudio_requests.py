@@ -27,7 +27,13 @@ MODELS = {
     "data": [
         {"id": "text-embedding-nomic", "type": "embeddings", "state": "not-loaded", "max_context_length": 2048},
         {"id": "qwen2.5-7b-instruct", "type": "llm", "state": "not-loaded", "max_context_length": 32768},
-        {"id": "smollm2-135m-instruct", "type": "llm", "state": "loaded", "max_context_length": 8192, "loaded_context_length": 4096},
+        {
+            "id": "smollm2-135m-instruct",
+            "type": "llm",
+            "state": "loaded",
+            "max_context_length": 8192,
+            "loaded_context_length": 4096,
+        },
     ],
 }
 
@@ -43,7 +49,13 @@ def completion_body(httpx_mock: HTTPXMock) -> dict:
 def test_completion_body_has_every_field_under_its_lmstudio_name(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(url=f"{URL}/v1/completions", method="POST", json=REPLY)
     sampling = SamplingParams(temperature=0.3, top_p=0.9, top_k=20, min_p=0.1, repeat_penalty=1.2, seed=5)
-    request = CompletionRequest(prompt="<|im_start|>user\nhi", stop=("<|im_end|>",), max_tokens=77, sampling=sampling, constraint=Constraint(json_schema=ANSWER_SCHEMA))
+    request = CompletionRequest(
+        prompt="<|im_start|>user\nhi",
+        stop=("<|im_end|>",),
+        max_tokens=77,
+        sampling=sampling,
+        constraint=Constraint(json_schema=ANSWER_SCHEMA),
+    )
     backend(model="smollm2-135m-instruct").complete(request)
     assert completion_body(httpx_mock) == {
         "prompt": "<|im_start|>user\nhi",
@@ -55,7 +67,10 @@ def test_completion_body_has_every_field_under_its_lmstudio_name(httpx_mock: HTT
         "repeat_penalty": 1.2,
         "model": "smollm2-135m-instruct",
         "seed": 5,
-        "response_format": {"type": "json_schema", "json_schema": {"name": "memgpt_output", "strict": True, "schema": ANSWER_SCHEMA}},
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "memgpt_output", "strict": True, "schema": ANSWER_SCHEMA},
+        },
     }
 
 

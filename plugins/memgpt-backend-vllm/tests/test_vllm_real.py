@@ -53,7 +53,9 @@ class TestVLLMContract(BackendContract):
 
 def _call(backend: VLLMBackend, line: str, constraint: Constraint, seed: int) -> str:
     prompt = CALL_PROMPT + line + "<|im_end|>\n<|im_start|>assistant\n"
-    request = CompletionRequest(prompt=prompt, max_tokens=CALL_TOKENS + 40, constraint=constraint, sampling=SamplingParams(temperature=0.8, seed=seed))
+    request = CompletionRequest(
+        prompt=prompt, max_tokens=CALL_TOKENS + 40, constraint=constraint, sampling=SamplingParams(temperature=0.8, seed=seed)
+    )
     completion = backend.complete(request)
     assert completion.constrained_by == next(iter(constraint.kinds())), completion.text
     assert completion.finish_reason == "stop", completion.text
@@ -88,9 +90,19 @@ def test_context_probe_and_model_name(backend: VLLMBackend, vllm_server) -> None
 
 
 def test_usage_reports_the_prompt_cache(backend: VLLMBackend) -> None:
-    prefix = f"<|im_start|>system\nSession {uuid.uuid4()}. " + "You are a patient assistant who keeps notes. " * 20 + "<|im_end|>\n"
-    first = backend.complete(CompletionRequest(prompt=prefix + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", max_tokens=2, sampling=GREEDY))
-    second = backend.complete(CompletionRequest(prompt=prefix + "<|im_start|>user\nAgain<|im_end|>\n<|im_start|>assistant\n", max_tokens=2, sampling=GREEDY))
+    prefix = (
+        f"<|im_start|>system\nSession {uuid.uuid4()}. " + "You are a patient assistant who keeps notes. " * 20 + "<|im_end|>\n"
+    )
+    first = backend.complete(
+        CompletionRequest(
+            prompt=prefix + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", max_tokens=2, sampling=GREEDY
+        )
+    )
+    second = backend.complete(
+        CompletionRequest(
+            prompt=prefix + "<|im_start|>user\nAgain<|im_end|>\n<|im_start|>assistant\n", max_tokens=2, sampling=GREEDY
+        )
+    )
     for usage in (first.usage, second.usage):  # --enable-prompt-tokens-details: known, so never None
         assert usage.exact and usage.cached_tokens is not None and usage.evaluated_tokens is not None
         assert usage.prompt_tokens == usage.cached_tokens + usage.evaluated_tokens
@@ -99,7 +111,13 @@ def test_usage_reports_the_prompt_cache(backend: VLLMBackend) -> None:
 
 def test_the_removed_guided_fields_are_silently_ignored(vllm_server) -> None:  # type: ignore[no-untyped-def]
     """Why the backend never sends ``guided_json``: the real server answers 200 and generates unconstrained."""
-    body = {"model": vllm_server.model, "prompt": "Is the sky blue?\n", "max_tokens": 8, "temperature": 0.0, "guided_json": ANSWER_SCHEMA}
+    body = {
+        "model": vllm_server.model,
+        "prompt": "Is the sky blue?\n",
+        "max_tokens": 8,
+        "temperature": 0.0,
+        "guided_json": ANSWER_SCHEMA,
+    }
     answer = httpx.post(f"{vllm_server.url}/v1/completions", json=body, timeout=120.0)
     assert answer.status_code == 200
     text = answer.json()["choices"][0]["text"]

@@ -41,7 +41,13 @@ def test_completion_body_has_every_field_under_its_vllm_name(httpx_mock: HTTPXMo
     probes(httpx_mock)
     httpx_mock.add_response(url=f"{URL}/v1/completions", method="POST", json=REPLY)
     sampling = SamplingParams(temperature=0.3, top_p=0.9, top_k=20, min_p=0.1, repeat_penalty=1.2, seed=5)
-    request = CompletionRequest(prompt="<|im_start|>user\nhi", stop=("<|im_end|>",), max_tokens=77, sampling=sampling, constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA))
+    request = CompletionRequest(
+        prompt="<|im_start|>user\nhi",
+        stop=("<|im_end|>",),
+        max_tokens=77,
+        sampling=sampling,
+        constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA),
+    )
     completion = backend().complete(request)
     assert completion_body(httpx_mock) == {
         "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -61,7 +67,10 @@ def test_completion_body_has_every_field_under_its_vllm_name(httpx_mock: HTTPXMo
 
 def test_a_gbnf_alone_is_sent_as_a_structured_outputs_grammar(httpx_mock: HTTPXMock) -> None:
     probes(httpx_mock)
-    httpx_mock.add_response(url=f"{URL}/v1/completions", json={**REPLY, "choices": [{"text": '{"answer": "yes", "confident": false}', "finish_reason": "stop"}]})
+    httpx_mock.add_response(
+        url=f"{URL}/v1/completions",
+        json={**REPLY, "choices": [{"text": '{"answer": "yes", "confident": false}', "finish_reason": "stop"}]},
+    )
     completion = backend().complete(CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF)))
     assert completion_body(httpx_mock)["structured_outputs"] == {"grammar": ANSWER_GBNF}
     assert completion.constrained_by == "gbnf"
@@ -69,7 +78,10 @@ def test_a_gbnf_alone_is_sent_as_a_structured_outputs_grammar(httpx_mock: HTTPXM
 
 def test_a_schema_alone_is_sent_as_structured_outputs_json(httpx_mock: HTTPXMock) -> None:
     probes(httpx_mock)
-    httpx_mock.add_response(url=f"{URL}/v1/completions", json={**REPLY, "choices": [{"text": '{"answer": "no", "confident": true}', "finish_reason": "stop"}]})
+    httpx_mock.add_response(
+        url=f"{URL}/v1/completions",
+        json={**REPLY, "choices": [{"text": '{"answer": "no", "confident": true}', "finish_reason": "stop"}]},
+    )
     completion = backend().complete(CompletionRequest(prompt="p", constraint=Constraint(json_schema=ANSWER_SCHEMA)))
     assert completion_body(httpx_mock)["structured_outputs"] == {"json": ANSWER_SCHEMA}
     assert completion.constrained_by == "json_schema"
@@ -102,20 +114,37 @@ def test_usage_reports_cached_prompt_tokens(httpx_mock: HTTPXMock) -> None:
     probes(httpx_mock)
     httpx_mock.add_response(url=f"{URL}/v1/completions", json=REPLY)
     usage = backend().complete(CompletionRequest(prompt="p")).usage
-    assert usage.model_dump() == {"prompt_tokens": 40, "completion_tokens": 2, "cached_tokens": 32, "evaluated_tokens": 8, "exact": True}
+    assert usage.model_dump() == {
+        "prompt_tokens": 40,
+        "completion_tokens": 2,
+        "cached_tokens": 32,
+        "evaluated_tokens": 8,
+        "exact": True,
+    }
 
 
 def test_usage_without_prompt_token_details_leaves_cached_unknown(httpx_mock: HTTPXMock) -> None:
     # vLLM's default (no --enable-prompt-tokens-details): "prompt_tokens_details": null. Unknown is not 0.
     probes(httpx_mock)
-    httpx_mock.add_response(url=f"{URL}/v1/completions", json={**REPLY, "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42, "prompt_tokens_details": None}})
+    httpx_mock.add_response(
+        url=f"{URL}/v1/completions",
+        json={**REPLY, "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42, "prompt_tokens_details": None}},
+    )
     usage = backend().complete(CompletionRequest(prompt="p")).usage
-    assert usage.model_dump() == {"prompt_tokens": 40, "completion_tokens": 2, "cached_tokens": None, "evaluated_tokens": None, "exact": True}
+    assert usage.model_dump() == {
+        "prompt_tokens": 40,
+        "completion_tokens": 2,
+        "cached_tokens": None,
+        "evaluated_tokens": None,
+        "exact": True,
+    }
 
 
 def test_tokenize_body_and_count(httpx_mock: HTTPXMock) -> None:
     probes(httpx_mock)
-    httpx_mock.add_response(url=f"{URL}/tokenize", method="POST", json={"tokens": [1, 2, 3, 4], "count": 4, "max_model_len": 8192})
+    httpx_mock.add_response(
+        url=f"{URL}/tokenize", method="POST", json={"tokens": [1, 2, 3, 4], "count": 4, "max_model_len": 8192}
+    )
     b = backend()
     assert [b.count_tokens("some text"), b.count_tokens("some text")] == [4, 4]
     tokenize = [json.loads(r.content) for r in httpx_mock.get_requests() if r.url.path == "/tokenize"]

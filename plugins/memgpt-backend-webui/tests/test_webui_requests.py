@@ -54,8 +54,13 @@ def test_completion_body_has_every_field_under_its_webui_name(httpx_mock: HTTPXM
 
 
 def test_gbnf_is_sent_as_grammar_string(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(url=f"{URL}/v1/completions", json={**REPLY, "choices": [{"text": '{"answer": "no", "confident": true}', "finish_reason": "stop"}]})
-    completion = backend().complete(CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA)))
+    httpx_mock.add_response(
+        url=f"{URL}/v1/completions",
+        json={**REPLY, "choices": [{"text": '{"answer": "no", "confident": true}', "finish_reason": "stop"}]},
+    )
+    completion = backend().complete(
+        CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA))
+    )
     body = sent(httpx_mock)
     assert body["grammar_string"] == ANSWER_GBNF and "response_format" not in body and "truncation_length" not in body
     assert completion.constrained_by == "gbnf"
@@ -90,7 +95,9 @@ def test_count_tokens_uses_internal_token_count_once_per_text(httpx_mock: HTTPXM
 
 
 def test_check_reads_model_info_and_the_configured_context(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(url=f"{URL}/v1/internal/model/info", json={"model_name": "SmolLM2-135M-Instruct.Q4_1.gguf", "lora_names": []})
+    httpx_mock.add_response(
+        url=f"{URL}/v1/internal/model/info", json={"model_name": "SmolLM2-135M-Instruct.Q4_1.gguf", "lora_names": []}
+    )
     status = backend(context_window=4096).check()
     assert (status.ok, status.model, status.context_window) == (True, "SmolLM2-135M-Instruct.Q4_1.gguf", 4096)
 

@@ -240,12 +240,18 @@ class Agent:
         """Bring the prompt's core memory section up to date (saved with the next ``_save``)."""
         self.record.settings[SHOWN_KEY] = self.core_memory.to_dict()
 
-    def _make_constraint(self, build: Callable[[Sequence[Any], Any], Constraint] | None, schemas: Sequence[Any]) -> Constraint | None:
+    def _make_constraint(
+        self, build: Callable[[Sequence[Any], Any], Constraint] | None, schemas: Sequence[Any]
+    ) -> Constraint | None:
         if not self.wrapper.uses_grammar or build is None:
             return None
         kinds = self.backend.capabilities.constraints
         if not kinds:
-            log.warning("wrapper %s wants a grammar but backend %s enforces none; parsing with repair", self.wrapper.name, self.backend.name)
+            log.warning(
+                "wrapper %s wants a grammar but backend %s enforces none; parsing with repair",
+                self.wrapper.name,
+                self.backend.name,
+            )
             return None
         full = build(schemas, self._shape())
         # Send only what the backend enforces (the grammar is built once per agent, not per call).
@@ -263,7 +269,9 @@ class Agent:
         try:
             return shape_for_budget(self.schemas, self.limits.max_tokens, self.wrapper.call_shape)
         except GrammarError:
-            log.warning("max_tokens %d cannot guarantee a complete call; strings keep the wrapper's bounds", self.limits.max_tokens)
+            log.warning(
+                "max_tokens %d cannot guarantee a complete call; strings keep the wrapper's bounds", self.limits.max_tokens
+            )
             return self.wrapper.call_shape
 
     # ---- the public entry points ----
@@ -344,19 +352,29 @@ class Agent:
         result.reply_step = result.answered
 
     def _step(
-        self, inputs: list[Message], result: TurnResult, previous: FunctionCall | None = None, *, constraint: Constraint | None = None
+        self,
+        inputs: list[Message],
+        result: TurnResult,
+        previous: FunctionCall | None = None,
+        *,
+        constraint: Constraint | None = None,
     ) -> _StepOutcome:
         inputs, prompt = self._fit_context(inputs, result)
         if constraint is None:
             call, raw = self._generate(inputs, result, prompt, self._constraint, self.schemas)
         else:  # the reply step: only send_message, whether or not the backend enforced the grammar
-            call, raw = self._generate(inputs, result, prompt, constraint, tuple(s for s in self.schemas if s.name == REPLY_FUNCTION))
+            call, raw = self._generate(
+                inputs, result, prompt, constraint, tuple(s for s in self.schemas if s.name == REPLY_FUNCTION)
+            )
         if call is None:
             # Nothing valid after the retries: keep the raw output in recall (nothing is lost) but out of
             # the context window, so the model does not imitate it; the inputs stay in context.
             kept = [Message(role="assistant", content=raw or "(empty output)")]
             self._commit(inputs, kept, in_context=list(inputs))
-            self._emit(result, AgentEvent("error", "the model did not produce a valid function call; try again or /retry", data={"raw": raw}))
+            self._emit(
+                result,
+                AgentEvent("error", "the model did not produce a valid function call; try again or /retry", data={"raw": raw}),
+            )
             return _StepOutcome(None, None, stopped_by="invalid_output")
 
         self._emit_call(call, result)
@@ -366,7 +384,8 @@ class Agent:
                 # A model that repeats its last call verbatim is looping (small models do): do not run
                 # it again, say so, and hand control back instead of burning the rest of the chain.
                 repeated = previous is not None and call == previous
-                status, message = ("Failed", REPEATED) if repeated else self._execute(call)
+                outcome_of: tuple[Literal["OK", "Failed"], str] = ("Failed", REPEATED) if repeated else self._execute(call)
+                status, message = outcome_of
                 reply = Message(role="assistant", function_call=call)
                 returned = Message(role="function", name=call.name, content=events.function_result(status, message))
                 self._commit(inputs, [reply, returned], in_context=[*inputs, reply, returned])
@@ -474,7 +493,14 @@ class Agent:
             except ParseError as exc:
                 log.info("attempt %d: unparseable output (%s): %r", attempt + 1, exc, raw[:200])
                 hint = "" if completion.finish_reason != "length" else " Your output was cut off: keep inner_thoughts short."
-                extra = [Message(role="user", content=events.system_alert(f"Your last output was not a valid function call: {exc}.{hint} Reply with exactly one JSON function call."))]
+                extra = [
+                    Message(
+                        role="user",
+                        content=events.system_alert(
+                            f"Your last output was not a valid function call: {exc}.{hint} Reply with exactly one JSON function call."
+                        ),
+                    )
+                ]
         return None, raw
 
     # ---- context budget ----
@@ -530,8 +556,10 @@ class Agent:
                 "Warning: the conversation history will soon reach the context window limit and older messages "
                 "will be summarized. Save anything important from the recent conversation to core or archival memory now."
             )
-            self._emit(result, AgentEvent("alert", "memory pressure: context window is over "
-                                                   f"{int(self.limits.warn_fraction * 100)}% full"))
+            self._emit(
+                result,
+                AgentEvent("alert", f"memory pressure: context window is over {int(self.limits.warn_fraction * 100)}% full"),
+            )
             inputs = [*inputs, Message(role="user", content=alert)]
             prompt = self._prompt(inputs)
         return inputs, prompt
@@ -558,7 +586,12 @@ class Agent:
         try:
             prompt = self.wrapper.format_chat(summ.SUMMARY_SYSTEM, [("user", transcript)])
             completion = self.backend.complete(
-                CompletionRequest(prompt=prompt.text, stop=prompt.stop, max_tokens=self.limits.summary_tokens, sampling=SamplingParams(temperature=0.3))
+                CompletionRequest(
+                    prompt=prompt.text,
+                    stop=prompt.stop,
+                    max_tokens=self.limits.summary_tokens,
+                    sampling=SamplingParams(temperature=0.3),
+                )
             )
             result.usage.append(completion.usage)
             summary = completion.text.strip()
@@ -570,7 +603,9 @@ class Agent:
             self.messages = [*stored, *kept]
             self._show_current_memory()  # the context after the summary is re-evaluated anyway
             self._save()
-        self._emit(result, AgentEvent("alert", f"summarized {len(old)} older messages to free context", data={"summary": summary}))
+        self._emit(
+            result, AgentEvent("alert", f"summarized {len(old)} older messages to free context", data={"summary": summary})
+        )
         return True
 
     # ---- persistence ----
@@ -603,7 +638,11 @@ class Agent:
         removed = 0
         with self.storage.transaction():
             for _ in range(n):
-                starts = [i for i, m in enumerate(self.messages) if m.role == "user" and (events.read(m.content) or {}).get("type") == "user_message"]
+                starts = [
+                    i
+                    for i, m in enumerate(self.messages)
+                    if m.role == "user" and (events.read(m.content) or {}).get("type") == "user_message"
+                ]
                 if not starts:
                     break
                 removed += len(self.messages) - starts[-1]
@@ -637,7 +676,9 @@ class Agent:
             m = self.messages[i]
             if m.role == "assistant" and m.function_call is not None:
                 arguments = {**m.function_call.arguments, "inner_thoughts": thoughts}
-                edited = m.model_copy(update={"function_call": FunctionCall(name=m.function_call.name, arguments=arguments), "id": None})
+                edited = m.model_copy(
+                    update={"function_call": FunctionCall(name=m.function_call.name, arguments=arguments), "id": None}
+                )
                 with self.storage.transaction():
                     (stored,) = self.storage.add_messages(self.name, [edited])
                     self.messages[i] = stored

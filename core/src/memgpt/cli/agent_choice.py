@@ -66,7 +66,9 @@ def pick(agents: list[Any]) -> str | None:
         console.print(f"  … and {len(agents) - len(shown)} more (`memgpt list agents`): type a name to open one of them")
     names = [r.name for r in shown]
     while True:
-        answer = clean_line(typer.prompt("Agent to open (number or name; blank = a new agent)", default="", show_default=False)).strip()
+        answer = clean_line(
+            typer.prompt("Agent to open (number or name; blank = a new agent)", default="", show_default=False)
+        ).strip()
         if not answer:
             return None
         if answer.isdigit():

@@ -15,13 +15,29 @@ LIST_KINDS = ("agents", "personas", "humans", "presets")
 
 
 def _overrides(
-    backend: str | None, endpoint: str | None, model: str | None, wrapper: str | None, context_window: int | None, max_tokens: int | None
+    backend: str | None,
+    endpoint: str | None,
+    model: str | None,
+    wrapper: str | None,
+    context_window: int | None,
+    max_tokens: int | None,
 ) -> dict[str, Any]:
-    return {"backend": backend, "endpoint": endpoint, "model": model, "wrapper": wrapper, "context_window": context_window, "max_tokens": max_tokens}
+    return {
+        "backend": backend,
+        "endpoint": endpoint,
+        "model": model,
+        "wrapper": wrapper,
+        "context_window": context_window,
+        "max_tokens": max_tokens,
+    }
 
 
 def run(
-    agent: Optional[str] = typer.Option(None, "--agent", help="Agent to resume (created if it does not exist); without it a terminal session offers the saved ones."),
+    agent: Optional[str] = typer.Option(
+        None,
+        "--agent",
+        help="Agent to resume (created if it does not exist); without it a terminal session offers the saved ones.",
+    ),
     persona: Optional[str] = typer.Option(None, "--persona", help="Persona for a new agent."),
     human: Optional[str] = typer.Option(None, "--human", help="Human description for a new agent."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset (system prompt + functions)."),
@@ -29,17 +45,29 @@ def run(
     model_endpoint: Optional[str] = typer.Option(None, "--model-endpoint", help="Server URL (server backends)."),
     model_wrapper: Optional[str] = typer.Option(None, "--model-wrapper", help="Prompt wrapper name."),
     context_window: Optional[int] = typer.Option(None, "--context-window", min=256, help="Context size in tokens."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=16, help="Tokens reserved for each model turn (bounds its strings)."),
+    max_tokens: Optional[int] = typer.Option(
+        None, "--max-tokens", min=16, help="Tokens reserved for each model turn (bounds its strings)."
+    ),
     model: Optional[str] = typer.Option(None, "--model", help="Model name, or a GGUF path for in-process backends."),
     first: bool = typer.Option(False, "--first", help="You speak first (no greeting from the agent)."),
     heartbeat_every: Optional[float] = typer.Option(
-        None, "--heartbeat-every", min=0.05, metavar="MINUTES",
+        None,
+        "--heartbeat-every",
+        min=0.05,
+        metavar="MINUTES",
         help="Timed heartbeats: wake the agent after MINUTES without a message (interactive sessions).",
     ),
-    message: Optional[list[str]] = typer.Option(None, "--message", "-m", help="Send this message non-interactively (repeatable)."),
-    non_interactive: bool = typer.Option(False, "--non-interactive", help="Read messages from stdin, one per line; print JSON lines."),
+    message: Optional[list[str]] = typer.Option(
+        None, "--message", "-m", help="Send this message non-interactively (repeatable)."
+    ),
+    non_interactive: bool = typer.Option(
+        False, "--non-interactive", help="Read messages from stdin, one per line; print JSON lines."
+    ),
     turn_timeout: Optional[float] = typer.Option(
-        None, "--turn-timeout", min=1, metavar="SECONDS",
+        None,
+        "--turn-timeout",
+        min=1,
+        metavar="SECONDS",
         help="The most seconds one turn may wait on the model server (default: no turn deadline; also [model] turn_timeout).",
     ),
     debug: bool = typer.Option(False, "--debug", help="Log prompts, raw outputs and token counts to stderr."),
@@ -67,9 +95,14 @@ def run(
     agent_choice.check_endpoint_flags(config, existing, model_endpoint_type, model_endpoint)
     notes = agent_choice.ignored_options(existing, persona=persona, human=human)
     if scripted and heartbeat_every is not None:
-        notes.append("--heartbeat-every is ignored: timed heartbeats are for interactive sessions (scripted input waits for no one)")
+        notes.append(
+            "--heartbeat-every is ignored: timed heartbeats are for interactive sessions (scripted input waits for no one)"
+        )
     options = AgentOptions(
-        name=agent or agent_choice.new_agent_name({a.name for a in agents}), persona=persona, human=human, preset=preset,
+        name=agent or agent_choice.new_agent_name({a.name for a in agents}),
+        persona=persona,
+        human=human,
+        preset=preset,
         model=_overrides(model_endpoint_type, model_endpoint, model, model_wrapper, context_window, max_tokens),
         heartbeat_minutes=None if scripted else heartbeat_every,
     )
@@ -140,7 +173,9 @@ def add(
     kind: str = typer.Argument(..., help="persona | human"),
     name: str = typer.Option(..., "--name", help="Name to save it under."),
     text: Optional[str] = typer.Option(None, "--text", help="The text."),
-    file: Optional[Path] = typer.Option(None, "--file", exists=True, dir_okay=False, readable=True, help="Read the text from a file."),
+    file: Optional[Path] = typer.Option(
+        None, "--file", exists=True, dir_okay=False, readable=True, help="Read the text from a file."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a persona / human of the same name (yours or a built-in one)."),
 ) -> None:
     """Add your own persona or human description."""

@@ -125,7 +125,10 @@ def run() -> None:
         sys.exit(1)
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
-        typer.echo(f"Error: cannot use{where}: {exc.strerror or exc}; check that it exists and is writable (or set MEMGPT_HOME)", err=True)
+        typer.echo(
+            f"Error: cannot use{where}: {exc.strerror or exc}; check that it exists and is writable (or set MEMGPT_HOME)",
+            err=True,
+        )
         sys.exit(1)
     except UnicodeEncodeError as exc:
         # Bytes that are not UTF-8 reach Python as lone surrogates (argv, file names); they cannot be stored.
@@ -139,5 +142,8 @@ def run() -> None:
         if os.environ.get("MEMGPT_TRACEBACK"):
             raise
         # A bug, not a user error: one line, and the traceback where it can be reported from.
-        typer.echo(f"Error: internal error ({type(exc).__name__}: {exc}); traceback written to {_crash_report(exc)} — please report it", err=True)
+        typer.echo(
+            f"Error: internal error ({type(exc).__name__}: {exc}); traceback written to {_crash_report(exc)} — please report it",
+            err=True,
+        )
         sys.exit(1)

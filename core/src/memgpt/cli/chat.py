@@ -9,6 +9,7 @@ until the agent's next heartbeat is due, then gives the agent its turn and promp
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -94,8 +95,22 @@ class JsonView:
 class RichView:
     """Inner thoughts, calls, replies and alerts styled apart in the terminal."""
 
-    STYLES: ClassVar[dict[str, str]] = {"thought": "italic dim", "call": "yellow", "assistant": "bold cyan", "result": "dim", "alert": "magenta", "error": "bold red"}
-    LABELS: ClassVar[dict[str, str]] = {"thought": "💭", "call": "⚡", "assistant": "🤖", "result": "  ↳", "alert": "⚠", "error": "✗"}
+    STYLES: ClassVar[dict[str, str]] = {
+        "thought": "italic dim",
+        "call": "yellow",
+        "assistant": "bold cyan",
+        "result": "dim",
+        "alert": "magenta",
+        "error": "bold red",
+    }
+    LABELS: ClassVar[dict[str, str]] = {
+        "thought": "💭",
+        "call": "⚡",
+        "assistant": "🤖",
+        "result": "  ↳",
+        "alert": "⚠",
+        "error": "✗",
+    }
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -114,7 +129,9 @@ class RichView:
             f"context {agent.context_window} tokens. /help lists commands.",
         )
         if agent.pending_message:
-            self.console.print(f"[magenta]Your last message was not answered:[/] {agent.pending_message!r} — /retry sends it again.")
+            self.console.print(
+                f"[magenta]Your last message was not answered:[/] {agent.pending_message!r} — /retry sends it again."
+            )
 
     def event(self, event: AgentEvent) -> None:
         if event.kind == "result" and event.function == "send_message":
@@ -184,7 +201,7 @@ def run_scripted(session: Any, view: Any, lines: Iterable[str], *, greet: bool) 
             if _command(session, view, line) is False:
                 break
             continue
-        if not _attempt(view, lambda text=line: session.agent.send(text)):
+        if not _attempt(view, functools.partial(session.agent.send, line)):
             errors += 1
     return errors
 
@@ -265,7 +282,7 @@ def run_interactive(session: Any, view: RichView, *, greet: bool, stdin_fd: int 
                 return
             continue
         try:
-            _attempt(view, lambda text=line: session.agent.send(text))
+            _attempt(view, functools.partial(session.agent.send, line))
         except KeyboardInterrupt:
             view.error("interrupted: the agent stays at its last completed step (your message is kept: /retry)")
 
@@ -279,7 +296,9 @@ class Command:
 def _memory(session: Any, view: Any, arg: str) -> None:
     agent = session.agent
     view.info(agent.core_memory.render())
-    view.info(f"recall: {agent.storage.count_messages(agent.name)} messages; archival: {agent.storage.count_passages(agent.name)} passages")
+    view.info(
+        f"recall: {agent.storage.count_messages(agent.name)} messages; archival: {agent.storage.count_passages(agent.name)} passages"
+    )
 
 
 def _count(view: Any, command: str, arg: str, default: int) -> int | None:
@@ -299,7 +318,11 @@ def _dump(session: Any, view: Any, arg: str) -> None:
     if n is None:
         return
     for m in session.agent.context_messages()[-n:]:
-        body = json.dumps({"function": m.function_call.name, "params": m.function_call.arguments}, ensure_ascii=False) if m.function_call else m.content
+        body = (
+            json.dumps({"function": m.function_call.name, "params": m.function_call.arguments}, ensure_ascii=False)
+            if m.function_call
+            else m.content
+        )
         view.info(f"[{m.role}{'/' + m.name if m.name else ''}] {body}")
 
 

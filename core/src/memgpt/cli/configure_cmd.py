@@ -57,9 +57,13 @@ def configure(
     model_endpoint: Optional[str] = typer.Option(None, "--model-endpoint", help="Server URL (server backends)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name, or GGUF path for in-process backends."),
     model_wrapper: Optional[str] = typer.Option(None, "--model-wrapper", help="Prompt wrapper name."),
-    context_window: Optional[int] = typer.Option(None, "--context-window", min=256, help="Context size in tokens (default: ask the backend)."),
+    context_window: Optional[int] = typer.Option(
+        None, "--context-window", min=256, help="Context size in tokens (default: ask the backend)."
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for in-process models."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=16, help="Tokens reserved for each model turn (default 1024)."),
+    max_tokens: Optional[int] = typer.Option(
+        None, "--max-tokens", min=16, help="Tokens reserved for each model turn (default 1024)."
+    ),
     embedding_provider: Optional[str] = typer.Option(None, "--embedding-provider", help="Embedder name."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="Embedding model name or path."),
     preset: Optional[str] = typer.Option(None, "--preset"),
@@ -136,13 +140,19 @@ def configure(
     if spec.needs_endpoint and not endpoint:
         fail(f"backend {backend!r} needs --model-endpoint (a server URL)", code=2)
     if model is None and interactive:
-        model = typer.prompt("Model (name or GGUF path; blank = backend default)", default=m.model or "", show_default=bool(m.model)) or None
+        model = (
+            typer.prompt("Model (name or GGUF path; blank = backend default)", default=m.model or "", show_default=bool(m.model))
+            or None
+        )
     elif model is None and m.backend == backend:
         model = m.model
     wrapper = pick("model wrapper", model_wrapper, wrappers, m.wrapper)
     if context_window is None and interactive:
         context_window = typer.prompt(
-            "Context window (blank = ask the backend)", default=str(m.context_window or ""), show_default=False, value_proc=_context_window
+            "Context window (blank = ask the backend)",
+            default=str(m.context_window or ""),
+            show_default=False,
+            value_proc=_context_window,
         )
     elif context_window is None:
         context_window = m.context_window
@@ -163,7 +173,9 @@ def configure(
                     "max_tokens": max_tokens if max_tokens is not None else m.max_tokens,
                 }
             ),
-            "embedding": e.model_copy(update={"provider": provider, "model": embedding_model or (e.model if provider == e.provider else None)}),
+            "embedding": e.model_copy(
+                update={"provider": provider, "model": embedding_model or (e.model if provider == e.provider else None)}
+            ),
             "defaults": d.model_copy(
                 update={
                     "preset": pick("preset", preset, catalog.names("presets"), d.preset),
@@ -171,7 +183,9 @@ def configure(
                     "human": pick("human", human, catalog.names("humans"), d.human),
                 }
             ),
-            "storage": config.storage.model_copy(update={"engine": pick("storage", storage, engines, config.storage.engine) if engines else config.storage.engine}),
+            "storage": config.storage.model_copy(
+                update={"engine": pick("storage", storage, engines, config.storage.engine) if engines else config.storage.engine}
+            ),
         }
     )
     # Re-validate the whole model: model_copy(update=...) skips validation.

@@ -87,7 +87,9 @@ class TerminalInput:
 
         async def ask() -> str | None:
             try:
-                return await asyncio.wait_for(self.session.prompt_async(self.message, default=draft), max(0.0, deadline - time.time()))
+                return await asyncio.wait_for(
+                    self.session.prompt_async(self.message, default=draft), max(0.0, deadline - time.time())
+                )
             except TimeoutError:
                 self._draft = self.session.default_buffer.text
                 return None

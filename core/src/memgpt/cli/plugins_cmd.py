@@ -29,7 +29,8 @@ def plugins(
                 for p in registry.plugins
             ],
             "failures": [
-                {"plugin": f.plugin, "distribution": f.distribution, "stage": f.stage, "error": f.error} for f in registry.failures
+                {"plugin": f.plugin, "distribution": f.distribution, "stage": f.stage, "error": f.error}
+                for f in registry.failures
             ],
         }
         typer.echo(json.dumps(data, indent=2))
@@ -48,7 +49,13 @@ def plugins(
         kinds = [(kind, ", ".join(sorted(names))) for kind, names in p.registered.items() if names] or [("(nothing)", "")]
         for i, (kind, names) in enumerate(kinds):
             first = i == 0
-            table.add_row(p.name if first else "", f"{p.distribution or '?'} {p.version or '?'}" if first else "", kind, names, end_section=i == len(kinds) - 1)
+            table.add_row(
+                p.name if first else "",
+                f"{p.distribution or '?'} {p.version or '?'}" if first else "",
+                kind,
+                names,
+                end_section=i == len(kinds) - 1,
+            )
     console.print(table)
     if registry.failures:
         console.print(f"[bold red]{len(registry.failures)} load failure(s):[/]")

@@ -66,7 +66,9 @@ class ConversationSearchDate(_Args):
 
 
 class ArchivalMemoryInsert(_Args):
-    content: str = Field(min_length=1, max_length=MAX_TEXT, description="Text to store in archival memory, phrased so a later search finds it.")
+    content: str = Field(
+        min_length=1, max_length=MAX_TEXT, description="Text to store in archival memory, phrased so a later search finds it."
+    )
 
 
 class ArchivalMemorySearch(_Args):
@@ -83,7 +85,11 @@ def schema_of(name: str, description: str, args: type[BaseModel], *, heartbeat: 
     raw = args.model_json_schema()
     properties: dict[str, Any] = {"inner_thoughts": INNER_THOUGHTS}
     for key, prop in raw.get("properties", {}).items():
-        clean = {k: v for k, v in prop.items() if k in {"type", "enum", "format", "description", "maxLength", "minLength", "minimum", "maximum"}}
+        clean = {
+            k: v
+            for k, v in prop.items()
+            if k in {"type", "enum", "format", "description", "maxLength", "minLength", "minimum", "maximum"}
+        }
         if "const" in prop:
             clean["enum"] = [prop["const"]]
         if "enum" in clean and "type" not in clean:
@@ -179,28 +185,73 @@ def _conversation_search_date(agent: FunctionContext, args: ConversationSearchDa
 def _archival_memory_insert(agent: FunctionContext, args: ArchivalMemoryInsert) -> str:
     pieces = agent.embedding_chunks(args.content)
     agent.storage.add_passages(agent.name, pieces, agent.embed(pieces))
-    return "Stored in archival memory." if len(pieces) == 1 else f"Stored in archival memory as {len(pieces)} overlapping passages."
+    return (
+        "Stored in archival memory." if len(pieces) == 1 else f"Stored in archival memory as {len(pieces)} overlapping passages."
+    )
 
 
 def _archival_memory_search(agent: FunctionContext, args: ArchivalMemorySearch) -> str:
     if agent.storage.count_passages(agent.name) == 0:
         return "No archival results: archival memory is empty."
-    found, total = agent.storage.search_passages(agent.name, agent.embed([args.query])[0], limit=PAGE_SIZE, offset=args.page * PAGE_SIZE)
+    found, total = agent.storage.search_passages(
+        agent.name, agent.embed([args.query])[0], limit=PAGE_SIZE, offset=args.page * PAGE_SIZE
+    )
     lines = [f"{p.created_at.astimezone().strftime('%Y-%m-%d %H:%M')}: {p.text}" for p in found]
     return _page_text("archival", args.page, total, lines)
 
 
-def _spec(name: str, description: str, args: type[BaseModel], handler: Callable[[Any, Any], str], *, heartbeat: bool = True) -> FunctionSpec:
-    return FunctionSpec(name=name, schema=schema_of(name, description, args, heartbeat=heartbeat), handler=_validated(args, handler))
+def _spec(
+    name: str, description: str, args: type[BaseModel], handler: Callable[[Any, Any], str], *, heartbeat: bool = True
+) -> FunctionSpec:
+    return FunctionSpec(
+        name=name, schema=schema_of(name, description, args, heartbeat=heartbeat), handler=_validated(args, handler)
+    )
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
-    _spec("send_message", "Send a message to the user. This is the only way the user hears from you.", SendMessage, _send_message, heartbeat=False),
-    _spec("pause_heartbeats", "Stop timed heartbeats for a while (they wake you without a user message).", PauseHeartbeats, _pause_heartbeats, heartbeat=False),
-    _spec("core_memory_append", "Add a line to a block of your core memory (always in your prompt).", CoreMemoryAppend, _core_memory_append),
-    _spec("core_memory_replace", "Replace exact text in a block of your core memory with new text.", CoreMemoryReplace, _core_memory_replace),
-    _spec("conversation_search", "Search past messages of the whole conversation by words.", ConversationSearch, _conversation_search),
-    _spec("conversation_search_date", "List past messages from a date range (both days included).", ConversationSearchDate, _conversation_search_date),
-    _spec("archival_memory_insert", "Store text in archival memory, a long-term store outside your prompt.", ArchivalMemoryInsert, _archival_memory_insert),
+    _spec(
+        "send_message",
+        "Send a message to the user. This is the only way the user hears from you.",
+        SendMessage,
+        _send_message,
+        heartbeat=False,
+    ),
+    _spec(
+        "pause_heartbeats",
+        "Stop timed heartbeats for a while (they wake you without a user message).",
+        PauseHeartbeats,
+        _pause_heartbeats,
+        heartbeat=False,
+    ),
+    _spec(
+        "core_memory_append",
+        "Add a line to a block of your core memory (always in your prompt).",
+        CoreMemoryAppend,
+        _core_memory_append,
+    ),
+    _spec(
+        "core_memory_replace",
+        "Replace exact text in a block of your core memory with new text.",
+        CoreMemoryReplace,
+        _core_memory_replace,
+    ),
+    _spec(
+        "conversation_search",
+        "Search past messages of the whole conversation by words.",
+        ConversationSearch,
+        _conversation_search,
+    ),
+    _spec(
+        "conversation_search_date",
+        "List past messages from a date range (both days included).",
+        ConversationSearchDate,
+        _conversation_search_date,
+    ),
+    _spec(
+        "archival_memory_insert",
+        "Store text in archival memory, a long-term store outside your prompt.",
+        ArchivalMemoryInsert,
+        _archival_memory_insert,
+    ),
     _spec("archival_memory_search", "Search archival memory by meaning.", ArchivalMemorySearch, _archival_memory_search),
 )

@@ -76,13 +76,20 @@ class Deadlines:
     @classmethod
     def fixed(cls, seconds: float) -> Deadlines:
         """The user's own ``timeout``: one limit for everything."""
-        return cls(connect=min(seconds, CONNECT_TIMEOUT), first_byte=seconds, total=seconds, why="`timeout` under [model] in config.toml")
+        return cls(
+            connect=min(seconds, CONNECT_TIMEOUT), first_byte=seconds, total=seconds, why="`timeout` under [model] in config.toml"
+        )
 
     def within(self, seconds: float | None) -> Deadlines:
         """These deadlines, none longer than ``seconds`` (a fixed user timeout)."""
         if seconds is None:
             return self
-        return Deadlines(min(self.connect, seconds), min(self.first_byte, seconds), min(self.total, seconds), self.why if self.total <= seconds else Deadlines.fixed(seconds).why)
+        return Deadlines(
+            min(self.connect, seconds),
+            min(self.first_byte, seconds),
+            min(self.total, seconds),
+            self.why if self.total <= seconds else Deadlines.fixed(seconds).why,
+        )
 
 
 _TURN: ContextVar[tuple[float, float] | None] = ContextVar("memgpt_turn_deadline", default=None)
@@ -228,13 +235,24 @@ class HTTPClient:
         request (a token count) with the probe deadlines; a completion passes its own."""
         return self._send("POST", path, body, deadlines, retry, retry_timeouts=retry_timeouts)
 
-    def _send(self, method: str, path: str, body: Mapping[str, Any] | None, deadlines: Deadlines | None, retry: bool, *, retry_timeouts: bool) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        deadlines: Deadlines | None,
+        retry: bool,
+        *,
+        retry_timeouts: bool,
+    ) -> Any:
         def once() -> Any:
             return self._once(method, path, body, deadlines)
 
         if not retry:
             return once()
-        return retry_call(once, retries=self.retries, backoff=self.backoff, what=f"{method} {self.url(path)}", retry_timeouts=retry_timeouts)
+        return retry_call(
+            once, retries=self.retries, backoff=self.backoff, what=f"{method} {self.url(path)}", retry_timeouts=retry_timeouts
+        )
 
     def _once(self, method: str, path: str, body: Mapping[str, Any] | None, deadlines: Deadlines | None) -> Any:
         url = self.url(path)
@@ -371,7 +389,9 @@ class HTTPClient:
             hint = "the server failed while answering: check its console or log."
         else:
             hint = "it rejected the request memgpt built; a grammar or schema this server version does not accept is the usual cause."
-        return BackendHTTPError(f"{self.server} at {url} answered HTTP {code}: {hint}{said}", status_code=code, endpoint=self.endpoint)
+        return BackendHTTPError(
+            f"{self.server} at {url} answered HTTP {code}: {hint}{said}", status_code=code, endpoint=self.endpoint
+        )
 
     def _server_detail(self, response: httpx.Response) -> str:
         """The server's own explanation, from the usual JSON error shapes or the raw text."""

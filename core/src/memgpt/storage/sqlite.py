@@ -330,7 +330,9 @@ class SQLiteStorage:
         for match in dict.fromkeys(attempts):
             # CROSS JOIN keeps the FTS index as the outer loop; otherwise SQLite walks the agent's
             # messages and evaluates MATCH once per row (100x slower on a long history).
-            join = "FROM messages_fts CROSS JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? AND m.agent = ?"
+            join = (
+                "FROM messages_fts CROSS JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? AND m.agent = ?"
+            )
             total = int(self.conn.execute(f"SELECT count(*) {join}", (match, agent)).fetchone()[0])
             if total:
                 cols = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))

@@ -110,14 +110,14 @@ def acquire(
             for other_key in [k for k, other in _engines.items() if other.users == 0]:
                 _engines.pop(other_key).close()  # one model at a time: free the idle ones first
             if hasattr(progress, "start"):
-                progress.start()
+                progress.start()  # type: ignore[union-attr]  # checked by hasattr
             runtime = LlamaRuntime(path, n_ctx=n_ctx, n_threads=n_threads, progress=progress)
             engine = Engine(
                 runtime, state_cache_bytes=state_cache_bytes, persist_dir=persist_dir, persist_max_bytes=persist_max_bytes
             )
             _engines[key] = engine
             if hasattr(progress, "done"):
-                progress.done(f"context {runtime.n_ctx} tokens")
+                progress.done(f"context {runtime.n_ctx} tokens")  # type: ignore[union-attr]  # checked by hasattr
         engine.users += 1
     with engine.lock:
         engine.set_threads(n_threads)

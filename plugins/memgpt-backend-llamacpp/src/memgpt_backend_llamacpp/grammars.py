@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from llama_cpp import llama_cpp as C
@@ -25,6 +26,7 @@ _STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 
 def schema_to_gbnf(schema: dict[str, Any]) -> str:
     """A JSON schema as GBNF: core's exact fixed-layout emitter, else llama-cpp-python's general converter."""
+    exact: Callable[[dict[str, Any]], str] | None
     try:
         from memgpt.grammar.gbnf import schema_to_gbnf as exact
     except ImportError:

@@ -64,7 +64,7 @@ class _Candidates:
         self.data["id"] = self.ids
         self.data["logit"] = logits
         self.data["p"] = 0.0
-        self.array.data = self.pointer
+        self.array.data = self.pointer  # type: ignore[assignment]  # ctypes: a pointer where the stub says array
         self.array.size = len(self.ids)
         self.array.selected = -1
         self.array.sorted = False

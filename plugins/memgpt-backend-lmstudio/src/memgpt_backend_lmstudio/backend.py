@@ -82,7 +82,11 @@ class LMStudioBackend(HTTPBackend):
             model = self.settings.model or first_model(self, self.http.get_json("/v1/models"))["id"]
             return BackendStatus(ok=True, endpoint=self.endpoint, model=model, context_window=None)
         entries = self.require(listing, "/api/v0/models", "data")
-        llms = [e for e in entries if isinstance(e, dict) and e.get("type", "llm") in ("llm", "vlm")] if isinstance(entries, list) else []
+        llms = (
+            [e for e in entries if isinstance(e, dict) and e.get("type", "llm") in ("llm", "vlm")]
+            if isinstance(entries, list)
+            else []
+        )
         wanted = [e for e in llms if e.get("id") == self.settings.model] if self.settings.model else []
         loaded = [e for e in llms if e.get("state") == "loaded"]
         chosen = next(iter(wanted or loaded), None)
@@ -94,4 +98,6 @@ class LMStudioBackend(HTTPBackend):
             )
         # loaded_context_length is what the loaded instance runs with; max_context_length what it could.
         context = chosen.get("loaded_context_length") or chosen.get("max_context_length")
-        return BackendStatus(ok=True, endpoint=self.endpoint, model=str(chosen["id"]), context_window=context if isinstance(context, int) else None)
+        return BackendStatus(
+            ok=True, endpoint=self.endpoint, model=str(chosen["id"]), context_window=context if isinstance(context, int) else None
+        )

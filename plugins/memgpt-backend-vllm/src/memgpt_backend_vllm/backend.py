@@ -61,4 +61,6 @@ class VLLMBackend(HTTPBackend):
         if self.settings.model:  # a server started with several names: describe the one configured
             entry = next((e for e in listing["data"] if isinstance(e, dict) and e.get("id") == self.settings.model), entry)
         context = entry.get("max_model_len")
-        return BackendStatus(ok=True, endpoint=self.endpoint, model=str(entry["id"]), context_window=context if isinstance(context, int) else None)
+        return BackendStatus(
+            ok=True, endpoint=self.endpoint, model=str(entry["id"]), context_window=context if isinstance(context, int) else None
+        )
