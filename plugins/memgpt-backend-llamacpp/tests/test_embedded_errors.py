@@ -187,7 +187,9 @@ def test_threads_default_to_memgpt_threads_then_physical_cores(monkeypatch: pyte
 
 @pytest.mark.model
 @pytest.mark.parametrize("interrupt_at", [2, 5], ids=["prompt", "generation"])
-def test_an_interrupt_mid_decode_leaves_the_engine_usable(threads: int, monkeypatch: pytest.MonkeyPatch, interrupt_at: int) -> None:
+def test_an_interrupt_mid_decode_leaves_the_engine_usable(
+    threads: int, monkeypatch: pytest.MonkeyPatch, interrupt_at: int
+) -> None:
     """Ctrl-C lands after llama.cpp stored a chunk but before the runtime recorded it (in a long prompt's
     prefill, or while generating): the next completion must not fail (``llama_decode failed with code -1``)
     and must be what a clean engine writes."""
@@ -202,7 +204,9 @@ def test_an_interrupt_mid_decode_leaves_the_engine_usable(threads: int, monkeypa
     request = CompletionRequest(
         prompt=system + "<|im_start|>user\nTell me about cats.<|im_end|>\n<|im_start|>assistant\n", max_tokens=12, sampling=greedy
     )
-    backend = EmbeddedBackend(BackendSettings(context_window=2048, threads=threads, options={"quiet": True, "persist_state": False}))
+    backend = EmbeddedBackend(
+        BackendSettings(context_window=2048, threads=threads, options={"quiet": True, "persist_state": False})
+    )
     try:
         backend.engine().rt.truncate(0)
         real, decodes = C.llama_decode, [0]
