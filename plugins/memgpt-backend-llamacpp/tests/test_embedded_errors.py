@@ -232,3 +232,66 @@ def test_an_interrupt_mid_decode_leaves_the_engine_usable(
         assert after.split()[:3] == clean.split()[:3]
     finally:
         backend.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte", "foreign file"])
+def test_a_damaged_kv_state_file_is_discarded_with_one_warning(
+    smollm2: Path, threads: int, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    """A state file cut short (a full disk, a power cut) made llama.cpp abort every start; now it is checked
+    first, deleted with one warning, and the prompt is evaluated afresh."""
+    from memgpt_backend_llamacpp import engine as engines
+    from memgpt_backend_llamacpp import persist
+    from memgpt_backend_llamacpp.runtime import LlamaRuntime
+
+    prompt_text = "<|im_start|>system\n" + "You are a helpful assistant who knows about animals. " * 30 + "<|im_end|>\n"
+    first = engines.Engine(
+        LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path, persist_max_bytes=2**30
+    )
+    prompt = first.rt.tokenize(prompt_text, add_special=True)
+    try:
+        first.prepare(prompt)
+        assert first.persist()
+        path = first.state_path
+    finally:
+        first.close()
+    assert path is not None
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) * 2 // 3])
+    elif damage == "flipped byte":
+        path.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    else:
+        path.write_bytes(b"GGSQ" + data[4:])  # e.g. llama.cpp's own format, written by an earlier version
+    with caplog.at_level("WARNING", logger=persist.__name__):
+        again = engines.Engine(LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path)
+    try:
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "discarded the saved KV state" in warnings[0], warnings
+        assert not path.exists()
+        assert again.prepare(prompt) == (0, len(prompt))  # evaluated afresh, and the engine works
+    finally:
+        again.close()
+
+
+@pytest.mark.model
+def test_an_intact_kv_state_file_is_restored(smollm2: Path, threads: int, tmp_path: Path) -> None:
+    from memgpt_backend_llamacpp import engine as engines
+    from memgpt_backend_llamacpp.runtime import LlamaRuntime
+
+    prompt_text = "<|im_start|>system\n" + "You are a helpful assistant who knows about animals. " * 30 + "<|im_end|>\n"
+    first = engines.Engine(
+        LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path, persist_max_bytes=2**30
+    )
+    prompt = first.rt.tokenize(prompt_text, add_special=True)
+    try:
+        first.prepare(prompt)
+        assert first.persist()
+    finally:
+        first.close()
+    again = engines.Engine(LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path)
+    try:
+        assert again.prepare(prompt) == (len(prompt) - 1, 1)
+    finally:
+        again.close()
