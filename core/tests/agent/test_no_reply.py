@@ -119,3 +119,35 @@ def test_a_reply_the_model_gave_itself_is_not_a_reply_step(make_agent: MakeAgent
     backend.add(call("send_message", "greet", message="Hi!"))
     result = agent.send("hello")
     assert result.answered and not result.reply_step and result.steps == 1 and len(backend.requests) == 1
+
+
+def test_a_message_typed_after_an_interrupted_one_does_not_replace_it(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
+    agent = make_agent()
+    backend.add(KeyboardInterrupt())  # Ctrl-C while the model works on the first message
+    try:
+        agent.send("My dog is called Miso.")
+    except KeyboardInterrupt:
+        pass
+    assert agent.pending_messages == ["My dog is called Miso."]
+    backend.add(call("send_message", "both", message="Miso is a lovely name. Hello!"))
+    result = agent.send("Hello?")
+    assert result.replies == ["Miso is a lovely name. Hello!"]
+    prompt = backend.requests[-1].prompt
+    assert prompt.index("My dog is called Miso.") < prompt.index("Hello?")  # the model read both, in order
+    stored = [events.read(m.content) for m in storage.recent_messages("sam", 100) if m.role == "user"]
+    assert [e["message"] for e in stored if e and e.get("type") == "user_message"] == ["My dog is called Miso.", "Hello?"]
+    assert agent.pending_messages == [] and make_agent().pending_messages == []
+
+
+def test_retry_after_an_interrupt_sends_the_message_once(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    agent = make_agent()
+    backend.add(KeyboardInterrupt())
+    try:
+        agent.send("What is my name?")
+    except KeyboardInterrupt:
+        pass
+    backend.add(call("send_message", "answer", message="I don't know yet."))
+    assert agent.retry() is not None
+    assert backend.requests[-1].prompt.count("What is my name?") == 1

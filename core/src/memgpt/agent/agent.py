@@ -44,6 +44,7 @@ log = logging.getLogger("memgpt.agent")
 
 EventKind = Literal["thought", "call", "assistant", "result", "alert", "error"]
 PENDING_KEY = "pending_message"
+EARLIER_KEY = "pending_earlier"  # messages sent before the pending one that were never answered either
 PAUSED_KEY = "heartbeats_paused_until"
 SHOWN_KEY = "core_memory_shown"  # core memory as rendered at the top of the prompt
 # Room a context window must leave for the conversation beyond the fixed prompt and the reply reserve.
@@ -228,6 +229,15 @@ class Agent:
         value = self.record.settings.get(PENDING_KEY)
         return value if isinstance(value, str) else None
 
+    @property
+    def pending_messages(self) -> list[str]:
+        """Every unanswered user message, oldest first: a message typed after an interrupted one does not
+        replace it; the next step reads both."""
+        earlier = self.record.settings.get(EARLIER_KEY)
+        unanswered = [m for m in earlier if isinstance(m, str)] if isinstance(earlier, list) else []
+        last = self.pending_message
+        return [*unanswered, last] if last is not None else unanswered
+
     def context_messages(self) -> list[Message]:
         return list(self.messages)
 
@@ -279,8 +289,11 @@ class Agent:
     def send(self, text: str) -> TurnResult:
         """The user says ``text``; run the chain of steps it triggers. A chain that ends with nothing said
         to the user ends with one ``alert`` saying so and why (``/retry`` resends the message)."""
-        self._set_pending(text)
-        inputs = [Message(role="user", content=events.user_message(text))]
+        unanswered = self.pending_messages
+        if unanswered and unanswered[-1] == text:  # /retry of the pending message
+            unanswered.pop()
+        self._set_pending(text, earlier=unanswered)
+        inputs = [Message(role="user", content=events.user_message(m)) for m in [*unanswered, text]]
         return self._chain(inputs, expect_reply=True)
 
     def send_event(self, content: str) -> TurnResult:
@@ -610,9 +623,13 @@ class Agent:
 
     # ---- persistence ----
 
-    def _set_pending(self, text: str) -> None:
+    def _set_pending(self, text: str, *, earlier: list[str]) -> None:
         with self.storage.transaction():
             self.record.settings[PENDING_KEY] = text
+            if earlier:
+                self.record.settings[EARLIER_KEY] = earlier
+            else:
+                self.record.settings.pop(EARLIER_KEY, None)
             self._save()
 
     def _commit(self, inputs: list[Message], produced: list[Message], *, in_context: list[Message]) -> None:
@@ -622,6 +639,7 @@ class Agent:
             by_identity = {id(m): s for m, s in zip([*inputs, *produced], stored, strict=True)}
             self.messages.extend(by_identity[id(m)] for m in in_context)
             self.record.settings.pop(PENDING_KEY, None)
+            self.record.settings.pop(EARLIER_KEY, None)
             self._save()
 
     def _save(self) -> None:

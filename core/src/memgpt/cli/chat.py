@@ -128,9 +128,13 @@ class RichView:
             f"[bold]{what} agent {agent.name!r}[/] — {session.model.backend} / {session.model.wrapper}, "
             f"context {agent.context_window} tokens. /help lists commands.",
         )
-        if agent.pending_message:
+        unanswered = agent.pending_messages
+        if len(unanswered) == 1:
+            self.console.print(f"[magenta]Your last message was not answered:[/] {unanswered[0]!r} — /retry sends it again.")
+        elif unanswered:
+            shown = ", ".join(repr(m) for m in unanswered)
             self.console.print(
-                f"[magenta]Your last message was not answered:[/] {agent.pending_message!r} — /retry sends it again."
+                f"[magenta]Your last {len(unanswered)} messages were not answered:[/] {shown} — /retry sends them again."
             )
 
     def event(self, event: AgentEvent) -> None:
