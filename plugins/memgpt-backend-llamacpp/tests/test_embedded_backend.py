@@ -125,7 +125,7 @@ def test_a_grammar_that_forces_everything_is_written_by_the_model_and_verified_i
     prompt = engine.rt.tokenize(SYSTEM + user("Hi"), add_special=True)
     try:
         engine.prepare(prompt)
-        generation = engine.decoder.generate(max_tokens=64, stop=(), params=GREEDY, grammar=sampler)
+        generation = engine.decoder.generate(max_tokens=64, stop=(), params=GREEDY, grammar=sampler, fast_forward=True)
     finally:
         from llama_cpp import llama_cpp as C
 

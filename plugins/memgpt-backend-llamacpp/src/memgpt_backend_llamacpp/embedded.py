@@ -6,12 +6,13 @@ every backend of the process (``engine.py``). What makes it fast for MemGPT:
 
 - the KV cache keeps the evaluated prompt; each step evaluates only what changed, and a side call (the
   summarizer) does not evict the agent's prefix (``state_cache.py``);
-- grammar-constrained decoding checks only the sampled token and fast-forwards through text the grammar
-  forces (``sampling.py``).
+- grammar-constrained decoding samples as llama-server does and checks only the sampled token against the
+  grammar, at the speed of unconstrained decoding (``sampling.py``).
 
 Settings: ``model`` (GGUF path), ``context_window`` (default 8192, never above the model's trained
 context), ``threads`` (default ``MEMGPT_THREADS``, else the physical cores). ``options``: ``quiet`` (no
-progress line), ``fast_forward`` (default true), ``state_cache_mb`` (saved KV states in memory, default
+progress line), ``fast_forward`` (default false: decode the grammar's forced text as a verified draft;
+faithful, but slower than plain sampling with SmolLM2, see ``sampling.py``), ``state_cache_mb`` (saved KV states in memory, default
 1024), ``persist_state`` (keep the evaluated prompt on disk between runs, default true; ``persist.py``) and
 ``persist_max_mb`` (largest state written, default 512).
 """
@@ -105,7 +106,7 @@ class EmbeddedBackend(Backend):
         self.settings = settings or BackendSettings()
         options = self.settings.options
         self.threads = self.settings.threads or default_threads()
-        self.fast_forward = bool(options.get("fast_forward", True))
+        self.fast_forward = bool(options.get("fast_forward", False))
         self.quiet = bool(options.get("quiet", False))
         self.state_cache_bytes = int(float(options.get("state_cache_mb", 1024)) * 2**20)
         self.persist_state = bool(options.get("persist_state", True))
