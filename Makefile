@@ -1,5 +1,5 @@
 # The README's commands. Each installs what is missing first, so a fresh clone needs nothing else.
-.PHONY: install server vllm run test bench lint clean
+.PHONY: install server vllm run test test-fast bench lint clean
 
 install:
 	@bash scripts/install.sh
@@ -15,6 +15,10 @@ run: install
 
 test: install server vllm
 	@MEMGPT_REQUIRE_VLLM=1 bash scripts/test.sh $(ARGS)
+
+# Everyday tier: no llama-server build, no vLLM, nothing marked slow (CI runs the full `test`).
+test-fast: install
+	@bash scripts/test.sh -m "not server and not slow" $(ARGS)
 
 bench: install server
 	@for b in bench/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
