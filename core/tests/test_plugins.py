@@ -249,3 +249,18 @@ def test_discovery_loads_builtin_plugins_before_third_party_ones() -> None:
     from memgpt.plugins import _select
 
     assert _select(["aaa-third-party", "webui", "zzz-other", "core"]) == ["core", "webui", "aaa-third-party", "zzz-other"]
+
+
+def test_a_hookimpl_named_otherwise_registers_through_specname() -> None:
+    """pluggy knows the implementation by its spec; a plugin may name the function as it likes."""
+    module = types.ModuleType("fake_renamed")
+
+    @hookimpl(specname="register_wrappers")
+    def add_my_wrappers(register: Any) -> None:
+        register(wrapper_spec("renamed-wrapper"))
+
+    module.add_my_wrappers = add_my_wrappers  # type: ignore[attr-defined]
+    registry = build_registry([("renamed", module)])
+    assert registry.wrapper("renamed-wrapper").plugin == "renamed"
+    [info] = [p for p in registry.plugins if p.name == "renamed"]
+    assert info.hooks == ["register_wrappers"] and info.registered == {"wrappers": ["renamed-wrapper"]}

@@ -239,11 +239,8 @@ def build_registry(modules: Iterable[tuple[str, Any]] | None = None) -> Registry
                 pm.unregister(module)
             registry.failures.append(PluginFailure(name, dist, "validate", f"{type(exc).__name__}: {exc}"))
             continue
-        hooks = sorted(
-            impl.function.__name__
-            for caller in pm.get_hookcallers(module) or []
-            for impl in caller.get_hookimpls()
-            if impl.plugin is module
+        hooks = sorted(  # by the spec each implements (a hookimpl may be named otherwise: ``specname=``)
+            caller.name for caller in pm.get_hookcallers(module) or [] for impl in caller.get_hookimpls() if impl.plugin is module
         )
         registry.plugins.append(
             PluginInfo(
@@ -254,10 +251,10 @@ def build_registry(modules: Iterable[tuple[str, Any]] | None = None) -> Registry
     for info in registry.plugins:
         module = pm.get_plugin(info.name)
         for hook_name, kind in KINDS.items():
-            impl = getattr(module, hook_name, None)
-            if impl is None or hook_name not in info.hooks:
-                continue
-            _call_register_hook(registry, info, hook_name, kind, impl)
+            # pluggy's own record of the implementations, whatever their Python names
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is module:
+                    _call_register_hook(registry, info, hook_name, kind, impl.function)
     return registry
 
 
