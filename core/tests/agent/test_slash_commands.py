@@ -66,6 +66,13 @@ def test_dump_shows_the_last_n_messages(chatted: Agent, capsys: pytest.CaptureFi
     assert len(texts(everything, "info")) == 6
 
 
+def test_dump_prompt_shows_the_whole_prompt_with_its_system_part(chatted: Agent, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out = run(chatted, capsys, "/dump prompt")
+    [prompt] = texts(out, "info")
+    assert prompt == chatted.render_prompt()
+    assert prompt.startswith("<|im_start|>system\n") and "Functions:" in prompt and "Tea is nice." in prompt
+
+
 @pytest.mark.parametrize("command", ["/dump 0", "/dump x", "/pop 0", "/pop -1", "/pop two"])
 def test_a_bad_count_is_a_usage_line_and_changes_nothing(
     chatted: Agent, capsys: pytest.CaptureFixture[str], command: str

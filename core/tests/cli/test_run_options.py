@@ -103,3 +103,16 @@ def test_heartbeats_asked_for_in_a_scripted_run_are_reported_as_ignored() -> Non
     assert memgpt("configure", "--yes", "--backend", "scripted").returncode == 0
     notes = infos(memgpt("run", "--agent", "h", "--heartbeat-every", "1", "--first", "--message", "/memory"))
     assert any(t.startswith("--heartbeat-every is ignored: timed heartbeats are for interactive sessions") for t in notes)
+
+
+def test_debug_writes_prompts_raw_output_and_token_counts_to_a_log_file_it_names() -> None:
+    assert memgpt("configure", "--yes", "--backend", "scripted").returncode == 0
+    result = memgpt("run", "--agent", "dbg", "--first", "--debug", "--message", "hello there")
+    assert result.returncode == 0, result.stderr
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("memgpt: debug log: ")]
+    path = Path(line.removeprefix("memgpt: debug log: "))
+    assert path.parent == home() / "logs" and (path.stat().st_mode & 0o777) == 0o600
+    text = path.read_text(encoding="utf-8")
+    assert "step prompt (attempt 1" in text and "hello there" in text  # the whole prompt, the user's words in it
+    assert "raw output (finish" in text and "tokens: prompt" in text and '"send_message"' in text
+    assert [e["type"] for e in events(result)][-1] == "turn"  # stdout stays JSON only

@@ -241,6 +241,10 @@ class Agent:
     def context_messages(self) -> list[Message]:
         return list(self.messages)
 
+    def render_prompt(self) -> str:
+        """The whole prompt the next step would send (system text, function docs, core memory, history)."""
+        return self._prompt([]).text
+
     def shown_memory(self) -> CoreMemory:
         """Core memory as the top of the prompt shows it: as of the last rewrite of the context (set when
         the agent is built, so always present)."""
@@ -490,8 +494,16 @@ class Agent:
                 sampling=SamplingParams(temperature=self.limits.temperature + 0.15 * attempt, seed=self._seed),
                 constraint=constraint,
             )
+            log.debug("step prompt (attempt %d, %d characters):\n%s", attempt + 1, len(prompt.text), prompt.text)
             completion = self.backend.complete(request)
             result.usage.append(completion.usage)
+            u = completion.usage
+            log.debug(
+                "raw output (finish %s, constrained by %s; tokens: prompt %s, completion %s, cached %s, evaluated %s, "
+                "%.2f s):\n%s",
+                completion.finish_reason, completion.constrained_by, u.prompt_tokens, u.completion_tokens,
+                u.cached_tokens, u.evaluated_tokens, completion.seconds or 0.0, completion.text,
+            )  # fmt: skip
             if constraint is not None and completion.constrained_by is None and not self._warned_unconstrained:
                 self._warned_unconstrained = True
                 self._emit(result, AgentEvent("alert", "the backend did not enforce the grammar; parsing with repair"))

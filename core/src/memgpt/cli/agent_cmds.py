@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -70,17 +71,18 @@ def run(
         metavar="SECONDS",
         help="The most seconds one turn may wait on the model server (default: no turn deadline; also [model] turn_timeout).",
     ),
-    debug: bool = typer.Option(False, "--debug", help="Log prompts, raw outputs and token counts to stderr."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Log every prompt, raw output, parse repair and token count to a file (its path is printed)."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Accept defaults without asking (without --agent: a new agent)."),
 ) -> None:
     """Chat with an agent. Without --message / --non-interactive it is an interactive session."""
-    import logging
 
     from memgpt.config import load_config
     from memgpt.runtime import AgentOptions, open_session
 
     if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="[%(name)s] %(message)s")
+        _debug_log()
     scripted = bool(message) or non_interactive or not stdin_is_terminal()
     config = load_config()
     if turn_timeout is not None:
@@ -299,3 +301,28 @@ def register(app: typer.Typer) -> None:
     from memgpt.cli import load_cmd
 
     app.command("load")(load_cmd.load)
+
+
+def _debug_log() -> None:
+    """``--debug``: everything the agent and its backend log, at DEBUG, to a new file under ``$MEMGPT_HOME/logs``."""
+    import logging
+    from datetime import datetime
+
+    from memgpt.config import home
+
+    folder = home() / "logs"
+    path = folder / f"debug-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        os.chmod(path, 0o600)  # prompts hold the user's conversation
+    except OSError as err:
+        print(f"memgpt: cannot write a debug log in {folder} ({err.strerror or err}); going on without one", file=sys.stderr)
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for noisy in ("httpcore", "httpx", "filelock", "urllib3", "sentence_transformers", "stevedore"):
+        logging.getLogger(noisy).setLevel(logging.INFO)
+    print(f"memgpt: debug log: {path}", file=sys.stderr)

@@ -318,6 +318,9 @@ def _count(view: Any, command: str, arg: str, default: int) -> int | None:
 
 
 def _dump(session: Any, view: Any, arg: str) -> None:
+    if arg.strip() == "prompt":  # the whole prompt, system part included, as the next step sends it
+        view.info(session.agent.render_prompt())
+        return
     n = _count(view, "dump", arg, 10)
     if n is None:
         return
@@ -371,7 +374,7 @@ def _help(session: Any, view: Any, arg: str) -> None:
 COMMANDS: dict[str, Command] = {
     "exit": Command("save and quit (every step is already saved)", lambda s, v, a: False),
     "memory": Command("show core memory and memory sizes", _memory),
-    "dump": Command("/dump [n]: show the last n messages in the context window", _dump),
+    "dump": Command("/dump [n|prompt]: show the last n messages in the context window, or the whole prompt", _dump),
     "pop": Command("/pop [n]: remove the last n exchanges from the context window", _pop),
     "retry": Command("send your last (or unanswered) message again", _retry),
     "rethink": Command("/rethink TEXT: replace the agent's last inner thoughts", _rethink),

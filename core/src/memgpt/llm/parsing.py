@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from typing import Any
 from memgpt.errors import ArgumentError, ParseError, UnknownFunctionError
 from memgpt.llm.json_text import read_json
 from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema
+
+log = logging.getLogger("memgpt.parse")
 
 HEARTBEAT_KEY = "request_heartbeat"
 FUNCTION_ALIASES = ("name", "function_name", "tool", "tool_name", "action", "function")
@@ -78,6 +81,8 @@ def parse_call(text: str, functions: Sequence[FunctionSchema], shape: CallShape 
     _refuse_lone_surrogates(value, text)
     function, params = _normalise(value, shape, functions, repairs, text)
     params = _validated(function, params, shape, repairs, text)
+    if repairs:
+        log.debug("parse repairs: %s", ", ".join(dict.fromkeys(repairs)))
     return ParsedCall(FunctionCall(name=function.name, arguments=params), tuple(dict.fromkeys(repairs)), rest)
 
 
