@@ -55,7 +55,8 @@ def test_thirty_turns_under_the_grammar(smollm2: Path) -> None:
     session = open_session(config(smollm2, context_window=4096), AgentOptions(name="e2e"))
     try:
         agent = session.agent
-        agent.limits = Limits(max_tokens=128, max_chain=2, parse_retries=2)
+        # max_tokens as configured: the call grammar was bounded for it when the agent was built
+        agent.limits = Limits(max_tokens=160, max_chain=2, parse_retries=2)
         errors = []
         usage = 0
         for i in range(30):
@@ -73,7 +74,7 @@ def test_a_tiny_window_summarizes_and_the_conversation_continues(smollm2: Path) 
     session = open_session(config(smollm2, context_window=2048), AgentOptions(name="tiny"))
     try:
         agent = session.agent
-        agent.limits = Limits(max_tokens=128, max_chain=1, parse_retries=2)
+        agent.limits = Limits(max_tokens=160, max_chain=1, parse_retries=2)
         summarized = False
         for i in range(40):
             result = agent.send(USER_LINES[i % len(USER_LINES)] + " " + "Tell me more about that. " * 4)

@@ -285,9 +285,9 @@ def test_the_next_token_distribution_is_the_same_cold_reused_restored_and_from_d
     def tvd(other: np.ndarray) -> float:
         return 0.5 * float(np.abs(p - _softmax(other)).sum())
 
-    # Here (SmolLM2, where inner_thoughts starts: a flat distribution) rebatching moves it by 0.025-0.031 TVD
-    # from run to run, reuse by 0.047-0.054, a state holding another user message by 0.28.
-    bound = max(0.1, 3 * tvd(rebatched))
-    assert tvd(wrong) > 2 * bound, f"the bound {bound:.3f} cannot tell a wrong KV state ({tvd(wrong):.3f}) apart"
+    # Here (SmolLM2, where inner_thoughts starts: a flat distribution) rebatching moves it by 0.025-0.05 TVD
+    # from run to run, reuse by about 0.05, a state holding another user message by about 0.28.
+    bound = max(0.1, 2 * tvd(rebatched))
+    assert tvd(wrong) > bound, f"the bound {bound:.3f} cannot tell a wrong KV state ({tvd(wrong):.3f}) apart"
     for name, other in (("reused", reused), ("restored", restored), ("from disk", from_disk)):
         assert tvd(other) <= bound, f"{name}: TVD {tvd(other):.4f} against cold, over the rounding floor's bound {bound:.4f}"
