@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,6 +235,32 @@ def test_an_interrupt_mid_decode_leaves_the_engine_usable(
         backend.close()
 
 
+def persisted_state(smollm2: Path, threads: int, folder: Path) -> tuple[Path, list[int]]:
+    """An engine evaluates a prompt and saves its KV state under ``folder``: the file and the prompt."""
+    from memgpt_backend_llamacpp import engine as engines
+    from memgpt_backend_llamacpp.runtime import LlamaRuntime
+
+    prompt_text = "<|im_start|>system\n" + "You are a helpful assistant who knows about animals. " * 30 + "<|im_end|>\n"
+    first = engines.Engine(
+        LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=folder, persist_max_bytes=2**30
+    )
+    try:
+        prompt = first.rt.tokenize(prompt_text, add_special=True)
+        first.prepare(prompt)
+        assert first.persist() and first.state_path is not None
+        return first.state_path, prompt
+    finally:
+        first.close()
+
+
+def reloaded(smollm2: Path, threads: int, folder: Path) -> Any:
+    """A new engine on the same model and folder: it reads the saved state when it starts."""
+    from memgpt_backend_llamacpp import engine as engines
+    from memgpt_backend_llamacpp.runtime import LlamaRuntime
+
+    return engines.Engine(LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=folder)
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte", "foreign file"])
 def test_a_damaged_kv_state_file_is_discarded_with_one_warning(
@@ -241,22 +268,9 @@ def test_a_damaged_kv_state_file_is_discarded_with_one_warning(
 ) -> None:
     """A state file cut short (a full disk, a power cut) made llama.cpp abort every start; now it is checked
     first, deleted with one warning, and the prompt is evaluated afresh."""
-    from memgpt_backend_llamacpp import engine as engines
     from memgpt_backend_llamacpp import persist
-    from memgpt_backend_llamacpp.runtime import LlamaRuntime
 
-    prompt_text = "<|im_start|>system\n" + "You are a helpful assistant who knows about animals. " * 30 + "<|im_end|>\n"
-    first = engines.Engine(
-        LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path, persist_max_bytes=2**30
-    )
-    prompt = first.rt.tokenize(prompt_text, add_special=True)
-    try:
-        first.prepare(prompt)
-        assert first.persist()
-        path = first.state_path
-    finally:
-        first.close()
-    assert path is not None
+    path, prompt = persisted_state(smollm2, threads, tmp_path)
     data = path.read_bytes()
     if damage == "truncated":
         path.write_bytes(data[: len(data) * 2 // 3])
@@ -265,7 +279,7 @@ def test_a_damaged_kv_state_file_is_discarded_with_one_warning(
     else:
         path.write_bytes(b"GGSQ" + data[4:])  # e.g. llama.cpp's own format, written by an earlier version
     with caplog.at_level("WARNING", logger=persist.__name__):
-        again = engines.Engine(LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path)
+        again = reloaded(smollm2, threads, tmp_path)
     try:
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert len(warnings) == 1 and "discarded the saved KV state" in warnings[0], warnings
@@ -277,20 +291,8 @@ def test_a_damaged_kv_state_file_is_discarded_with_one_warning(
 
 @pytest.mark.model
 def test_an_intact_kv_state_file_is_restored(smollm2: Path, threads: int, tmp_path: Path) -> None:
-    from memgpt_backend_llamacpp import engine as engines
-    from memgpt_backend_llamacpp.runtime import LlamaRuntime
-
-    prompt_text = "<|im_start|>system\n" + "You are a helpful assistant who knows about animals. " * 30 + "<|im_end|>\n"
-    first = engines.Engine(
-        LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path, persist_max_bytes=2**30
-    )
-    prompt = first.rt.tokenize(prompt_text, add_special=True)
-    try:
-        first.prepare(prompt)
-        assert first.persist()
-    finally:
-        first.close()
-    again = engines.Engine(LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path)
+    _, prompt = persisted_state(smollm2, threads, tmp_path)
+    again = reloaded(smollm2, threads, tmp_path)
     try:
         assert again.prepare(prompt) == (len(prompt) - 1, 1)
     finally:
