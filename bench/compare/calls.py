@@ -13,6 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+# Calls that change memory, and calls that search it: the agent's own sets, so both sides count alike
+# (re-exported for report.py and ours.py).
+from memgpt.agent.agent import MEMORY_EDITS as MEMORY_EDITS
+from memgpt.agent.agent import SEARCHES as SEARCHES
+
 ASSISTANT_HEADER = "<|im_start|>assistant"
 
 #: The functions of MemGPT's default preset and their required arguments (the same on both sides).
@@ -26,9 +31,6 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "archival_memory_insert": ("content",),
     "archival_memory_search": ("query",),
 }
-#: Calls that change memory, and calls that search it (as ``memgpt.agent.agent.MEMORY_EDITS`` / ``SEARCHES``).
-MEMORY_EDITS = frozenset({"core_memory_append", "core_memory_replace", "archival_memory_insert"})
-SEARCHES = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
 
 #: Openings of the summarizer prompts (pymemgpt's gpt_summarize.SYSTEM, ours agent/summarize.SUMMARY_SYSTEM):
 #: those completions are plain text by design and are not call attempts.
