@@ -34,10 +34,23 @@ USER_LINES = [
 ]
 
 
+# A turn budget for which the agent can bound every string so that any call the grammar admits
+# fits (shape_for_budget); below it a call can be cut off and re-asked, which these tests do not measure.
+MAX_TOKENS = 256
+
+
 def config(smollm2: Path, **model: object) -> Config:
     return Config(
-        model=ModelSettings(backend="llamacpp-embedded", model=str(smollm2), wrapper="chatml-grammar", max_tokens=160, **model)
+        model=ModelSettings(
+            backend="llamacpp-embedded", model=str(smollm2), wrapper="chatml-grammar", max_tokens=MAX_TOKENS, **model
+        )
     )
+
+
+def bounded_limits(agent, max_chain: int) -> Limits:  # type: ignore[no-untyped-def]
+    """The test's limits, after checking that the agent's call grammar really guarantees a complete call."""
+    assert agent._shape().max_string_chars < agent.wrapper.call_shape.max_string_chars, "strings were not bounded"
+    return Limits(max_tokens=MAX_TOKENS, max_chain=max_chain, parse_retries=2)
 
 
 def validate_stored_calls(session) -> int:  # type: ignore[no-untyped-def]
@@ -55,8 +68,7 @@ def test_thirty_turns_under_the_grammar(smollm2: Path) -> None:
     session = open_session(config(smollm2, context_window=4096), AgentOptions(name="e2e"))
     try:
         agent = session.agent
-        # max_tokens as configured: the call grammar was bounded for it when the agent was built
-        agent.limits = Limits(max_tokens=160, max_chain=2, parse_retries=2)
+        agent.limits = bounded_limits(agent, max_chain=2)
         errors = []
         usage = 0
         for i in range(30):
@@ -74,7 +86,7 @@ def test_a_tiny_window_summarizes_and_the_conversation_continues(smollm2: Path) 
     session = open_session(config(smollm2, context_window=2048), AgentOptions(name="tiny"))
     try:
         agent = session.agent
-        agent.limits = Limits(max_tokens=160, max_chain=1, parse_retries=2)
+        agent.limits = bounded_limits(agent, max_chain=1)
         summarized = False
         for i in range(40):
             result = agent.send(USER_LINES[i % len(USER_LINES)] + " " + "Tell me more about that. " * 4)
