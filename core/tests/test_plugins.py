@@ -114,6 +114,12 @@ def test_hook_register_functions() -> None:
     registered_by("register_functions", spec, "functions")
 
 
+def test_hook_register_commands() -> None:
+    from memgpt.cli.spec import CommandSpec
+
+    registered_by("register_commands", CommandSpec(name="c", callback=lambda: None), "commands")
+
+
 def test_hook_wrapper_for_model_first_answer_wins() -> None:
     registry = build_registry(
         [

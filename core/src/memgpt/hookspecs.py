@@ -64,3 +64,12 @@ def wrapper_for_model(model_name: str | None, chat_template: str | None) -> str 
     """Name the wrapper that fits a model, from its name or its Jinja chat template; ``None`` = no idea.
 
     Called by the ``auto`` wrapper when an agent starts; the first plugin that answers wins."""
+
+
+@hookspec
+def register_commands(register: Any) -> None:
+    """Register CLI sub-commands: ``register(CommandSpec(name, callback, help))`` (``memgpt.cli.spec``).
+
+    ``callback`` is a typer command function, attached as ``memgpt NAME`` when the CLI starts; its module
+    must import nothing heavy (the server framework goes inside the function). A built-in command's name is
+    refused."""

@@ -30,6 +30,7 @@ from memgpt import hookspecs
 from memgpt.errors import MemGPTError, PluginError, UnknownNameError
 
 if TYPE_CHECKING:
+    from memgpt.cli.spec import CommandSpec
     from memgpt.embeddings.spec import EmbedderSpec
     from memgpt.functions.spec import FunctionSpec
     from memgpt.grammar.spec import GrammarSpec
@@ -58,6 +59,7 @@ KINDS: dict[str, str] = {
     "register_storage": "storage",
     "register_embedders": "embedders",
     "register_functions": "functions",
+    "register_commands": "commands",
 }
 
 
@@ -98,6 +100,7 @@ class Registry:
     storage: dict[str, StorageSpec] = field(default_factory=dict)
     embedders: dict[str, EmbedderSpec] = field(default_factory=dict)
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    commands: dict[str, CommandSpec] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None

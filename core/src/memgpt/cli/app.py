@@ -82,6 +82,7 @@ def _register() -> None:
 
     app.command("plugins")(plugins_cmd.plugins)
     app.command("configure")(configure_cmd.configure)
+    app.command("doctor")(configure_cmd.doctor_command)
     try:
         from memgpt.cli import agent_cmds
     except ImportError:
@@ -90,6 +91,21 @@ def _register() -> None:
         agent_cmds.register(app)
     else:
         app.command("run")(_not_implemented("run"))
+    _plugin_commands()
+
+
+def _plugin_commands() -> None:
+    """Attach the sub-commands plugins register (``register_commands``); a built-in name is never replaced."""
+    from memgpt.plugins import PluginFailure, get_registry
+
+    registry = get_registry()
+    taken = {info.name for info in app.registered_commands}
+    for name, spec in registry.commands.items():
+        if name in taken:
+            why = f"command name {name!r} belongs to a built-in command; not added"
+            registry.failures.append(PluginFailure(spec.plugin, None, "register_commands", why))
+            continue
+        app.command(name, help=spec.help or None)(spec.callback)
 
 
 def _not_implemented(name: str):  # type: ignore[no-untyped-def]
