@@ -25,6 +25,10 @@ from tests.dialects.fixtures import (  # noqa: E402,F401
     webui_server,
 )
 
+# The fixture plugins' own tests run from outside the workspace, in a throwaway venv that has them installed
+# (tests/test_third_party_plugin.py), not here.
+collect_ignore_glob = ["fixtures/*"]
+
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
     from tests.figures import FIGURES

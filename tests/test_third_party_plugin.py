@@ -8,8 +8,11 @@ installs and uninstalls the plugins in its own site-packages, leaving the worksp
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
+import shutil
 import site
 import subprocess
 import sys
@@ -71,6 +74,31 @@ def test_install_list_configure_uninstall(venv: Path) -> None:
     assert "wrapper-example" not in {p["name"] for p in gone["plugins"]}
     assert "example-plain" not in configure_choices(venv)
     assert {p["name"] for p in gone["plugins"]} == {p["name"] for p in before["plugins"]}
+
+
+def test_a_plugin_written_against_the_sdk_alone_passes_its_contract_from_outside_the_workspace(
+    venv: Path, tmp_path: Path
+) -> None:
+    source = FIXTURES / "memgpt-wrapper-example" / "src"
+    for module in source.rglob("*.py"):
+        imported = [
+            node.module
+            for node in ast.walk(ast.parse(module.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("memgpt")
+        ]
+        assert set(imported) <= {"memgpt.plugin"}, f"{module.name} imports {imported}"
+    pip(venv, "install", "--no-deps", "--no-build-isolation", str(FIXTURES / "memgpt-wrapper-example"))
+    try:
+        outside = tmp_path / "elsewhere"
+        shutil.copytree(FIXTURES / "memgpt-wrapper-example" / "tests", outside / "tests")
+        result = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            capture_output=True, text=True, cwd=outside, env={**os.environ, "PYTHONPATH": ""},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert re.search(r"\b(\d+) passed", result.stdout) and " failed" not in result.stdout
+    finally:
+        pip(venv, "uninstall", "--yes", "memgpt-wrapper-example")
 
 
 def test_plugin_that_raises_at_import_is_reported_and_the_rest_load(venv: Path) -> None:

@@ -14,10 +14,10 @@ import logging
 import re
 from collections.abc import Sequence
 
+from memgpt.functions.docs import system_text
 from memgpt.llm.parsing import parse_call
 from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
 from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions
-from memgpt_wrappers_builtin.docs import system_text
 from memgpt_wrappers_builtin.families import DEFAULT, FAMILIES, WRAPPER_NAMES, Variant
 from memgpt_wrappers_builtin.jinja import TemplateFailure, render
 from memgpt_wrappers_builtin.render import FamilyWrapper, call_json, function_result

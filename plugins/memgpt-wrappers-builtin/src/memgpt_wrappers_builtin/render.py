@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 
 from memgpt.errors import UnknownNameError
+from memgpt.functions.docs import system_text
 from memgpt.llm.parsing import parse_call
 from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
 from memgpt.llm.wrapper import Prompt, Wrapper
-from memgpt_wrappers_builtin.docs import system_text
 from memgpt_wrappers_builtin.families import Family, Variant, WrapperName
 
 ROLES = ("system", "user", "assistant")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from memgpt.functions.docs import describe_type, function_docs, system_text
 from memgpt.llm.types import CallShape, FunctionSchema
 from memgpt.testing.wrapper import sample_functions
-from memgpt_wrappers_builtin.docs import describe_type, function_docs, system_text
 
 
 def param_lines(docs: str, function: str) -> list[str]:

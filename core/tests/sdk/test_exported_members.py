@@ -1,0 +1,50 @@
+"""The SDK's public surface: ``memgpt.plugin.__all__`` is pinned here, so adding or removing a name is a
+deliberate change seen in review, and every name listed really is there."""
+
+from __future__ import annotations
+
+import memgpt.plugin
+import memgpt.testing
+
+SDK = {
+    # hooks
+    "hookimpl",
+    # backends
+    "Backend", "BackendSettings", "BackendSpec", "BackendStatus", "Capabilities",
+    "Completion", "CompletionRequest", "Constraint", "ConstraintKind", "FinishReason", "SamplingParams", "Usage",
+    # the HTTP server-backend kit
+    "HTTPBackend", "HTTPClient", "normalize_endpoint", "first_model", "openai_completion", "openai_request",
+    # wrappers
+    "Wrapper", "WrapperOptions", "WrapperSpec", "Prompt", "wrapper_factory",
+    "CallShape", "FunctionCall", "FunctionSchema", "Message",
+    "describe_type", "function_docs", "system_text",
+    "ParsedCall", "parse_call", "validate_call",
+    # functions, grammars, storage, embeddings
+    "FunctionContext", "FunctionSpec", "GrammarSpec", "AgentRecord", "Passage", "Storage", "StorageSpec", "EmbedderSpec",
+    # errors
+    "MemGPTError", "ConfigError", "UnknownNameError", "PluginError",
+    "BackendError", "BackendUnreachable", "BackendTimeout", "BackendHTTPError", "BackendProtocolError",
+    "EmptyCompletion", "ModelLoadError", "GrammarError", "ContextOverflowError",
+    "ParseError", "UnknownFunctionError", "ArgumentError", "StorageError", "EmbeddingError",
+}  # fmt: skip
+
+
+def test_the_sdk_exports_exactly_the_pinned_names() -> None:
+    assert set(memgpt.plugin.__all__) == SDK
+    assert len(memgpt.plugin.__all__) == len(SDK), "a name is listed twice"
+
+
+def test_every_exported_name_exists() -> None:
+    missing = [name for name in memgpt.plugin.__all__ if not hasattr(memgpt.plugin, name)]
+    assert missing == []
+
+
+def test_no_public_name_is_left_out_of_all() -> None:
+    public = {name for name in vars(memgpt.plugin) if not name.startswith("_")} - {"annotations"}
+    assert public == set(memgpt.plugin.__all__)
+
+
+def test_the_contracts_are_reachable_from_memgpt_testing() -> None:
+    for name in memgpt.testing.__all__:
+        assert isinstance(getattr(memgpt.testing, name), type)
+    assert set(memgpt.testing.__all__) >= {"BackendContract", "HTTPFaultContract", "WrapperContract"}
