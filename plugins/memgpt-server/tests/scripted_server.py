@@ -7,6 +7,7 @@ The backend ``scripted-server`` answers from the last user message of the prompt
 - ``fail-once ...``: the first time this exact text is seen, the backend is unreachable (the message is
   left pending); later it replies;
 - ``remember X``: appends X to the human block (asking for a heartbeat), then replies ``noted``;
+- ``then-slow:N X``: appends X at once (asking for a heartbeat), then waits N seconds and replies;
 - anything else: replies ``echo: <message>``.
 """
 
@@ -45,11 +46,13 @@ class Scripted(Backend):
         text, after_heartbeat = last_input(request.prompt)
         if text.startswith("slow:"):
             time.sleep(float(text[5:].split()[0]))
+        if text.startswith("then-slow:") and after_heartbeat:
+            time.sleep(float(text[10:].split()[0]))
         if text.startswith("fail-once") and text not in _failed:
             _failed.add(text)
             raise BackendUnreachable("scripted backend: unreachable on purpose", endpoint="script")
-        if text.startswith("remember ") and not after_heartbeat:
-            out = call("core_memory_append", name="human", content=text[9:], request_heartbeat=True)
+        if text.startswith(("remember ", "then-slow:")) and not after_heartbeat:
+            out = call("core_memory_append", name="human", content=text.split(" ", 1)[1], request_heartbeat=True)
         elif text.startswith("remember "):
             out = call("send_message", message="noted")
         else:
