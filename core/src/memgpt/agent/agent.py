@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from memgpt._faults import reached
 from memgpt.agent import events
 from memgpt.agent import summarize as summ
 from memgpt.errors import BackendError, ContextOverflowError, GrammarError, ParseError
@@ -352,6 +353,7 @@ class Agent:
             if result.steps >= self.limits.max_chain:
                 result.stopped_by, result.stop_detail = "chain_limit", f"stopped after {result.steps} chained steps (the limit)"
                 return result
+            reached("chain_next")
             inputs = [Message(role="user", content=events.heartbeat(outcome.heartbeat))]
 
     def _reply_step(self, result: TurnResult) -> None:
@@ -628,6 +630,7 @@ class Agent:
             self.messages = [*stored, *kept]
             self._show_current_memory()  # the context after the summary is re-evaluated anyway
             self._save()
+            reached("summary_commit")
         self._emit(
             result, AgentEvent("alert", f"summarized {len(old)} older messages to free context", data={"summary": summary})
         )
@@ -653,6 +656,7 @@ class Agent:
             self.record.settings.pop(PENDING_KEY, None)
             self.record.settings.pop(EARLIER_KEY, None)
             self._save()
+            reached("step_commit")
 
     def _save(self) -> None:
         self.record.core_memory = self.core_memory.to_dict()
