@@ -71,10 +71,16 @@ def configure(
     human: Optional[str] = typer.Option(None, "--human"),
     storage: Optional[str] = typer.Option(None, "--storage", help="Storage engine name."),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="API key for the backend (stored 0600, never printed)."),
-    check: bool = typer.Option(False, "--check", help="Probe the backend before saving."),
+    check: bool = typer.Option(
+        False, "--check", help="Probe the configured backend (or the one the flags name) and report; saves nothing."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="With --check: the report as JSON."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Ask nothing: take flags, then saved values, then defaults."),
 ) -> None:
     """Write ~/.memgpt/config.toml (or $MEMGPT_HOME/config.toml)."""
+    if check:
+        check_backend(model_endpoint_type, model_endpoint, model, context_window, threads, api_key, as_json)
+        return
     from memgpt import catalog
     from memgpt.config import load_config, save_api_key, save_config
     from memgpt.errors import ConfigError
@@ -124,6 +130,8 @@ def configure(
         return flag if flag is not None else _choose(label, choices, current, interactive)
 
     m = config.model
+    if interactive and model_endpoint_type is None:
+        show_backends(registry)
     backend = pick("LLM backend", model_endpoint_type, backends, m.backend)
     spec = registry.backend(backend)
     if model_endpoint is not None and not spec.needs_endpoint:
@@ -194,12 +202,93 @@ def configure(
     updated = Config.model_validate(updated.model_dump())
     if api_key is not None:
         save_api_key(backend, api_key)
-    if check:
-        from memgpt.runtime import open_backend
-
-        status = open_backend(updated).check()
-        typer.echo(status.line())
-        if not status.ok:
-            fail("backend check failed; config not saved")
     path = save_config(updated)
     typer.echo(f"Saved {path}")
+
+
+# -- `memgpt configure --check` / `memgpt doctor` and the backend list (memgpt.doctor does the probing) ----------
+
+
+def show_backends(registry: Any) -> None:
+    """Every installed backend with its default endpoint (or "in process") and what it is."""
+    typer.echo("Installed backends:")
+    for name in sorted(registry.backends):
+        spec = registry.backends[name]
+        where = spec.default_endpoint if spec.needs_endpoint else "in process"
+        typer.echo(f"  {name:<18} {where or '(give --model-endpoint)':<24} {spec.description}".rstrip())
+
+
+def check_backend(
+    backend: Optional[str],
+    endpoint: Optional[str],
+    model: Optional[str],
+    context_window: Optional[int],
+    threads: Optional[int],
+    api_key: Optional[str],
+    as_json: bool,
+) -> None:
+    """Probe the configured backend, or the one the flags name, print the report, exit 1 on any problem."""
+    from pydantic import SecretStr
+
+    from memgpt.config import ModelSettings, check_endpoint, load_config
+    from memgpt.doctor import doctor
+    from memgpt.plugins import get_registry
+    from memgpt.runtime import backend_settings
+
+    registry = get_registry()
+    saved = load_config().model
+    name = registry.canonical("backends", backend) if backend else saved.backend
+    _check_name("backend", name, sorted(registry.backends))
+    spec = registry.backend(name)
+    same = name == saved.backend
+    if endpoint is not None:
+        if not spec.needs_endpoint:
+            fail(f"--model-endpoint does not apply to backend {name!r}, which runs in process", code=2)
+        try:
+            endpoint = check_endpoint(endpoint)
+        except ValueError as exc:
+            fail(f"--model-endpoint: {exc}", code=2)
+    elif spec.needs_endpoint:
+        endpoint = (saved.endpoint if same else None) or spec.default_endpoint
+        if not endpoint:
+            fail(f"backend {name!r} needs --model-endpoint (a server URL)", code=2)
+    settings = backend_settings(
+        ModelSettings.model_validate(
+            {
+                **saved.model_dump(),
+                "backend": name,
+                "endpoint": endpoint if spec.needs_endpoint else None,
+                "model": model if model is not None else (saved.model if same else None),
+                "context_window": context_window if context_window is not None else (saved.context_window if same else None),
+                "threads": threads if threads is not None else saved.threads,
+            }
+        )
+    )
+    if api_key is not None:
+        settings = settings.model_copy(update={"api_key": SecretStr(api_key)})
+    if not as_json:
+        where = endpoint if spec.needs_endpoint else "in process"
+        typer.echo(f"Checking {name} ({where}): a few tiny completions, this may take a minute on a slow server...", err=True)
+    report = doctor(spec, settings, fix_command=f"memgpt configure --backend {name}")
+    typer.echo(report.to_json() if as_json else "\n".join(report.lines()))
+    problems = sum(p.severity == "problem" for p in report.problems)
+    if problems:
+        fail(
+            f"{problems} problem{'s' * (problems != 1)} found with backend {name!r}"
+            + ("" if as_json else "; see the fixes above")
+        )
+
+
+def doctor_command(
+    backend: Optional[str] = typer.Option(
+        None, "--backend", "--model-endpoint-type", help="Backend to check (default: the configured one)."
+    ),
+    model_endpoint: Optional[str] = typer.Option(None, "--model-endpoint", help="Server URL to check."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name, or GGUF path for in-process backends."),
+    context_window: Optional[int] = typer.Option(None, "--context-window", min=256, help="Context size to check against."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for in-process models."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="API key for this check (not saved)."),
+    as_json: bool = typer.Option(False, "--json", help="The report as JSON."),
+) -> None:
+    """Probe the configured backend (same as `memgpt configure --check`): reachable, model, context, tokenizer, constraints."""
+    check_backend(backend, model_endpoint, model, context_window, threads, api_key, as_json)

@@ -1,4 +1,5 @@
-"""``memgpt plugins``: what is installed, what each plugin registers, and what failed to load."""
+"""``memgpt plugins``: what is installed, what each plugin registers, what each backend was verified against, and
+what failed to load."""
 
 from __future__ import annotations
 
@@ -27,6 +28,17 @@ def plugins(
                     "registers": {kind: sorted(p.registered.get(kind, [])) for kind in KINDS.values() if p.registered.get(kind)},
                 }
                 for p in registry.plugins
+            ],
+            "backends": [
+                {
+                    "name": name,
+                    "plugin": spec.plugin,
+                    "description": spec.description,
+                    "default_endpoint": spec.default_endpoint if spec.needs_endpoint else None,
+                    "in_process": not spec.needs_endpoint,
+                    "verified": spec.verified_against,
+                }
+                for name, spec in sorted(registry.backends.items())
             ],
             "failures": [
                 {"plugin": f.plugin, "distribution": f.distribution, "stage": f.stage, "error": f.error}
@@ -57,6 +69,16 @@ def plugins(
                 end_section=i == len(kinds) - 1,
             )
     console.print(table)
+    if registry.backends:
+        backends = Table(title="backends")
+        backends.add_column("backend", no_wrap=True)
+        backends.add_column("plugin", no_wrap=True)
+        backends.add_column("default endpoint", no_wrap=True)
+        backends.add_column("verified against", overflow="fold")
+        for name, spec in sorted(registry.backends.items()):
+            where = (spec.default_endpoint or "(none)") if spec.needs_endpoint else "in process"
+            backends.add_row(name, spec.plugin, where, spec.verified_against)
+        console.print(backends)
     if registry.failures:
         console.print(f"[bold red]{len(registry.failures)} load failure(s):[/]")
         for failure in registry.failures:

@@ -79,7 +79,12 @@ class Backend(abc.ABC):
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """What ``register_backends`` registers: a name, a factory, and what the user is shown."""
+    """What ``register_backends`` registers: a name, a factory, and what the user is shown.
+
+    ``verified`` says what the backend was verified against, in a few words (``"real server"``,
+    ``"documentation only (dialect test server)"``); ``memgpt plugins`` shows it. ``None``: the plugin does
+    not say, shown as ``NOT_STATED``.
+    """
 
     name: str
     factory: Callable[[BackendSettings], Backend]
@@ -88,3 +93,13 @@ class BackendSpec:
     needs_endpoint: bool = True
     capabilities: Capabilities = field(default_factory=Capabilities)
     plugin: str = ""
+    verified: str | None = None
+
+    @property
+    def verified_against(self) -> str:
+        """``verified``, or ``NOT_STATED`` when the plugin does not say."""
+        return self.verified.strip() if self.verified and self.verified.strip() else NOT_STATED
+
+
+#: What ``memgpt plugins`` shows for a backend whose plugin does not say what it was verified against.
+NOT_STATED = "unknown (not stated)"

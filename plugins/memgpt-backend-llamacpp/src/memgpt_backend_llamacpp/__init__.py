@@ -34,6 +34,7 @@ def register_backends(register: Any) -> None:
             default_endpoint="http://localhost:8080",
             needs_endpoint=True,
             capabilities=Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True),
+            verified="real server (llama.cpp llama-server, built by scripts/build-llama-server.sh; tests/test_server_real.py)",
         )
     )
     register(
@@ -44,5 +45,6 @@ def register_backends(register: Any) -> None:
             default_endpoint=None,
             needs_endpoint=False,
             capabilities=Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True),
+            verified="real (llama-cpp-python in process; tests/test_embedded_backend.py)",
         )
     )

@@ -30,5 +30,6 @@ def register_backends(register: Any) -> None:
             default_endpoint="http://localhost:1234",
             needs_endpoint=True,
             capabilities=CAPABILITIES,
+            verified="documentation only (dialect test server; LM Studio is closed source)",
         )
     )

@@ -31,5 +31,6 @@ def register_backends(register: Any) -> None:
             default_endpoint="http://localhost:8000",
             needs_endpoint=True,
             capabilities=CAPABILITIES,
+            verified="real server (vLLM 0.32.0, CPU; tests/test_vllm_real.py)",
         )
     )

@@ -30,5 +30,6 @@ def register_backends(register: Any) -> None:
             default_endpoint="http://localhost:5000",
             needs_endpoint=True,
             capabilities=CAPABILITIES,
+            verified="dialect test server (from text-generation-webui's source; real-server recording pending)",
         )
     )
