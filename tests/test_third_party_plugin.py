@@ -92,7 +92,7 @@ def test_a_plugin_written_against_the_sdk_alone_passes_its_contract_from_outside
         outside = tmp_path / "elsewhere"
         shutil.copytree(FIXTURES / "memgpt-wrapper-example" / "tests", outside / "tests")
         result = subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--strict-markers", "tests"],
             capture_output=True, text=True, cwd=outside, env={**os.environ, "PYTHONPATH": ""},
         )  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

@@ -40,7 +40,9 @@ def test_every_exported_name_exists() -> None:
 
 
 def test_no_public_name_is_left_out_of_all() -> None:
-    public = {name for name in vars(memgpt.plugin) if not name.startswith("_")} - {"annotations"}
+    # ("@py_builtins" and the like: pytest rewrites the asserts of the memgpt distribution, whose pytest11
+    # entry point makes it a pytest plugin)
+    public = {name for name in vars(memgpt.plugin) if not name.startswith(("_", "@"))} - {"annotations"}
     assert public == set(memgpt.plugin.__all__)
 
 
@@ -48,3 +50,14 @@ def test_the_contracts_are_reachable_from_memgpt_testing() -> None:
     for name in memgpt.testing.__all__:
         assert isinstance(getattr(memgpt.testing, name), type)
     assert set(memgpt.testing.__all__) >= {"BackendContract", "HTTPFaultContract", "WrapperContract"}
+
+
+def test_the_pytest_plugin_registers_the_contract_markers_outside_the_workspace(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A plugin's own repository (no memgpt pytest settings) gets the markers the contracts use."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "pytest", "--markers"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for marker in ("model", "server", "slow"):
+        assert f"@pytest.mark.{marker}:" in result.stdout
