@@ -67,11 +67,14 @@ def serve(home: Path) -> Iterator[Callable[..., Running]]:
 
     started: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(api_key: str | None = None, max_body: int = 1 << 20, **options: Any) -> Running:
+    def start(api_key: str | None = None, max_body: int = 1 << 20, max_upload: int = 10 << 20, **options: Any) -> Running:
         host = Host(**options)
         port = free_port()
         config = uvicorn.Config(
-            create_app(host, api_key=api_key, max_body=max_body), host="127.0.0.1", port=port, log_level="warning"
+            create_app(host, api_key=api_key, max_body=max_body, max_upload=max_upload),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)

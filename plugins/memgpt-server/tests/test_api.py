@@ -179,3 +179,40 @@ def test_openapi_schema_lists_the_endpoints(serve: Any) -> None:
         "/v1/models",
     ):
         assert path in paths, path
+
+
+def test_a_document_loads_into_archival_memory_with_progress(serve: Any, home: Any) -> None:
+    paragraphs = [f"Paragraph {i} is about {'gardening tomatoes' if i == 7 else 'something else entirely'}." for i in range(40)]
+    document = "\n\n".join(p * 6 for p in paragraphs).encode("utf-8")
+    with serve(max_upload=200_000).client() as client:
+        create(client, "sam")
+        before = sorted(p.name for p in home.rglob("*"))
+        with client.stream(
+            "POST",
+            "/v1/agents/sam/documents",
+            params={"source": "../../etc/notes.md", "stream": "true"},
+            content=document,
+            headers={"content-type": "text/markdown"},
+        ) as r:
+            events = sse_events(r)
+        assert events[-1] == "[DONE]" and events[-2]["type"] == "loaded" and events[-2]["source"] == "notes.md"
+        total = events[-2]["passages"]
+        progress = [e for e in events if isinstance(e, dict) and e["type"] == "progress"]
+        assert total > 1 and progress[0] == {"type": "progress", "done": 0, "total": total}
+        assert progress[-1]["done"] == total and [p["done"] for p in progress] == sorted(p["done"] for p in progress)
+        assert client.get("/v1/agents/sam").json()["passages"] == total
+        found = client.get("/v1/agents/sam/archival", params={"query": "gardening tomatoes", "limit": 1}).json()
+        assert "gardening tomatoes" in found["passages"][0]["text"]
+
+        plain = client.post("/v1/agents/sam/documents", content=b"one short note")
+        assert plain.status_code == 201 and plain.json() == {"type": "loaded", "source": "upload", "passages": 1}
+        binary = client.post("/v1/agents/sam/documents", content=b"\x7fELF\x00\x00\x01")
+        assert binary.status_code == 415 and "binary" in error_of(binary)
+        latin = client.post("/v1/agents/sam/documents", content="café".encode("latin-1"))
+        assert latin.status_code == 400 and "not UTF-8" in error_of(latin)
+        too_big = client.post("/v1/agents/sam/documents", content=b"x" * 200_001)
+        assert too_big.status_code == 413
+        assert client.post("/v1/agents/nobody/documents", content=b"text").status_code == 404
+    # no file appeared but the database's own: the source name was a label, never a path
+    after = sorted(p.name for p in home.rglob("*"))
+    assert [n for n in after if n not in before and not n.startswith("memgpt.db")] == []

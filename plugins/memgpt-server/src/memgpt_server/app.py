@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from memgpt.agent.agent import AgentEvent, TurnResult
+from memgpt.agent.agent import TurnResult
 from memgpt.errors import BackendError, BackendTimeout, ConfigError, MemGPTError, UnknownNameError
 from memgpt.runtime import AGENT_MODEL_KEYS, AgentOptions, new_agent_name
 from memgpt_server.host import AgentInUse, AgentNotFound, Host, NoCapacity, Turn, check_name, pending_of
@@ -30,6 +30,10 @@ from memgpt_server.host import AgentInUse, AgentNotFound, Host, NoCapacity, Turn
 #: Longest user message accepted, in characters (a request body is also bounded in bytes: ``max_body``).
 MAX_MESSAGE_CHARS = 16_000
 DEFAULT_MAX_BODY = 1 << 20
+#: Largest document ``POST /v1/agents/{name}/documents`` takes, in bytes (``--max-upload``).
+DEFAULT_MAX_UPLOAD = 10 << 20
+#: Chunks embedded and stored per transaction when a document is loaded (as ``memgpt load``).
+LOAD_BATCH = 32
 OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
@@ -186,10 +190,11 @@ class Guard:
     """Refuses a request without the API key (when one is set; compared in constant time) and a request
     body over ``max_body`` bytes, before the application sees either."""
 
-    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body: int, max_upload: int = DEFAULT_MAX_UPLOAD) -> None:
         self.app = app
         self.key = api_key.encode("utf-8") if api_key else None
         self.max_body = max_body
+        self.max_upload = max_upload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,6 +204,7 @@ class Guard:
         if self.key is not None and scope["path"] not in OPEN_PATHS and not self._authorized(headers):
             await self._refuse(send, 401, "missing or wrong API key: send `Authorization: Bearer KEY`", "authentication_error")
             return
+        limit = self.max_upload if scope["path"].endswith("/documents") else self.max_body
         length = headers.get("content-length")
         if length is not None:
             try:
@@ -208,8 +214,8 @@ class Guard:
             if declared < 0:
                 await self._refuse(send, 400, "bad Content-Length header", "invalid_request_error")
                 return
-            if declared > self.max_body:
-                await self._refuse(send, 413, f"request body over {self.max_body} bytes", "invalid_request_error")
+            if declared > limit:
+                await self._refuse(send, 413, f"request body over {limit} bytes", "invalid_request_error")
                 return
             await self.app(scope, receive, send)
             return
@@ -223,8 +229,8 @@ class Guard:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                await self._refuse(send, 413, f"request body over {self.max_body} bytes", "invalid_request_error")
+            if size > limit:
+                await self._refuse(send, 413, f"request body over {limit} bytes", "invalid_request_error")
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -272,24 +278,24 @@ class TurnStream:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.turn: Turn | None = None
 
-    def sink(self, event: AgentEvent) -> None:
+    def sink(self, event: Any) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
 
     def done(self) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, _DONE)
 
-    async def start(self, host: Host, name: str, action: Callable[[Any], TurnResult | None]) -> TurnStream:
+    async def start(self, host: Host, name: str, action: Callable[[Any], Any]) -> TurnStream:
         self.turn = await run_in_threadpool(host.start_turn, name, action, self.sink, self.done)
         return self
 
-    async def events(self) -> AsyncIterator[AgentEvent]:
+    async def events(self) -> AsyncIterator[Any]:
         while True:
             item = await self.queue.get()
             if item is _DONE:
                 return
             yield item
 
-    def outcome(self) -> tuple[TurnResult | None, BaseException | None]:
+    def outcome(self) -> tuple[Any, BaseException | None]:
         assert self.turn is not None
         return self.turn.result, self.turn.error
 
@@ -301,7 +307,9 @@ def sse(payload: Any) -> bytes:
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def create_app(host: Host, *, api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY) -> Any:
+def create_app(
+    host: Host, *, api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY, max_upload: int = DEFAULT_MAX_UPLOAD
+) -> Any:
     """The ASGI application: FastAPI behind the ``Guard``."""
 
     @contextlib.asynccontextmanager
@@ -563,6 +571,53 @@ def create_app(host: Host, *, api_key: str | None = None, max_body: int = DEFAUL
 
         return await blocking(host.with_agent, check_name(name), insert)
 
+    @app.post("/v1/agents/{name}/documents", tags=["memory"], status_code=201)
+    async def load_document(
+        name: str,
+        request: Request,
+        source: str = Query(default="upload", max_length=200, description="a label stored with each passage"),
+        stream: bool = Query(default=False, description="progress as server-sent events"),
+    ) -> Any:
+        """Load a UTF-8 text or markdown document (the request body, at most ``--max-upload`` bytes) into
+        archival memory, chunked as ``memgpt load`` chunks it and stored in batches; ``?stream=true`` sends
+        ``progress`` events as the batches are stored. Nothing is written to disk but the passages."""
+        text = _document_text(await request.body())
+        label = _source_label(source)
+        loading = TurnStream()
+
+        def load(agent: Any) -> dict[str, Any]:
+            pieces = agent.embedding_chunks(text)
+            loading.sink({"type": "progress", "done": 0, "total": len(pieces)})
+            for start in range(0, len(pieces), LOAD_BATCH):
+                part = pieces[start : start + LOAD_BATCH]
+                vectors = agent.embed(part)
+                with agent.storage.transaction():
+                    agent.storage.add_passages(agent.name, part, vectors, [{"source": label}] * len(part))
+                loading.sink({"type": "progress", "done": start + len(part), "total": len(pieces)})
+            return {"type": "loaded", "source": label, "passages": len(pieces)}
+
+        await loading.start(host, check_name(name), load)
+        if stream:
+
+            async def progress() -> AsyncIterator[bytes]:
+                async for event in loading.events():
+                    yield sse(event)
+                result, error = loading.outcome()
+                if error is not None:
+                    failure = _failure(error)
+                    yield sse({"type": "error", "text": failure.message, "status": failure.status})
+                else:
+                    yield sse(result)
+                yield sse("[DONE]")
+
+            return StreamingResponse(progress(), media_type="text/event-stream", headers=SSE_HEADERS)
+        async for _ in loading.events():
+            pass
+        result, error = loading.outcome()
+        if error is not None:
+            raise _failure(error)
+        return result
+
     # ---- OpenAI-compatible chat ----
 
     @app.post("/v1/chat/completions", tags=["openai"])
@@ -625,8 +680,29 @@ def create_app(host: Host, *, api_key: str | None = None, max_body: int = DEFAUL
             "memgpt": {"events": [e.to_json() for e in events], "turn": turn_summary(result) if result else None},
         }
 
-    guarded: Callable[[Scope, Receive, Send], Awaitable[None]] = Guard(app, api_key=api_key, max_body=max_body)
+    guarded: Callable[[Scope, Receive, Send], Awaitable[None]] = Guard(
+        app, api_key=api_key, max_body=max_body, max_upload=max_upload
+    )
     return guarded
+
+
+def _document_text(raw: bytes) -> str:
+    if b"\x00" in raw[:8192]:
+        raise ApiError(415, "the document looks binary; send UTF-8 text or markdown", "invalid_request_error")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the document is not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+    if not text.strip():
+        raise ApiError(400, "the document is empty")
+    return text
+
+
+def _source_label(source: str) -> str:
+    """The last part of a file name, as a label only (it is never used as a path)."""
+    label = source.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    label = "".join(ch for ch in label if ch.isprintable())
+    return label if label not in ("", ".", "..") else "upload"
 
 
 def _last_user_text(messages: list[ChatMessage]) -> str:

@@ -52,6 +52,9 @@ def server(
     idle_close: float = typer.Option(300.0, "--idle-close", min=1, metavar="SECONDS", help="Close an agent idle this long."),
     max_open: int = typer.Option(16, "--max-open", min=1, help="Most agents open at once."),
     max_body: int = typer.Option(1 << 20, "--max-body", min=1024, metavar="BYTES", help="Largest request body accepted."),
+    max_upload: int = typer.Option(
+        10 << 20, "--max-upload", min=1024, metavar="BYTES", help="Largest document POST .../documents accepts."
+    ),
     turn_timeout: Optional[float] = typer.Option(
         None,
         "--turn-timeout",
@@ -81,7 +84,12 @@ def server(
 
     config = load_config()  # a broken config fails here, once, not on every request
     timeout = turn_timeout if turn_timeout is not None else config.model.turn_timeout
-    app = create_app(Host(idle_close=idle_close, max_open=max_open, turn_timeout=timeout), api_key=key, max_body=max_body)
+    app = create_app(
+        Host(idle_close=idle_close, max_open=max_open, turn_timeout=timeout),
+        api_key=key,
+        max_body=max_body,
+        max_upload=max_upload,
+    )
     shown = f"[{host}]" if ":" in host else host
     print(
         f"memgpt server on http://{shown}:{port} (API key {'required' if key else 'not required: loopback only'}); "

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from memgpt.agent.agent import EARLIER_KEY, PENDING_KEY, AgentEvent, TurnResult
+from memgpt.agent.agent import EARLIER_KEY, PENDING_KEY, AgentEvent
 from memgpt.config import Config, home, load_config
 from memgpt.errors import AgentBusyError
 from memgpt.runtime import AgentOptions, Session, open_session, open_storage
@@ -85,10 +85,10 @@ class Turn:
     """A turn running in its own thread; ``wait()`` gives its result, or raises what it raised."""
 
     thread: threading.Thread
-    result: TurnResult | None = None
+    result: Any = None  # what the action returned: a TurnResult for a turn
     error: BaseException | None = None
 
-    def wait(self, timeout: float | None = None) -> TurnResult | None:
+    def wait(self, timeout: float | None = None) -> Any:
         self.thread.join(timeout)
         if self.error is not None:
             raise self.error
@@ -261,10 +261,10 @@ class Host:
                 raise AgentInUse(
                     f"agent {name!r} is open in another memgpt session (a `memgpt run`); finish that one first"
                 ) from None
+            with self._lock:
+                self._slots.pop(name, None)
         finally:
             self.release(slot)
-        with self._lock:
-            self._slots.pop(name, None)
 
     def with_agent(self, name: str, action: Callable[[Any], Any]) -> Any:
         """Run ``action(agent)`` on the claimed, opened agent (memory edits, archival)."""
@@ -277,7 +277,7 @@ class Host:
     def start_turn(
         self,
         name: str,
-        action: Callable[[Any], TurnResult | None],
+        action: Callable[[Any], Any],
         sink: Callable[[AgentEvent], None],
         on_done: Callable[[], None] = lambda: None,
     ) -> Turn:
