@@ -67,6 +67,7 @@ class DefaultsSettings(_Section):
 
 class StorageSettings(_Section):
     engine: str = "sqlite"
+    uri: str | None = Field(default=None, description="the engine's database (e.g. postgresql://user@host/db), no password")
 
 
 class Config(_Section):
@@ -255,3 +256,54 @@ def save_api_key(backend: str, key: str | None) -> None:
     else:
         backends.pop(backend, None)
     write_atomic(credentials_path(), _dump_toml(data), mode=0o600)
+
+
+def split_uri_password(uri: str) -> tuple[str, str | None]:
+    """``uri`` without the password of its ``user:password@`` part, and that password (None if none);
+    ValueError for text that is not a URI with a scheme."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    text = uri.strip()
+    parts = urlsplit(text)
+    if not parts.scheme or not text.startswith(f"{parts.scheme}://") or " " in text:
+        raise ValueError(f"{uri!r} is not a database URI; give one like postgresql://user:password@host:5432/memgpt")
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return text, None
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}")), password or None
+
+
+def storage_password_env_var(engine: str) -> str:
+    return "MEMGPT_STORAGE_PASSWORD_" + "".join(c if c.isalnum() else "_" for c in engine.upper())
+
+
+def save_storage_password(engine: str, password: str | None) -> None:
+    """Store (or with ``None`` remove) the password of storage ``engine``'s URI in credentials.toml (0600)."""
+    data = _read_credentials()
+    engines = data.setdefault("storage", {})
+    if password:
+        engines.setdefault(engine, {})["password"] = password
+    else:
+        engines.pop(engine, None)
+    write_atomic(credentials_path(), _dump_toml(data), mode=0o600)
+
+
+def load_storage_uri(settings: StorageSettings) -> SecretStr | None:
+    """The configured storage URI with its password put back (``MEMGPT_STORAGE_PASSWORD_<ENGINE>`` if set,
+    else credentials.toml); None when the config names no URI."""
+    if not settings.uri:
+        return None
+    uri, inline = split_uri_password(settings.uri)
+    password = inline or os.environ.get(storage_password_env_var(settings.engine))
+    if password is None:
+        password = _read_credentials().get("storage", {}).get(settings.engine, {}).get("password")
+    if not password:
+        return SecretStr(uri)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    user, at, hostinfo = parts.netloc.rpartition("@")
+    if not at:
+        return SecretStr(uri)  # no user to attach a password to
+    return SecretStr(urlunsplit(parts._replace(netloc=f"{user}:{password}@{hostinfo}")))

@@ -42,7 +42,8 @@ def register_grammars(register: Any) -> None:
 def register_storage(register: Any) -> None:
     """Register storage engines: ``register(StorageSpec(name, factory))``.
 
-    ``factory(home: Path) -> Storage`` is called when the CLI opens the agent database."""
+    ``factory(home: Path) -> Storage`` (or ``factory(home, options: StorageOptions)`` for an engine that
+    needs ``options.uri``) is called when the CLI opens the agent database."""
 
 
 @hookspec

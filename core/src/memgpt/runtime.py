@@ -55,8 +55,21 @@ def open_wrapper(
 
 
 def open_storage(config: Config, registry: Registry | None = None) -> Any:
+    from memgpt.config import load_storage_uri
+    from memgpt.storage.spec import StorageOptions
+
     registry = registry or get_registry()
-    return registry.storage_engine(config.storage.engine).factory(home())
+    options = StorageOptions(uri=load_storage_uri(config.storage))
+    return registry.storage_engine(config.storage.engine).open(home(), options)
+
+
+def agent_lock(storage: Any, name: str) -> Any:
+    """The session lock of agent ``name``: the engine's own (``lock_agent``: one that spans machines) when it
+    has one, else the file lock under the memgpt home."""
+    from memgpt.locking import AgentLock
+
+    lock_agent = getattr(storage, "lock_agent", None)
+    return lock_agent(name) if callable(lock_agent) else AgentLock(home(), name)
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,6 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
     """
     from memgpt import catalog
     from memgpt.agent.agent import Agent, Limits
-    from memgpt.locking import AgentLock
     from memgpt.memory.core import CoreMemory
     from memgpt.storage.base import AgentRecord
 
@@ -141,10 +153,10 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
     name = options.name or new_agent_name()
     # What is opened is closed again, in reverse, if anything later fails; on success the session owns it.
     with contextlib.ExitStack() as undo:
-        lock = AgentLock(home(), name).acquire()  # before anything is read: a second session fails here
-        undo.callback(lock.release)
         storage = open_storage(config, registry)
         undo.callback(storage.close)
+        lock = agent_lock(storage, name).acquire()  # before the agent is read: a second session fails here
+        undo.callback(lock.release)
         record = storage.get_agent(name)
         created = record is None
         overrides = {k: v for k, v in options.model.items() if v is not None}

@@ -3,6 +3,7 @@
 - ``memgpt.testing.BackendContract`` (and ``HTTPFaultContract`` for server backends): for
   ``register_backends`` plugins.
 - ``memgpt.testing.WrapperContract``: for ``register_wrappers`` plugins.
+- ``memgpt.testing.StorageContract``: for ``register_storage`` plugins.
 
 The contracts import pytest, so they are loaded on first use: ``memgpt.testing.scripted`` (a scripted
 backend and agent assembly for benches and tests) stays importable without it.
@@ -15,6 +16,7 @@ from typing import Any
 _CONTRACTS = {
     "BackendContract": "memgpt.testing.backend",
     "HTTPFaultContract": "memgpt.testing.backend",
+    "StorageContract": "memgpt.testing.storage",
     "WrapperContract": "memgpt.testing.wrapper",
 }
 
