@@ -16,6 +16,7 @@ they live in ``memgpt.testing``; import them from there in a plugin's tests.
 """
 
 from memgpt import hookimpl
+from memgpt.cli.spec import CommandSpec
 from memgpt.embeddings.spec import EmbedderSpec
 from memgpt.errors import (
     ArgumentError,
@@ -76,6 +77,7 @@ __all__ = [
     "BackendUnreachable",
     "CallShape",
     "Capabilities",
+    "CommandSpec",
     "Completion",
     "CompletionRequest",
     "ConfigError",

@@ -19,8 +19,8 @@ SDK = {
     "CallShape", "FunctionCall", "FunctionSchema", "Message",
     "describe_type", "function_docs", "system_text",
     "ParsedCall", "parse_call", "validate_call",
-    # functions, grammars, storage, embeddings
-    "FunctionContext", "FunctionSpec", "GrammarSpec", "AgentRecord", "Passage", "Storage", "StorageSpec", "EmbedderSpec",
+    # functions, grammars, commands, storage, embeddings
+    "FunctionContext", "FunctionSpec", "GrammarSpec", "CommandSpec", "AgentRecord", "Passage", "Storage", "StorageSpec", "EmbedderSpec",
     # errors
     "MemGPTError", "ConfigError", "UnknownNameError", "PluginError",
     "BackendError", "BackendUnreachable", "BackendTimeout", "BackendHTTPError", "BackendProtocolError",
