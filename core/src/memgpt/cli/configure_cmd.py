@@ -52,6 +52,17 @@ def _check_name(kind: str, value: str | None, choices: list[str]) -> None:
         fail(f"unknown {kind} {value!r}; choose one of: {', '.join(sorted(choices)) or '(none installed)'}", code=2)
 
 
+def _storage_settings(current: Any, engine: str, uri: str | None, registry: Any) -> Any:
+    """The storage section for ``engine``: the URI given (password already split off), else the saved one
+    if the engine is unchanged; an engine that needs a URI and has none is refused."""
+    if uri is None and engine == current.engine:
+        uri = current.uri
+    spec = registry.storage.get(engine)
+    if spec is not None and spec.needs_uri and not uri:
+        fail(f"storage {engine!r} needs --storage-uri (e.g. postgresql://user:password@host:5432/memgpt)", code=2)
+    return current.model_copy(update={"engine": engine, "uri": uri})
+
+
 def configure(
     model_endpoint_type: Optional[str] = typer.Option(None, "--model-endpoint-type", "--backend", help="LLM backend name."),
     model_endpoint: Optional[str] = typer.Option(None, "--model-endpoint", help="Server URL (server backends)."),
@@ -70,6 +81,9 @@ def configure(
     persona: Optional[str] = typer.Option(None, "--persona"),
     human: Optional[str] = typer.Option(None, "--human"),
     storage: Optional[str] = typer.Option(None, "--storage", help="Storage engine name."),
+    storage_uri: Optional[str] = typer.Option(
+        None, "--storage-uri", help="The storage engine's database, e.g. postgresql://user:password@host/db (password kept 0600)."
+    ),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="API key for the backend (stored 0600, never printed)."),
     check: bool = typer.Option(
         False, "--check", help="Probe the configured backend (or the one the flags name) and report; saves nothing."
@@ -125,6 +139,14 @@ def configure(
         ("human", human, catalog.names("humans")),
     ):
         _check_name(kind, value, choices)
+    uri_password: str | None = None
+    if storage_uri is not None:
+        from memgpt.config import split_uri_password
+
+        try:
+            storage_uri, uri_password = split_uri_password(storage_uri)
+        except ValueError as exc:
+            fail(f"--storage-uri: {exc}", code=2)
 
     def pick(label: str, flag: Any, choices: list[str], current: str | None) -> str:
         return flag if flag is not None else _choose(label, choices, current, interactive)
@@ -191,8 +213,11 @@ def configure(
                     "human": pick("human", human, catalog.names("humans"), d.human),
                 }
             ),
-            "storage": config.storage.model_copy(
-                update={"engine": pick("storage", storage, engines, config.storage.engine) if engines else config.storage.engine}
+            "storage": _storage_settings(
+                config.storage,
+                pick("storage", storage, engines, config.storage.engine) if engines else config.storage.engine,
+                storage_uri,
+                registry,
             ),
         }
     )
@@ -202,6 +227,10 @@ def configure(
     updated = Config.model_validate(updated.model_dump())
     if api_key is not None:
         save_api_key(backend, api_key)
+    if storage_uri is not None:
+        from memgpt.config import save_storage_password
+
+        save_storage_password(updated.storage.engine, uri_password)
     path = save_config(updated)
     typer.echo(f"Saved {path}")
 

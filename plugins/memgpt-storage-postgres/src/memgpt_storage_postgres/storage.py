@@ -61,7 +61,7 @@ def describe(uri: str) -> str:
     return f"PostgreSQL database {info.get('dbname') or info.get('user') or '(default)'!s} on {where}"
 
 
-def _advice(exc: Exception, where: str) -> tuple[str, bool]:
+def _advice(exc: Exception) -> tuple[str, bool]:
     """What to tell the user for a low-level failure, and whether retrying may help."""
     if isinstance(exc, PoolTimeout):
         return "every connection of the pool is busy or the server stopped answering; retry, or raise the pool size", True
@@ -78,11 +78,7 @@ def _advice(exc: Exception, where: str) -> tuple[str, bool]:
     if isinstance(exc, pg_errors.InvalidPassword) or "password" in str(exc).lower():
         return "check the user and password (`memgpt configure --storage-uri postgresql://user:password@host/db`)", False
     if isinstance(exc, psycopg.OperationalError):
-        return (
-            f"check that the server of {where} is running and reachable and that the URI "
-            "(`memgpt configure --storage-uri`) names it",
-            True,
-        )
+        return "check that the server is running and reachable, and that `memgpt configure --storage-uri` names it", True
     if isinstance(exc, pg_errors.CharacterNotInRepertoire) or "nul" in str(exc).lower():
         return "PostgreSQL text cannot hold NUL characters; remove them from the text", False
     return "if it persists, report the error", False
@@ -137,7 +133,7 @@ class AdvisoryLock:
         try:
             conn = psycopg.connect(self._uri, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
-            advice, _ = _advice(exc, self._where)
+            advice, _ = _advice(exc)
             raise StorageError(f"{self._where}: taking the session lock failed ({_one_line(exc)}); {advice}") from None
         try:
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
@@ -236,7 +232,7 @@ class PostgresStorage:
                 raise StorageError(
                     f"the agent was deleted from {self.where} while its memory was being written; save it again"
                 ) from None
-            advice, retryable = _advice(exc, self.where)
+            advice, retryable = _advice(exc)
             error = StorageError(f"{self.where}: {doing} failed ({_one_line(exc)}); {advice}")
             error.retryable = retryable
             raise error from None
