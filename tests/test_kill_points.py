@@ -179,6 +179,10 @@ def test_kill_inside_the_step_transaction_leaves_neither_messages_nor_edit(home:
     assert after.user_messages("note one") == 0
     assert after.pending == "note one", "the message the step was answering is not kept for /retry"
 
+    completed(session("/heartbeat"))  # a chain that does not read the message leaves it pending
+    assert State(home).pending == "note one"
+    assert not State(home).remembers("note one")
+
     out = completed(session("/retry"))
     assert [e["text"] for e in out if e["type"] == "assistant"] == ["done"]
     final = State(home)

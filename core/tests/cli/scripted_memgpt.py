@@ -3,13 +3,17 @@ console script in a subprocess or a pty without a model:
 
 - ``scripted``: answers every turn at once with ``send_message("reply N")``; reports an 8192-token window.
 - ``broken``: its factory raises, like a plugin with a bug.
+- ``slow``: like ``scripted``, but each completion first sleeps ``MEMGPT_TEST_SLOW`` seconds (default 3),
+  as a model on a laptop CPU does (for the terminal's progress display and Ctrl-C mid-turn).
 
 Run it exactly like the console script: ``python scripted_memgpt.py run --agent sam``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from typing import Any
 
 from memgpt import hookimpl, plugins
@@ -31,6 +35,14 @@ class Replies(ScriptedBackend):
         return super().complete(request)
 
 
+class Slow(Replies):
+    name = "slow"
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        time.sleep(float(os.environ.get("MEMGPT_TEST_SLOW", "3")))
+        return super().complete(request)
+
+
 def _broken(settings: Any) -> Any:
     raise RuntimeError("the broken test backend always fails")
 
@@ -43,6 +55,14 @@ def register_backends(register: Any) -> None:
             factory=lambda settings: Replies(context_window=WINDOW),
             needs_endpoint=False,
             capabilities=Replies.capabilities,
+        )
+    )
+    register(
+        BackendSpec(
+            name="slow",
+            factory=lambda settings: Slow(context_window=WINDOW),
+            needs_endpoint=False,
+            capabilities=Slow.capabilities,
         )
     )
     register(BackendSpec(name="broken", factory=_broken, needs_endpoint=False))

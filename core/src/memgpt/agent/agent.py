@@ -57,6 +57,13 @@ REPLY_FUNCTION = "send_message"
 REPLY_NOW = "the user is still waiting for your reply: answer them now with send_message"
 MEMORY_EDITS = frozenset({"core_memory_append", "core_memory_replace", "archival_memory_insert"})
 SEARCHES = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
+#: What the agent is doing while a function runs, for ``Agent.on_status`` (others: "running NAME").
+ACTIVITY = {
+    "archival_memory_search": "searching archival memory",
+    "archival_memory_insert": "saving to archival memory",
+    "conversation_search": "searching recall memory",
+    "conversation_search_date": "searching recall memory",
+}
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,10 @@ class Agent:
         self._warned_pressure = False
         self._warned_unconstrained = False
         self._seed = 0
+        #: Told what the agent starts doing ("generating", "summarizing", "searching archival memory", …), for a
+        #: front end's progress display; None: nobody listens.
+        self.on_status: Callable[[str], None] | None = None
+        self._answering = False  # the running chain reads the pending messages (an event's chain does not)
 
     # ---- what function handlers use (memgpt.functions.spec.FunctionContext) ----
 
@@ -311,12 +322,17 @@ class Agent:
 
     # ---- the loop ----
 
+    def _status(self, what: str) -> None:
+        if self.on_status is not None:
+            self.on_status(what)
+
     def _emit(self, result: TurnResult, event: AgentEvent) -> None:
         result.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
 
     def _chain(self, inputs: list[Message], *, expect_reply: bool = False) -> TurnResult:
+        self._answering = expect_reply
         try:
             result = self._run_chain(inputs)
             if expect_reply and not result.answered and result.stopped_by != "invalid_output":
@@ -403,6 +419,7 @@ class Agent:
                 # A model that repeats its last call verbatim is looping (small models do): do not run
                 # it again, say so, and hand control back instead of burning the rest of the chain.
                 repeated = previous is not None and call == previous
+                self._status(ACTIVITY.get(call.name, f"running {call.name}"))
                 outcome_of: tuple[Literal["OK", "Failed"], str] = ("Failed", REPEATED) if repeated else self._execute(call)
                 status, message = outcome_of
                 reply = Message(role="assistant", function_call=call)
@@ -496,6 +513,7 @@ class Agent:
                 sampling=SamplingParams(temperature=self.limits.temperature + 0.15 * attempt, seed=self._seed),
                 constraint=constraint,
             )
+            self._status("generating" if attempt == 0 else f"generating (retry {attempt})")
             log.debug("step prompt (attempt %d, %d characters):\n%s", attempt + 1, len(prompt.text), prompt.text)
             completion = self.backend.complete(request)
             result.usage.append(completion.usage)
@@ -608,6 +626,7 @@ class Agent:
         def fits(transcript: str) -> bool:
             return self._tokens(self.wrapper.format_chat(summ.SUMMARY_SYSTEM, [("user", transcript)])) <= window
 
+        self._status("summarizing older messages")
         transcript = summ.build_transcript(old, fits)
         summary = ""
         try:
@@ -653,8 +672,9 @@ class Agent:
             stored = self.storage.add_messages(self.name, [*inputs, *produced])
             by_identity = {id(m): s for m, s in zip([*inputs, *produced], stored, strict=True)}
             self.messages.extend(by_identity[id(m)] for m in in_context)
-            self.record.settings.pop(PENDING_KEY, None)
-            self.record.settings.pop(EARLIER_KEY, None)
+            if self._answering:  # a heartbeat's or a login's chain leaves the unanswered messages pending
+                self.record.settings.pop(PENDING_KEY, None)
+                self.record.settings.pop(EARLIER_KEY, None)
             self._save()
             reached("step_commit")
 

@@ -5,10 +5,14 @@ An error from the backend or the model ends the turn, never the session: the use
 
 With timed heartbeats on (``memgpt run --heartbeat-every``), the interactive loop waits for a line only
 until the agent's next heartbeat is due, then gives the agent its turn and prompts again.
+
+While a turn runs in a terminal, a spinner shows the time it has taken and what the agent is doing
+(``Activity``); keys typed meanwhile are not echoed into it but kept for the next prompt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -152,6 +156,82 @@ class RichView:
         self.console.print(message, markup=False)
 
 
+def _quiet_terminal(fd: int) -> list[Any] | None:
+    """Stop the terminal on ``fd`` echoing and editing lines, leaving what is typed queued for the next
+    prompt (Ctrl-C still interrupts, without flushing the queue); the settings to restore, or None when
+    ``fd`` is no terminal."""
+    try:
+        import termios
+
+        if not os.isatty(fd):
+            return None
+        saved = termios.tcgetattr(fd)
+        mode = termios.tcgetattr(fd)
+        mode[0] &= ~termios.ICRNL  # Enter stays a carriage return, as the line editor reads it
+        mode[3] = (mode[3] & ~(termios.ECHO | termios.ICANON)) | termios.NOFLSH
+        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(fd, termios.TCSANOW, mode)
+        return saved
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+class Activity:
+    """While a turn runs in a terminal: a spinner, the seconds it has taken and what the agent is doing
+    (told through ``Agent.on_status``), until the turn ends or Ctrl-C stops it. Keys typed meanwhile are
+    neither echoed nor lost (``_quiet_terminal``): the next prompt reads them. Off the record: nothing of
+    it stays on screen."""
+
+    def __init__(self, view: RichView, session: Any, what: str = "working") -> None:
+        self.console = view.console
+        self.session = session
+        self.what = what
+        self.server = bool(getattr(session.model, "endpoint", None))
+        self.start = time.monotonic()
+
+    def set(self, what: str) -> None:
+        if self.server and what.startswith("generating"):
+            what = "waiting for the server" + what[len("generating") :]
+        self.what = what
+
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        seconds = int(time.monotonic() - self.start)
+        elapsed = f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60:02d}s"
+        self._spinner.update(text=Text(f"{self.what} · {elapsed} · Ctrl-C stops", style="cyan"))
+        return self._spinner
+
+    def __enter__(self) -> Activity:
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        self._spinner = Spinner("dots", style="cyan")
+        self._stdin = sys.stdin.fileno() if sys.stdin is not None and not sys.stdin.closed else -1
+        self._saved = _quiet_terminal(self._stdin)
+        self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
+        self._live.__enter__()
+        self.session.agent.on_status = self.set
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.session.agent.on_status = None
+        try:
+            self._live.__exit__(*exc)
+        finally:
+            if self._saved is not None:
+                import termios
+
+                termios.tcsetattr(self._stdin, termios.TCSANOW, self._saved)
+
+
+def _busy(view: Any, session: Any, what: str) -> Any:
+    """``Activity`` when ``view`` shows a terminal; else nothing (piped output, JSON lines)."""
+    if isinstance(view, RichView) and view.console.is_terminal:
+        return Activity(view, session, what)
+    return contextlib.nullcontext()
+
+
 def _attempt(view: Any, action: Callable[[], TurnResult | None]) -> bool:
     """Run one turn (under the turn deadline, if one is set); show its summary, or its error. True if it
     went through."""
@@ -275,20 +355,32 @@ def run_interactive(session: Any, view: RichView, *, greet: bool, stdin_fd: int 
             return
         if line is None:
             try:
-                _attempt(view, session.agent.timed_heartbeat)
+                with _busy(view, session, "heartbeat"):
+                    _attempt(view, session.agent.timed_heartbeat)
             except KeyboardInterrupt:
                 view.error("interrupted: the agent stays at its last completed step")
             continue
         if not line.strip():
             continue
         if line.startswith("/"):
-            if _command(session, view, line) is False:
+            try:
+                with _busy(view, session, "working") if line.split()[0] in _TURNS else contextlib.nullcontext():
+                    stop = _command(session, view, line) is False
+            except KeyboardInterrupt:
+                view.error("interrupted: the agent stays at its last completed step")
+                continue
+            if stop:
                 return
             continue
         try:
-            _attempt(view, functools.partial(session.agent.send, line))
+            with _busy(view, session, "reading your message"):
+                _attempt(view, functools.partial(session.agent.send, line))
         except KeyboardInterrupt:
             view.error("interrupted: the agent stays at its last completed step (your message is kept: /retry)")
+
+
+#: Slash commands that run a turn of the agent (the spinner shows while they do).
+_TURNS = frozenset({"/retry", "/heartbeat", "/summarize"})
 
 
 @dataclass(frozen=True)

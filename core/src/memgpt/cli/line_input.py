@@ -85,14 +85,28 @@ class TerminalInput:
             return clean_line(self.session.prompt(self.message, default=draft))
         import asyncio
 
-        async def ask() -> str | None:
-            try:
-                return await asyncio.wait_for(
-                    self.session.prompt_async(self.message, default=draft), max(0.0, deadline - time.time())
-                )
-            except TimeoutError:
-                self._draft = self.session.default_buffer.text
-                return None
+        app = self.session.app
+        expired = False
 
-        line = asyncio.run(ask())
-        return None if line is None else clean_line(line)
+        def expire() -> None:
+            # The half-typed line leaves the screen (the agent's turn prints where it was) and comes back,
+            # as typed, in the next prompt.
+            nonlocal expired
+            if app.is_running and not app.future.done():
+                expired = True
+                self._draft = self.session.default_buffer.text
+                app.erase_when_done = True
+                app.exit(result="")
+
+        async def ask() -> str:
+            timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.time()), expire)
+            try:
+                return await self.session.prompt_async(self.message, default=draft)
+            finally:
+                timer.cancel()
+
+        try:
+            line = asyncio.run(ask())
+        finally:
+            app.erase_when_done = False
+        return None if expired else clean_line(line)
