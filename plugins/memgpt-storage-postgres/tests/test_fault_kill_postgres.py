@@ -46,7 +46,9 @@ def test_kill_9_mid_step_loses_nothing_committed_on_postgres(postgres_uri: str) 
         assert child.stdout is not None
         first = child.stdout.readline()
         if not first:
-            pytest.fail(f"round {round_}: the child committed nothing (exit {child.wait()}): {child.stderr.read() if child.stderr else ''}")
+            pytest.fail(
+                f"round {round_}: the child committed nothing (exit {child.wait()}): {child.stderr.read() if child.stderr else ''}"
+            )
         time.sleep(rng.uniform(0.0, 0.25))
         os.kill(child.pid, signal.SIGKILL)
         child.wait()

@@ -36,3 +36,11 @@ def register_storage(register: Any) -> None:
             needs_uri=True,
         )
     )
+
+
+@hookimpl
+def register_commands(register: Any) -> None:
+    from memgpt.cli.spec import CommandSpec
+    from memgpt_storage_postgres.migrate import migrate
+
+    register(CommandSpec(name="migrate", callback=migrate, help="Copy the SQLite store into PostgreSQL (--to postgres)."))

@@ -510,8 +510,16 @@ class PostgresStorage:
 
     @_guarded
     def add_passages(
-        self, agent: str, texts: Sequence[str], embeddings: Any, metadata: Sequence[dict[str, Any]] | None = None
+        self,
+        agent: str,
+        texts: Sequence[str],
+        embeddings: Any,
+        metadata: Sequence[dict[str, Any]] | None = None,
+        *,
+        created_at: Sequence[datetime] | None = None,
     ) -> list[int]:
+        """``Storage.add_passages``; ``created_at`` (one per text) keeps the times of passages copied from
+        another store (``memgpt migrate``), else they are now."""
         texts = list(texts)
         matrix = np.asarray(embeddings, dtype=np.float32)
         if matrix.ndim == 1 and len(texts) == 1:
@@ -524,13 +532,22 @@ class PostgresStorage:
             raise StorageError("an embedding contains NaN or infinity; the embedder failed on that text, re-embed it")
         if metadata is not None and len(metadata) != len(texts):
             raise StorageError(f"got {len(texts)} passages but {len(metadata)} metadata entries; pass one per text or none")
+        if created_at is not None and len(created_at) != len(texts):
+            raise StorageError(f"got {len(texts)} passages but {len(created_at)} creation times; pass one per text or none")
         if not texts:
             return []
         rows = normalize_rows(matrix)
         dims = int(rows.shape[1])
         now = utcnow()
         values = [
-            (agent, text, rows[i], dims, now, json.dumps(metadata[i] if metadata is not None else {}, ensure_ascii=False))
+            (
+                agent,
+                text,
+                rows[i],
+                dims,
+                _aware(created_at[i]) if created_at is not None else now,
+                json.dumps(metadata[i] if metadata is not None else {}, ensure_ascii=False),
+            )
             for i, text in enumerate(texts)
         ]
         self._ensure_hnsw(dims)
@@ -632,6 +649,20 @@ class PostgresStorage:
         return Passage(
             id=int(row[0]), agent=row[1], text=row[2], created_at=_utc(row[3]), metadata=json.loads(row[4]), score=score
         )
+
+    @_guarded
+    def embeddings(self, agent: str, ids: Sequence[int]) -> np.ndarray:
+        """The stored (unit-length) embeddings of the agent's passages ``ids``, one row each, in that order."""
+        wanted = [int(i) for i in ids]
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT id, embedding FROM passages WHERE agent = %s AND id = ANY(%s)", (agent, wanted)
+            ).fetchall()
+        found = {int(row[0]): np.asarray(row[1].to_numpy(), dtype=np.float32) for row in rows}
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise StorageError(f"agent {agent!r} has no passages with ids {missing[:10]} in {self.where}")
+        return np.stack([found[i] for i in wanted]) if wanted else np.empty((0, 0), dtype=np.float32)
 
     @_guarded
     def count_passages(self, agent: str) -> int:
