@@ -5,6 +5,9 @@ console script in a subprocess or a pty without a model:
 - ``broken``: its factory raises, like a plugin with a bug.
 - ``slow``: like ``scripted``, but each completion first sleeps ``MEMGPT_TEST_SLOW`` seconds (default 3),
   as a model on a laptop CPU does (for the terminal's progress display and Ctrl-C mid-turn).
+- the ``words`` embedder: bag-of-letters vectors of texts it reads up to 40 words of (counted by
+  whitespace); loading it takes ``MEMGPT_TEST_EMBED_LOAD`` seconds and each batch
+  ``MEMGPT_TEST_EMBED_SLOW`` seconds (default 0), for ``memgpt load`` without a real model.
 
 Run it exactly like the console script: ``python scripted_memgpt.py run --agent sam``.
 """
@@ -17,9 +20,10 @@ import time
 from typing import Any
 
 from memgpt import hookimpl, plugins
+from memgpt.embeddings.spec import EmbedderSpec
 from memgpt.llm.backend import BackendSpec, Capabilities
 from memgpt.llm.types import Completion, CompletionRequest
-from memgpt.testing.scripted import ScriptedBackend, call
+from memgpt.testing.scripted import LetterEmbedder, ScriptedBackend, call
 
 WINDOW = 8192
 
@@ -41,6 +45,27 @@ class Slow(Replies):
     def complete(self, request: CompletionRequest) -> Completion:
         time.sleep(float(os.environ.get("MEMGPT_TEST_SLOW", "3")))
         return super().complete(request)
+
+
+class Words(LetterEmbedder):
+    max_tokens = 40
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def embed(self, texts: list[str]) -> Any:
+        time.sleep(float(os.environ.get("MEMGPT_TEST_EMBED_SLOW", "0")))
+        return super().embed(texts)
+
+
+def _words(model: str | None) -> Words:
+    time.sleep(float(os.environ.get("MEMGPT_TEST_EMBED_LOAD", "0")))
+    return Words()
+
+
+@hookimpl
+def register_embedders(register: Any) -> None:
+    register(EmbedderSpec(name="words", factory=_words))
 
 
 def _broken(settings: Any) -> Any:

@@ -12,7 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memgpt.errors import LoadError
-from memgpt.memory.chunking import CHUNK_TOKENS, OVERLAP_TOKENS, approx_tokens, chunk_text, chunking_for, collect_files, read_text
+from memgpt.memory.chunking import (
+    CHUNK_TOKENS,
+    OVERLAP_TOKENS,
+    approx_tokens,
+    chunk_text,
+    chunking_for,
+    collect_files,
+    detect_encoding,
+    read_file,
+    read_text,
+)
 
 
 def words(text: str) -> list[str]:
@@ -137,9 +147,45 @@ def tree(tmp_path: Path) -> Path:
 def test_directories_yield_text_and_markdown_only(tree: Path) -> None:
     skipped: list[tuple[Path, str]] = []
     files = collect_files([tree], skipped=skipped)
-    assert sorted(p.relative_to(tree.resolve()).as_posix() for p in files) == ["a.md", "sub/b.txt"]
+    assert sorted(p.relative_to(tree.resolve()).as_posix() for p in files) == ["a.md", "latin1.txt", "sub/b.txt"]
     reasons = {p.name: why for p, why in skipped}
-    assert reasons == {"fake.txt": "binary", "latin1.txt": "binary"}
+    assert reasons == {"fake.txt": "binary"}
+
+
+def test_files_left_out_for_their_name_are_reported_and_globs_take_them(tree: Path) -> None:
+    unmatched: list[Path] = []
+    collect_files([tree], unmatched=unmatched)
+    assert sorted(p.name for p in unmatched) == ["code.py", "image.png"]  # hidden entries are not reported
+    skipped: list[tuple[Path, str]] = []
+    files = collect_files([tree], globs=["*.py", "sub/*"], skipped=skipped)
+    assert sorted(p.name for p in files) == ["b.txt", "code.py"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [
+        ("utf-8", "utf-8"),
+        ("utf-8-sig", "utf-8"),
+        ("utf-16", "utf-16-le"),
+        ("utf-16-le", "utf-16-le"),
+        ("utf-16-be", "utf-16-be"),
+        ("utf-32", "utf-32-le"),
+        ("cp1252", "cp1252"),
+    ],
+)
+def test_text_is_read_in_the_encoding_it_is_in(tmp_path: Path, encoding: str, expected: str) -> None:
+    text = "Renée from Köln says “hello” to Zoë. " * 40
+    path = tmp_path / "t.txt"
+    path.write_bytes(text.encode(encoding))
+    assert collect_files([path]) == [path.resolve()]
+    assert read_file(path) == (text, expected)
+
+
+def test_latin1_with_bytes_windows_1252_lacks_is_latin1_and_binaries_are_none() -> None:
+    assert detect_encoding(("caf\xe9 " * 50 + "\x81").encode("latin-1")) == "latin-1"
+    assert detect_encoding(b"\x89PNG\r\n\x1a\n\x00\x00") is None
+    assert detect_encoding(bytes(range(256)) * 8) is None
+    assert detect_encoding("é".encode() * 10 + "é".encode()[:1], partial=True) == "utf-8"  # cut inside a character
 
 
 def test_a_named_file_is_taken_whatever_its_suffix(tree: Path) -> None:

@@ -8,11 +8,17 @@ with ``chunking_for(embedder)``: never longer than the embedding model reads (al
 wordpieces of text, fewer than the original's 300-token chunks, whose tails it silently dropped).
 
 File collection is conservative: only regular files under the paths the user named, never through a
-symlink that leads outside them, never a device or FIFO (opening one would block), never a binary.
+symlink that leads outside them, never a device or FIFO (opening one would block), never a binary. A
+directory gives its text and markdown files, or the files matching the caller's globs; what it leaves out
+for its name is reported, not dropped in silence. Text is read as UTF-8, UTF-16 or UTF-32 when a byte-order
+mark (or, for UTF-16, the pattern of zero bytes) says so, else as UTF-8, else as Windows-1252 / Latin-1
+(``decode``): the encodings text files on a laptop are in.
 """
 
 from __future__ import annotations
 
+import codecs
+import fnmatch
 import os
 import re
 import stat
@@ -171,23 +177,28 @@ def collect_files(
     paths: Iterable[Path | str],
     *,
     suffixes: frozenset[str] | None = TEXT_SUFFIXES,
+    globs: Sequence[str] = (),
     skipped: list[tuple[Path, str]] | None = None,
+    unmatched: list[Path] | None = None,
 ) -> list[Path]:
     """The text files to load from ``paths``: a named file is taken whatever its suffix; a directory is
-    walked for files with one of ``suffixes`` (None = any), skipping hidden entries. Symlinks are
-    followed only when they stay inside the directory named. Binaries, devices and files over
-    ``MAX_FILE_BYTES`` are left out and, with the reason, appended to ``skipped``.
+    walked for files with one of ``suffixes`` (None = any), or, when ``globs`` are given, for files whose
+    name or path below the directory matches one of them; hidden entries are skipped. Files left out for
+    their name are appended to ``unmatched``. Symlinks are followed only when they stay inside the
+    directory named. Binaries, devices and files over ``MAX_FILE_BYTES`` are left out and, with the
+    reason, appended to ``skipped``.
 
     Raises ``LoadError`` if a named path does not exist or cannot be read."""
     found: dict[Path, None] = {}
     skip = skipped if skipped is not None else []
+    other = unmatched if unmatched is not None else []
     for given in paths:
         path = Path(given).expanduser()
         if not os.path.lexists(path):
             raise LoadError(f"{path} does not exist; give existing text or markdown files or directories")
         try:
             if path.is_dir():
-                for file in _walk(path, suffixes, skip):
+                for file in _walk(path, suffixes, globs, skip, other):
                     found.setdefault(file)
             elif _acceptable(path.resolve(), skip):
                 found.setdefault(path.resolve())
@@ -196,7 +207,20 @@ def collect_files(
     return list(found)
 
 
-def _walk(root: Path, suffixes: frozenset[str] | None, skipped: list[tuple[Path, str]]) -> Iterable[Path]:
+def _wanted(path: Path, base: Path, suffixes: frozenset[str] | None, globs: Sequence[str]) -> bool:
+    if globs:
+        below = path.relative_to(base).as_posix()
+        return any(fnmatch.fnmatch(path.name, g) or fnmatch.fnmatch(below, g) for g in globs)
+    return suffixes is None or path.suffix.lower() in suffixes
+
+
+def _walk(
+    root: Path,
+    suffixes: frozenset[str] | None,
+    globs: Sequence[str],
+    skipped: list[tuple[Path, str]],
+    unmatched: list[Path],
+) -> Iterable[Path]:
     base = root.resolve()
 
     def error(exc: OSError) -> None:
@@ -206,7 +230,10 @@ def _walk(root: Path, suffixes: frozenset[str] | None, skipped: list[tuple[Path,
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             path = Path(folder, name)
-            if name.startswith(".") or (suffixes is not None and path.suffix.lower() not in suffixes):
+            if name.startswith("."):
+                continue
+            if not _wanted(path, base, suffixes, globs):
+                unmatched.append(path)
                 continue
             target = path.resolve()
             if not target.is_relative_to(base):
@@ -234,25 +261,88 @@ def _acceptable(path: Path, skipped: list[tuple[Path, str]]) -> bool:
     except OSError as exc:
         skipped.append((path, f"cannot read: {exc.strerror}"))
         return False
-    if _looks_binary(head):
+    if detect_encoding(head, partial=True) is None:
         skipped.append((path, "binary"))
         return False
     return True
 
 
-def _looks_binary(head: bytes) -> bool:
-    if b"\x00" in head:
-        return True
+_BOMS = (  # UTF-32 LE's mark begins with UTF-16 LE's: the longer marks first
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+#: Controls that text holds (tab, newlines, form feed, escape); any other C0/C1 control beyond
+#: ``_MAX_CONTROLS`` of the characters marks a binary.
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+_MAX_CONTROLS = 0.01
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``utf-16-le``/``-be`` when the zero bytes fall as in mostly-ASCII UTF-16 text (every other byte)."""
+    sample = data[: 4096 - 4096 % 2]
+    pairs = len(sample) // 2
+    if pairs < 2:
+        return None
+    even = sample[0::2].count(0) / pairs
+    odd = sample[1::2].count(0) / pairs
+    if odd > 0.3 and even < 0.02:
+        return "utf-16-le"
+    if even > 0.3 and odd < 0.02:
+        return "utf-16-be"
+    return None
+
+
+def detect_encoding(data: bytes, *, partial: bool = False) -> str | None:
+    """The encoding ``data`` is text in, or None when it looks binary: a byte-order mark's; UTF-16 by its
+    zero bytes; else UTF-8 if it decodes, else Windows-1252, else Latin-1 (which decodes anything). A
+    byte-order mark is dropped when decoding with the name returned for it. ``partial``: ``data`` is the
+    head of a longer file (it may end inside a character)."""
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
+    if encoding is None and b"\x00" in data:
+        encoding = _utf16_without_bom(data)
+        if encoding is None:
+            return None
+    if encoding is None:
+        for candidate in ("utf-8", "cp1252", "latin-1"):
+            try:
+                codecs.getincrementaldecoder(candidate)().decode(data, final=not partial)
+            except UnicodeDecodeError:
+                continue
+            encoding = candidate
+            break
+    assert encoding is not None  # latin-1 decodes any bytes
     try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # The sniffed block may end inside a multi-byte character; anything earlier is not UTF-8.
-        return exc.start < len(head) - 3
-    return False
+        text = _decode(data, encoding, final=not partial)
+    except UnicodeDecodeError:
+        return None  # a byte-order mark, or zero bytes, on what is not that encoding
+    controls = sum(1 for ch in text if (ch < " " or "\x7f" <= ch < "\xa0") and ch not in _TEXT_CONTROLS)
+    return None if text and controls > _MAX_CONTROLS * len(text) else encoding
+
+
+def _decode(data: bytes, encoding: str, *, final: bool = True) -> str:
+    bom = next((mark for mark, name in _BOMS if name == encoding and data.startswith(mark)), b"")
+    return codecs.getincrementaldecoder(encoding)().decode(data[len(bom) :], final=final)
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """``data`` as text and the encoding it was read in (``detect_encoding``); a file that looks binary is
+    read as UTF-8 with its bad bytes replaced (the caller named it: it is loaded, not refused)."""
+    encoding = detect_encoding(data)
+    if encoding is None:
+        return data.decode("utf-8", errors="replace"), "utf-8 (with replacements)"
+    return _decode(data, encoding), encoding
 
 
 def read_text(path: Path) -> str:
-    """A collected file's text (UTF-8, a byte-order mark dropped, undecodable bytes replaced).
+    """A collected file's text (``read_file``)."""
+    return read_file(path)[0]
+
+
+def read_file(path: Path) -> tuple[str, str]:
+    """A collected file's text and the encoding it was read in (``decode``: a byte-order mark dropped).
 
     Opened without following a final symlink, and without blocking if it has become a FIFO since it was
     collected."""
@@ -265,4 +355,4 @@ def read_text(path: Path) -> str:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise LoadError(f"{path} is not a regular file; load text or markdown files only")
         data = handle.read(MAX_FILE_BYTES + 1)
-    return data.decode("utf-8-sig", errors="replace")
+    return decode(data)
