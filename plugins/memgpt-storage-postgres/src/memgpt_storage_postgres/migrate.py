@@ -137,6 +137,12 @@ def migrate_home(home: Any, uri: str, *, sample: int = 20) -> Copied:
             result.messages += messages
             result.passages += passages
             result.names.append(name)
+        # archives big enough for the HNSW index get it now, built once in bulk
+        for name in names:
+            count = target.count_passages(name)
+            if count >= target.exact_below:
+                first = next(iter(target.iter_passages(name)))
+                target.build_index(target.embeddings(name, [first.id]).shape[1])
     return result
 
 

@@ -9,7 +9,9 @@
   (ranked), then any word as a prefix, then a substring.
 - Archival search is pgvector cosine distance. Archives up to ``exact_below`` passages are scanned exactly
   (ties to the older passage, as SQLite); larger ones use an HNSW index per embedding size, searched with
-  pgvector's iterative scan so the agent filter never starves a page.
+  pgvector's iterative scan so the agent filter never starves a page. The index is built in bulk the first
+  time an archive of that size needs it (``build_index``), not row by row from the first insert: building
+  it once is far cheaper than maintaining it through a bulk load.
 - ``lock_agent(name)`` is a session-level advisory lock on a connection of its own: it spans processes and
   machines, and the server drops it when that connection dies (``kill -9``, a lost host).
 - Every psycopg failure becomes a ``StorageError`` naming the database (never its password).
@@ -26,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from time import monotonic
 from typing import Any, TypeVar
 
 import numpy as np
@@ -191,6 +194,7 @@ class PostgresStorage:
         self.ef_search = ef_search
         self._local = threading.local()
         self._indexed: set[int] = set()
+        self._index_retry_at: dict[int, float] = {}
         self._iterative = False
         self._pool: ConnectionPool[Any] | None = None
         with self._translate("open"):
@@ -550,7 +554,6 @@ class PostgresStorage:
             )
             for i, text in enumerate(texts)
         ]
-        self._ensure_hnsw(dims)
         with self.transaction(), self._connection() as conn:
             self._require_agent(conn, agent)
             held = conn.execute("SELECT dims FROM passages WHERE agent = %s LIMIT 1", (agent,)).fetchone()
@@ -573,25 +576,33 @@ class PostgresStorage:
                         break
         return ids
 
-    def _ensure_hnsw(self, dims: int) -> None:
-        """Create the HNSW index for ``dims``-sized embeddings if there is none yet, on a connection of its own
-        and outside any step (building it blocks writes to the table). If that lock cannot be had quickly (this
-        thread's own open transaction may hold it), searches scan exactly until a later insert builds it."""
+    def build_index(self, dims: int, *, lock_timeout: float | None = None) -> bool:
+        """Make sure the HNSW index over ``dims``-sized embeddings exists (built once, in bulk, on a connection of
+        its own; writes to the passages table wait while it is built); whether it exists now. With
+        ``lock_timeout`` (seconds), give up when the table's lock cannot be had that fast (this thread's own open
+        step may hold it): searches then scan exactly, and the build is tried again a minute later."""
+        dims = int(dims)
         if dims in self._indexed:
-            return
-        with self.pool.connection() as conn:
+            return True
+        if monotonic() < self._index_retry_at.get(dims, 0.0):
+            return False
+        with self._translate("building the archival index"), self.pool.connection() as conn:
             exists = conn.execute("SELECT to_regclass(%s)", (schema.hnsw_index_name(dims),)).fetchone()
             if exists is not None and exists[0] is not None:
                 self._indexed.add(dims)
-                return
+                return True
             try:
                 with conn.transaction():
-                    conn.execute("SET LOCAL lock_timeout = '2s'")
+                    if lock_timeout is not None:
+                        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout * 1000)}ms",))
                     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (schema.MIGRATION_LOCK[0], 1000 + dims))
                     conn.execute(schema.hnsw_index_sql(dims))  # type: ignore[arg-type]
-                self._indexed.add(dims)
-            except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, pg_errors.UniqueViolation):
-                pass
+                conn.execute("ANALYZE passages")
+            except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled):
+                self._index_retry_at[dims] = monotonic() + 60
+                return False
+        self._indexed.add(dims)
+        return True
 
     @_guarded
     def search_passages(self, agent: str, embedding: Any, *, limit: int = 5, offset: int = 0) -> tuple[list[Passage], int]:
@@ -616,7 +627,7 @@ class PostgresStorage:
             if wanted == 0:
                 return [], total
             rows: list[Any] | None = None
-            if total >= self.exact_below and offset + limit <= _HNSW_MAX_EF:
+            if total >= self.exact_below and offset + limit <= _HNSW_MAX_EF and self.build_index(dims, lock_timeout=2.0):
                 rows = self._search_hnsw(conn, agent, unit, dims, limit, offset)
                 if len(rows) < wanted:
                     rows = None  # the index gave too few (no iterative scan on this server): scan exactly
@@ -629,8 +640,17 @@ class PostgresStorage:
         return [self._passage(row, score=_score(row[5])) for row in rows], total
 
     def _search_hnsw(
-        self, conn: psycopg.Connection[Any], agent: str, unit: np.ndarray, dims: int, limit: int, offset: int
+        self,
+        conn: psycopg.Connection[Any],
+        agent: str,
+        unit: np.ndarray,
+        dims: int,
+        limit: int,
+        offset: int,
+        *,
+        explain: bool = False,
     ) -> list[Any]:
+        """The HNSW page (``explain``: the plan the server would use for it instead)."""
         d = int(dims)
         with conn.transaction():
             conn.execute(
@@ -638,8 +658,13 @@ class PostgresStorage:
             )
             if self._iterative:
                 conn.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+            # The agent filter can look selective to the planner, which would then sort the agent's rows (an
+            # exact scan): this path is taken only for archives big enough to want the index, so insist on it.
+            for setting in ("enable_sort", "enable_bitmapscan", "enable_seqscan"):
+                conn.execute("SELECT set_config(%s, 'off', true)", (setting,))
             return conn.execute(
-                f"SELECT {_PASSAGE_COLUMNS}, embedding::vector({d}) <=> %s::vector({d}) AS distance FROM passages "  # type: ignore[arg-type]
+                ("EXPLAIN " if explain else "")
+                + f"SELECT {_PASSAGE_COLUMNS}, embedding::vector({d}) <=> %s::vector({d}) AS distance FROM passages "  # type: ignore[arg-type]
                 f"WHERE agent = %s AND dims = {d} ORDER BY embedding::vector({d}) <=> %s::vector({d}) LIMIT %s OFFSET %s",
                 (unit, agent, unit, limit, offset),
             ).fetchall()
