@@ -1,15 +1,19 @@
 """A test server speaking koboldcpp's native KoboldAI API, backed by real llama.cpp generation.
 
-koboldcpp cannot be installed here, so this stands in for it: the endpoints, field names, defaults and
-response shapes are koboldcpp 1.76's (``koboldcpp.py``: ``generate()``, ``transform_genparams``, the GET/POST
-handlers; the embedded OpenAPI spec ``kcpp_docs.embd``). Generation is real (SmolLM2 through llama-cpp-python)
-under the GBNF ``grammar`` as sent. Where koboldcpp is lenient this server is strict on purpose: an unknown
-field is a 422 instead of being ignored, so a backend that misspells a field fails its tests. Sources and
-deviations: ``tests/dialects/README.md``.
+koboldcpp installs from no package registry, so this stands in for it in the tests: the endpoints, field
+names, defaults and response shapes are koboldcpp 1.76's (``koboldcpp.py``: ``generate()``,
+``transform_genparams``, the GET/POST handlers; the embedded OpenAPI spec ``kcpp_docs.embd``), and every
+exchange memgpt's backend had with a real koboldcpp 1.76 (built here once, ``scripts/record-koboldcpp.py``)
+is replayed against this server by ``plugins/memgpt-backend-koboldcpp/tests/test_koboldcpp_recorded.py``:
+same status, same answer shape, same token counts and probe answers. Generation is real (SmolLM2 through
+llama-cpp-python) under the GBNF ``grammar`` as sent. Where koboldcpp is lenient this server is strict on
+purpose: an unknown field is a 422 instead of being ignored, so a backend that misspells a field fails its
+tests. Sources and deviations: ``tests/dialects/README.md``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -82,12 +86,24 @@ class TokenCountBody(StrictBody):
 
 
 def build(
-    engine: Engine, *, api_key: str | None = None, model_name: str | None = None, legacy_finish_reason: bool = False
+    engine: Engine,
+    *,
+    api_key: str | None = None,
+    model_name: str | None = None,
+    legacy_finish_reason: bool = False,
+    legacy_grammar_parser: bool = False,
 ) -> Dialect:
     """The koboldcpp app. ``legacy_finish_reason`` reproduces koboldcpp 1.76, which reports "length" for
-    everything but an EOS stop (a stop-sequence hit included); by default finish_reason is truthful."""
+    everything but an EOS stop (a stop-sequence hit included; recorded against the real 1.76); by default
+    finish_reason is truthful. ``legacy_grammar_parser`` reproduces 1.76's reused grammar parser: after one
+    grammar fails to parse, every later grammar that does not define all rule names seen so far is ignored
+    too (recorded: ``plugins/memgpt-backend-koboldcpp/tests/recordings/invalid_grammar.json``)."""
     name = "koboldcpp/" + (model_name or engine.model_path.stem)
     app = FastAPI(title="koboldcpp dialect test server")
+    parser = _ReusedGrammarParser()
+
+    def authorized(request: Request) -> bool:
+        return not api_key or request.headers.get("authorization", "").removeprefix("Bearer ").strip() == api_key
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -98,8 +114,9 @@ def build(
         return JSONResponse(error_body(422, validation_message(errors), "validation_error"), status_code=422)
 
     @app.get("/api/v1/model")
-    async def model() -> dict[str, Any]:
-        return {"result": name}
+    async def model(request: Request) -> dict[str, Any]:
+        # Open to all, but with --password a client without the right key gets a placeholder name (1.76).
+        return {"result": name if authorized(request) else "koboldcpp/protected-model"}
 
     @app.get("/api/v1/info/version")
     async def api_version() -> dict[str, Any]:
@@ -151,6 +168,8 @@ def build(
                 gbnf = body.grammar
             except GrammarRejected:
                 gbnf = None  # koboldcpp prints "Ignored invalid grammar sampler." and generates unconstrained
+            if legacy_grammar_parser and not parser.parse(body.grammar, valid=gbnf is not None):
+                gbnf = None
         ctx = min(body.max_context_length or engine.n_ctx, engine.n_ctx)
         prompt = _fit(engine.tokenize(body.memory) if body.memory else [], engine.tokenize(body.prompt), body.max_length, ctx)
         ban_eos = body.ban_eos_token or body.use_default_badwordsids
@@ -206,6 +225,29 @@ def error_body(status: int, message: str, kind: str) -> dict[str, Any]:
     if status == 503:
         message = "Server is busy; please try again later."
     return {"detail": {"msg": message, "type": kind}}
+
+
+class _ReusedGrammarParser:
+    """koboldcpp 1.76's one global ``llama_grammar_parser``, parsed again for every request: rule names
+    (``symbol_ids``) accumulate forever, rules survive a successful parse and are cleared by a failed one, and
+    a parse fails when any known name has no rule ("Undefined rule")."""
+
+    _DEFINED = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*::=", re.M)
+    _LITERALS = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|#[^\n]*')
+    _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.ruled: set[str] = set()
+
+    def parse(self, gbnf: str, *, valid: bool) -> bool:
+        defined = set(self._DEFINED.findall(gbnf))
+        self.names |= defined | set(self._NAME.findall(self._LITERALS.sub(" ", gbnf).replace("::=", " ")))
+        if valid and self.names <= self.ruled | defined:
+            self.ruled |= defined
+            return True
+        self.ruled = set()
+        return False
 
 
 def _fit(memory: list[int], prompt: list[int], max_length: int, ctx: int) -> list[int]:

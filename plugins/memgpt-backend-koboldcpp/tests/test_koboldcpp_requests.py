@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
 from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
@@ -54,7 +55,6 @@ def test_generate_body_has_every_field_under_its_koboldcpp_name(httpx_mock: HTTP
         "min_p": 0.1,
         "rep_pen": 1.2,
         "stop_sequence": ["### User:", "</s>"],
-        "trim_stop": True,
         "sampler_seed": 5,
     }
 
@@ -128,3 +128,42 @@ class TestKoboldCppFaults(HTTPFaultContract):
 
     def prepare(self, httpx_mock: HTTPXMock) -> None:
         probes(httpx_mock)
+
+
+def test_a_stop_string_hit_is_cut_and_reported_as_stop_though_koboldcpp_says_length(httpx_mock: HTTPXMock) -> None:
+    """Recorded from koboldcpp 1.76 (recordings/stop.json): the stop string stays in the text (no trim_stop)
+    and finish_reason is "length"; the backend cuts at the first stop string and reports "stop"."""
+    probes(httpx_mock, tokens=4)
+    httpx_mock.add_response(url=f"{URL}/api/v1/generate", json={"results": [{"text": " 4, 5, 6, 7", "finish_reason": "length"}]})
+    completion = backend().complete(CompletionRequest(prompt="1, 2, 3,", max_tokens=24, stop=(" 9", " 7")))
+    assert "trim_stop" not in generate_body(httpx_mock)
+    assert (completion.text, completion.finish_reason) == (" 4, 5, 6,", "stop")
+
+
+def test_length_without_a_stop_string_stays_length(httpx_mock: HTTPXMock) -> None:
+    probes(httpx_mock, tokens=4)
+    httpx_mock.add_response(url=f"{URL}/api/v1/generate", json={"results": [{"text": " 4, 5", "finish_reason": "length"}]})
+    completion = backend().complete(CompletionRequest(prompt="1, 2, 3,", max_tokens=4, stop=(" 7",)))
+    assert (completion.text, completion.finish_reason) == (" 4, 5", "length")
+
+
+@pytest.mark.parametrize("key", [None, "wrong"])
+def test_check_fails_when_koboldcpp_hides_the_model_behind_its_password(httpx_mock: HTTPXMock, key: str | None) -> None:
+    """koboldcpp --password answers GET /api/v1/model 200 "koboldcpp/protected-model" to a wrong or missing key
+    (recordings/api_key.json): that is not a healthy server."""
+    httpx_mock.add_response(url=f"{URL}/api/extra/true_max_context_length", json={"value": 4096})
+    httpx_mock.add_response(url=f"{URL}/api/v1/model", json={"result": "koboldcpp/protected-model"})
+    status = backend(api_key=SecretStr(key) if key else None).check()
+    assert not status.ok and "--password" in status.detail and "MEMGPT_API_KEY_KOBOLDCPP" in status.detail
+    assert ("wrong" if key else "no API key") in status.detail
+
+
+def test_an_ignored_grammar_says_koboldcpp_may_need_a_restart(httpx_mock: HTTPXMock, caplog: pytest.LogCaptureFixture) -> None:
+    probes(httpx_mock)
+    httpx_mock.add_response(url=f"{URL}/api/v1/generate", json={"results": [{"text": "Sure!", "finish_reason": "stop"}]})
+    with caplog.at_level(logging.WARNING, logger="memgpt"):
+        completion = backend().complete(
+            CompletionRequest(prompt="p", constraint=Constraint(gbnf=ANSWER_GBNF, json_schema=ANSWER_SCHEMA))
+        )
+    assert completion.constrained_by is None
+    assert any("until it is restarted" in r.getMessage() for r in caplog.records)
