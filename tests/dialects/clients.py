@@ -14,6 +14,7 @@ from typing import Any
 VLLM_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LMSTUDIO_MODEL = "smollm2-135m-instruct"
 WEBUI_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+OLLAMA_MODEL = "smollm2:135m"
 
 
 def schema_gbnf(schema: dict[str, Any]) -> str:
@@ -131,6 +132,53 @@ def vllm_body(prompt: str, max_tokens: int, constraint: Any = None, stop: tuple[
         kind, value = constraint
         body["structured_outputs"] = {"schema": {"json": value}, "literal": {"choice": [value]}, "gbnf": {"grammar": value}}[kind]
     return body | extra
+
+
+#: Ollama's sampling settings live under ``options``; everything else is a top-level field.
+OLLAMA_OPTIONS = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "num_ctx", "num_predict", "stop")
+
+
+def ollama_body(prompt: str, max_tokens: int, constraint: Any = None, stop: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    """``/api/generate`` with the prompt as is (``raw``), one JSON answer (``stream: false``); a constraint is a
+    JSON schema in ``format`` (Ollama takes no GBNF), a literal the schema of that one JSON string."""
+    options = {
+        "num_ctx": 4096,
+        "num_predict": max_tokens,
+        "temperature": 0.7,
+        "top_k": 40,
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "repeat_penalty": 1.1,
+        "seed": 7,
+        "stop": list(stop),
+    }
+    options |= {k: v for k, v in extra.items() if k in OLLAMA_OPTIONS}
+    body = {"model": OLLAMA_MODEL, "prompt": prompt, "raw": True, "stream": False, "options": options}
+    if constraint is not None:
+        kind, value = constraint
+        if kind == "gbnf":
+            raise ValueError("Ollama takes no GBNF grammar: give a JSON schema")
+        body["format"] = value if kind == "schema" else {"type": "string", "enum": [value]}
+    return body | {k: v for k, v in extra.items() if k not in OLLAMA_OPTIONS}
+
+
+def _ollama_usage(data: dict[str, Any]) -> dict[str, int]:
+    prompt, completion = data.get("prompt_eval_count", 0), data.get("eval_count", 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+#: Ollama speaks JSON schema only (like LM Studio), so it is not in ``SPEAKERS``, whose shared tests also send
+#: GBNF; ``plugins/memgpt-backend-ollama/tests`` runs the same checks on it.
+OLLAMA = Speaker(
+    "ollama",
+    "/api/generate",
+    ollama_body,
+    text=lambda d: d["response"],
+    finish=lambda d: d["done_reason"],
+    usage=_ollama_usage,
+    error=lambda d: d["error"],
+    literal=json.dumps,
+)
 
 
 def _openai_usage(data: dict[str, Any]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""pytest fixtures that start the dialect test servers (koboldcpp, webui, LM Studio, vLLM) once per session.
+"""pytest fixtures that start the dialect test servers (koboldcpp, webui, LM Studio, vLLM, Ollama) once per session.
 
 Every server generates with the session's one in-process SmolLM2 (the root ``llama`` fixture) through one
 ``Engine``, whose lock serialises requests. Servers start lazily, the first time a test asks for one, on
@@ -115,6 +115,11 @@ def lmstudio_server(dialect_server: Callable[..., DialectServer]) -> DialectServ
 @pytest.fixture
 def vllm_server(dialect_server: Callable[..., DialectServer]) -> DialectServer:
     return dialect_server("vllm")
+
+
+@pytest.fixture
+def ollama_server(dialect_server: Callable[..., DialectServer]) -> DialectServer:
+    return dialect_server("ollama")
 
 
 @pytest.fixture
