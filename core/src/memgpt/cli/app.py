@@ -16,6 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: rich's renderer alone costs more CPU than the rest of `memgpt --help`
+    rich_markup_mode=None,
 )
 
 
@@ -72,8 +74,10 @@ def main(
 _registered = False
 
 
-def _register() -> None:
-    """Attach the sub-commands (once). Their modules import what they need only when run."""
+def _register(argv: list[str] | None = None) -> None:
+    """Attach the sub-commands (once). Their modules import what they need only when run. Plugin commands
+    need every plugin loaded, so they are attached only when ``argv`` (the command line, when known) does not
+    name a built-in command: ``memgpt run`` or ``memgpt list`` never pay for loading plugins they do not use."""
     global _registered
     if _registered:
         return
@@ -91,7 +95,10 @@ def _register() -> None:
         agent_cmds.register(app)
     else:
         app.command("run")(_not_implemented("run"))
-    _plugin_commands()
+    builtin = {info.name for info in app.registered_commands} | {group.name for group in app.registered_groups if group.name}
+    command = next((arg for arg in argv or [] if not arg.startswith("-")), None)
+    if argv is None or command not in builtin or command == "plugins":  # `plugins` reports refused commands
+        _plugin_commands()
 
 
 def _plugin_commands() -> None:
@@ -127,7 +134,7 @@ def run() -> None:
     from memgpt.errors import MemGPTError
 
     _reopen_closed_std_streams()
-    _register()
+    _register(sys.argv[1:])
     try:
         app()
     except MemGPTError as exc:
