@@ -1,5 +1,5 @@
 # The README's commands. Each installs what is missing first, so a fresh clone needs nothing else.
-.PHONY: install server vllm run test test-fast bench lint clean
+.PHONY: install server vllm run test test-fast bench figures lint clean
 
 install:
 	@bash scripts/install.sh
@@ -22,6 +22,10 @@ test-fast: install
 
 bench: install server
 	@for b in bench/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
+
+# Rewrite every figure quoted in the docs from its results file under bench/results (bench/figures.py).
+figures: install
+	@.venv/bin/python bench/figures.py
 
 lint: install
 	@.venv/bin/ruff check core plugins tests bench

@@ -3,8 +3,11 @@
 SmolLM2-135M-Instruct in process (llama-cpp-python, 1 thread), the ``chatml-grammar`` prompt, varied user
 messages and function sets (the agent's eight function schemas, see ``memgpt.testing.wrapper``):
 
-1. 200 turns under the call grammar: how many parse and validate (target 200/200), how many needed no
-   repair at all, and decode speed;
+0. 200 turns under the call grammar through the default backend (``llamacpp-embedded``: its own sampler,
+   every token sampled, the path ``memgpt run`` takes): how many parse and validate (target 200/200), how
+   many needed no repair and stopped by themselves;
+1. the same turns through llama-cpp-python's high-level ``Llama(grammar=...)`` (the reference, in the same
+   process): validity and decode speed;
 2. the same turns without a grammar (the ``chatml`` wrapper with its JSON prefill, parsed with repair):
    decode speed, so the grammar's cost is a ratio on the same machine, and how many turns parse;
 3. the GBNF design: sampler set-up time of the grammar with strings bounded by ``{0,N}`` repetitions against
@@ -14,6 +17,8 @@ Decode speed excludes prompt processing: each prompt is evaluated once beforehan
 it from its cache), and the timed call only decodes.
 
     .venv/bin/python bench/bench_grammar.py [--turns 200] [--threads 1] [--design-turns 40]
+
+writes ``bench/results/bench_grammar.json`` (machine, versions, date and every figure printed).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from memgpt.testing.wrapper import USER_MESSAGES
@@ -107,7 +114,62 @@ def main() -> None:
         f"string bounds per function set (so every call closes within {MAX_TOKENS} tokens): {[s.max_string_chars for s in shapes]}"
     )
 
-    # 1. under the grammar
+    report: dict[str, Any] = {
+        "command": f"MEMGPT_THREADS={args.threads} .venv/bin/python bench/bench_grammar.py --turns {args.turns} "
+        f"--design-turns {args.design_turns}",
+        "turns": len(turns),
+        "max_tokens": MAX_TOKENS,
+        "threads": args.threads,
+    }
+
+    # 0. the default backend, as `memgpt run` uses it
+    from memgpt.llm.backend import BackendSettings
+    from memgpt.llm.types import CompletionRequest, SamplingParams
+    from memgpt.plugins import get_registry
+
+    backend = (
+        get_registry()
+        .backend("llamacpp-embedded")
+        .factory(BackendSettings(threads=args.threads, context_window=4096, options={"persist_state": False}))
+    )
+    backend.check()
+    valid = clean = 0
+    called_default: Counter[str] = Counter()
+    problems_default: list[str] = []
+    started = time.perf_counter()
+    for n, (s, m, first) in enumerate(turns):
+        prompt = prompt_for("chatml-grammar", s, m, first)
+        request = CompletionRequest(
+            prompt=prompt.text,
+            stop=prompt.stop,
+            max_tokens=MAX_TOKENS,
+            constraint=constraints[s],
+            sampling=SamplingParams(temperature=0.8, seed=1000 + n),
+        )
+        completion = backend.complete(request)
+        try:
+            parsed = parse_call(completion.text, function_sets[s], shapes[s])
+        except Exception as exc:
+            problems_default.append(f"  turn {n}: {type(exc).__name__}: {exc} :: {completion.text[:120]!r}")
+            continue
+        valid += 1
+        clean += not parsed.repairs and completion.finish_reason == "stop"
+        called_default[parsed.call.name] += 1
+    backend.close()
+    report["default_backend"] = {
+        "valid": valid,
+        "no_repair_natural_stop": clean,
+        "functions_called": dict(called_default.most_common()),
+        "seconds": round(time.perf_counter() - started, 1),
+        "problems": problems_default[:10],
+    }
+    print(
+        f"\nthe default backend (llamacpp-embedded) under the grammar: valid {valid}/{len(turns)}, with no repair and a natural stop {clean}/{len(turns)}"
+    )
+    print(f"  functions called: {dict(called_default.most_common())}")
+    print("\n".join(problems_default[:10]))
+
+    # 1. under the grammar, llama-cpp-python's own grammar path
     valid = clean = 0
     tokens = seconds = 0.0
     called: Counter[str] = Counter()
@@ -127,7 +189,13 @@ def main() -> None:
         clean += not parsed.repairs and choice["finish_reason"] == "stop"
         called[parsed.call.name] += 1
     grammar_rate = tokens / seconds
-    print(f"\nunder the grammar: valid {valid}/{len(turns)}, with no repair and a natural stop {clean}/{len(turns)}")
+    report["llama_cpp_python"] = {
+        "valid": valid, "no_repair_natural_stop": clean, "functions_called": dict(called.most_common()),
+        "decode_tokens_per_s": round(grammar_rate, 1), "tokens": tokens,
+    }  # fmt: skip
+    print(
+        f"\nllama-cpp-python's Llama(grammar=...): valid {valid}/{len(turns)}, with no repair and a natural stop {clean}/{len(turns)}"
+    )
     print(f"  functions called: {dict(called.most_common())}")
     print(f"  decode {grammar_rate:.1f} tok/s ({tokens:.0f} tokens, mean {tokens / len(turns):.1f} per turn)")
     print("\n".join(problems[:10]))
@@ -148,6 +216,10 @@ def main() -> None:
         valid_free += 1
         repairs.update(parsed.repairs)
     free_rate = tokens / seconds
+    report["without_grammar"] = {
+        "valid": valid_free, "repairs": dict(repairs), "decode_tokens_per_s": round(free_rate, 1), "tokens": tokens,
+        "speed_ratio_grammar_over_free": round(grammar_rate / free_rate, 2),
+    }  # fmt: skip
     print(
         f"\nwithout a grammar (chatml + prefill, parsed with repair): valid {valid_free}/{len(turns)}; repairs used {dict(repairs)}"
     )
@@ -175,6 +247,11 @@ def main() -> None:
     from memgpt.llm.types import CallShape
 
     full_1200 = call_gbnf(function_sets[-1], CallShape(max_string_chars=1200))
+    report["design"] = {
+        "setup_ms_strings_1200": round(setup_ms(full_1200), 2),
+        f"setup_ms_strings_{shapes[-1].max_string_chars}": round(setup_ms(everything), 2),
+        "setup_ms_unbounded": round(setup_ms(unbounded), 2),
+    }
     print("\nGBNF design (all eight functions):")
     print(
         f"  sampler set-up: {{0,1200}} strings {setup_ms(full_1200):.2f} ms, {{0,{shapes[-1].max_string_chars}}} strings {setup_ms(everything):.2f} ms, unbounded char* {setup_ms(unbounded):.2f} ms"
@@ -187,6 +264,12 @@ def main() -> None:
             tokens += out["usage"]["completion_tokens"]
             seconds += took
         print(f"  decode with {label} strings: {tokens / seconds:.1f} tok/s over {len(design_turns)} turns ({tokens:.0f} tokens)")
+        report.setdefault("design", {})[f"{label}_decode_tokens_per_s"] = round(tokens / seconds, 1)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _results
+
+    print(f"\nwrote {_results.write('bench_grammar', {**report, **_results.machine()})}")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ token) but the conversation is the same in both runs, and the figures compare la
 135M model. Prints, per layout: prompt tokens evaluated per step (median, after the first turn), the total,
 the share of the prompt that was re-evaluated, and wall time; then the ratio.
 
-Run: MEMGPT_THREADS=1 .venv/bin/python bench/bench_memory_edits.py
+Run: MEMGPT_THREADS=1 .venv/bin/python bench/bench_memory_edits.py   (writes bench/results/bench_memory_edits.json)
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ from memgpt.plugins import get_registry
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
 from memgpt.testing.scripted import call, chat_agent
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results
 
 TURNS = 10
 THREADS = int(os.environ.get("MEMGPT_THREADS", "1"))
@@ -110,6 +114,7 @@ def run(kind: type[Agent], backend: Forced, label: str) -> dict[str, float]:
         "share": sum(evaluated) / sum(prompt),
         "prompt": statistics.median(prompt),
         "wall": wall,
+        "steps": len(steady),
     }
     print(
         f"  {label:<32} evaluated per step: median {figures['median']:.0f} of a median {figures['prompt']:.0f}-token prompt; "
@@ -126,11 +131,19 @@ def main() -> None:
     print(f"core-memory edits on every turn, {TURNS} turns (2 steps each), SmolLM2 in process, {THREADS} thread(s):")
     ours = run(Agent, backend, "append-only layout (ours)")
     reference = run(RerenderOnEdit, backend, "re-render on every edit (ref.)")
-    print(
-        f"  ratio ours/reference: evaluated tokens {ours['total'] / reference['total']:.2f}x, "
-        f"wall time {ours['wall'] / reference['wall']:.2f}x"
-    )
+    ratios = {"evaluated_total": ours["total"] / reference["total"], "wall": ours["wall"] / reference["wall"]}
+    print(f"  ratio ours/reference: evaluated tokens {ratios['evaluated_total']:.2f}x, wall time {ratios['wall']:.2f}x")
     inner.close()
+    report = {
+        "command": f"MEMGPT_THREADS={THREADS} .venv/bin/python bench/bench_memory_edits.py",
+        **_results.machine(),
+        "threads": THREADS,
+        "turns": TURNS,
+        "ours": ours,
+        "reference": reference,
+        "ratios": ratios,
+    }
+    print(f"wrote {_results.write('bench_memory_edits', report)}")
 
 
 if __name__ == "__main__":

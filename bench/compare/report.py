@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 import calls
 from llama_server import Exchange
@@ -244,3 +245,30 @@ def ratios(rows: list[Figures], pairs: list[tuple[str, str]]) -> str:
             f"| {_ratio(o.evaluated_median, t.evaluated_median)} | {_ratio(o_valid, t_valid)} |"
         )
     return "\n".join(lines)
+
+
+def _theirs_for(label: str) -> str:
+    """The pymemgpt configuration an ours row is set against: the same wrapper on llama-server."""
+    wrapper = label.rsplit(" ", 1)[-1]
+    return f"pymemgpt 0.3.25 llamacpp {wrapper}"
+
+
+def text(results: dict[str, Any]) -> str:
+    """What ``run.py`` prints for a results file: the heading line, the table, the ratios and the notes."""
+    runs = [Run.from_dict(r) for r in results["runs"]]
+    rows = [figures(r, results["help"].get(r.side)) for r in runs]
+    pairs = [(f.label, _theirs_for(f.label)) for f in rows if f.side == "ours"]
+    heading = (
+        f"Measured {results['measured']} on {results['machine']}; llama-server {results['server']}, "
+        f"SmolLM2-135M-Instruct Q4_1, 1 thread, context {results['context']}; {results['messages']} messages per run."
+    )
+    notes = (
+        "¹ embedded backend: no server to read, so tokens evaluated and calls are the system's own report.\n"
+        "² pymemgpt: turns answered, calls, thoughts, edits and searches from the strict judge's valid calls (it runs each;"
+        " a completion its own parser repairs and runs is not counted); ours: its own events and `turn` line;"
+        " — : not recorded in this results file."
+    )
+    parts = [heading, table(rows)]
+    if any(t.side == "theirs" for t in rows):
+        parts.append(ratios(rows, pairs))
+    return "\n\n".join([*parts, notes])

@@ -160,21 +160,7 @@ def main() -> None:
 
 
 def print_report(results: dict) -> None:
-    runs = [Run.from_dict(r) for r in results["runs"]]
-    rows = [report.figures(r, results["help"].get(r.side)) for r in runs]
-    pairs = [(f"ours llamacpp {w}", f"pymemgpt 0.3.25 llamacpp {w}") for w in WRAPPERS]
-    pairs.append((f"ours llamacpp-embedded {EMBEDDED_WRAPPER}", f"pymemgpt 0.3.25 llamacpp {EMBEDDED_WRAPPER}"))
-    print(f"Measured {results['measured']} on {results['machine']}; llama-server {results['server']}, "
-          f"SmolLM2-135M-Instruct Q4_1, 1 thread, context {results['context']}; {results['messages']} messages per run.")  # fmt: skip
-    print()
-    print(report.table(rows))
-    print()
-    print(report.ratios(rows, pairs))
-    print()
-    print("¹ embedded backend: no server to read, so tokens evaluated and calls are the system's own report.")
-    print("² pymemgpt: turns answered, calls, thoughts, edits and searches from the strict judge's valid calls (it runs each;"
-          " a completion its own parser repairs and runs is not counted); ours: its own events and `turn` line;"
-          " — : not recorded in this results file.")  # fmt: skip
+    print(report.text(results))
 
 
 if __name__ == "__main__":
