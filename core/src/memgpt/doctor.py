@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from memgpt.llm.backend import Backend, BackendSettings, BackendSpec
+from memgpt.llm.backend import NOT_STATED, Backend, BackendSettings, BackendSpec
 from memgpt.llm.types import BackendStatus, CompletionRequest, Constraint, ConstraintKind, SamplingParams
 
 #: Every constraint kind a backend may declare, in the order they are probed when none is declared.
@@ -125,7 +125,9 @@ class Report:
         def mark(check: str) -> str:
             return "✗" if check in failed else "!" if check in warned else "✓"
 
-        took = f" in {self.check_seconds:.1f} s" if self.check_seconds is not None else ""
+        took = ""
+        if self.check_seconds is not None:
+            took = f" in {self.check_seconds * 1000:.0f} ms" if self.check_seconds < 1 else f" in {self.check_seconds:.1f} s"
         if self.in_process:
             label, yes = "model file", f"found and loaded{took}"
         else:
@@ -133,8 +135,10 @@ class Report:
         row(mark("reachable"), label, yes if self.reachable else f"no: {self.reachable_detail}")
         if self.reachable:
             row("✓" if self.model else "·", "model", self.model or "(the backend does not say)")
-            if self.in_process and self.reachable_detail:
-                row("·", "runs", self.reachable_detail)
+            if self.in_process:
+                row("·", "threads", str(self.threads) if self.threads else "the backend's default")
+                if self.reachable_detail:
+                    row("·", "runs", self.reachable_detail)
             row(mark("context"), "context", self._context_text())
             row(
                 mark("tokenizer"),
@@ -152,7 +156,7 @@ class Report:
             if not self.constraints:
                 row("·", "constraint", "not probed")
         if self.verified:
-            row("·", "verified", f"against {self.verified}")
+            row("·", "verified", "not stated by the plugin" if self.verified == NOT_STATED else f"against {self.verified}")
         problems = [p for p in self.problems if p.severity == "problem"]
         warnings = [p for p in self.problems if p.severity == "warning"]
         for title, items in (("problem", problems), ("warning", warnings)):

@@ -295,10 +295,7 @@ def configure_screen(venv: Path, home: Path) -> str:
     transcript = io.StringIO()
     child.logfile_read = transcript
     child.expect("Select LLM backend")
-    child.expect(r"\)(\x1b\[0m)?: ")  # the whole question is out: line editing is set up
-    child.sendintr()
-    child.expect(pexpect.EOF)
-    child.close()
+    child.close(force=True)  # the list is what this test reads; the question is not answered
     return transcript.getvalue()
 
 
