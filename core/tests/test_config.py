@@ -170,3 +170,23 @@ def test_a_home_that_is_a_file_is_a_config_error(tmp_path, monkeypatch: pytest.M
     monkeypatch.setenv("MEMGPT_HOME", str(not_a_folder))
     with pytest.raises(ConfigError, match="is not a folder; set MEMGPT_HOME to a folder"):
         home()
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.5", " 2x"])
+def test_memgpt_threads_that_is_not_a_thread_count_is_one_config_error(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    from memgpt.config import env_threads
+
+    monkeypatch.setenv("MEMGPT_THREADS", raw)
+    with pytest.raises(ConfigError, match="MEMGPT_THREADS"):
+        env_threads()
+
+
+@pytest.mark.parametrize(("raw", "threads"), [("", None), ("1", 1), (" 4 ", 4)])
+def test_memgpt_threads_read_once_for_every_backend(monkeypatch: pytest.MonkeyPatch, raw: str, threads: int | None) -> None:
+    from memgpt.config import ModelSettings, env_threads
+    from memgpt.runtime import backend_settings
+
+    monkeypatch.setenv("MEMGPT_THREADS", raw)
+    assert env_threads() == threads
+    assert backend_settings(ModelSettings()).threads == threads
+    assert backend_settings(ModelSettings(threads=3)).threads == 3

@@ -80,6 +80,17 @@ class Config(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
 
 
+def env_threads() -> int | None:
+    """``MEMGPT_THREADS`` as a thread count, ``None`` when unset or empty; anything but a positive whole number
+    is a ``ConfigError`` (one line), never a silent default or a raw validation error."""
+    raw = os.environ.get("MEMGPT_THREADS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"MEMGPT_THREADS={raw!r} is not a thread count; set it to a whole number of 1 or more, or unset it")
+    return int(raw)
+
+
 def home() -> Path:
     """The MemGPT home directory (``MEMGPT_HOME`` or ``~/.memgpt``), created user-only."""
     path = Path(os.environ.get("MEMGPT_HOME") or Path.home() / ".memgpt").expanduser()

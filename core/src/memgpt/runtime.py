@@ -6,13 +6,12 @@ Every lookup goes through the plugin registry by name; nothing here knows a part
 from __future__ import annotations
 
 import contextlib
-import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from memgpt.config import Config, ModelSettings, home, load_api_key
+from memgpt.config import Config, ModelSettings, env_threads, home, load_api_key
 from memgpt.errors import BackendError, ConfigError, UnknownNameError
 from memgpt.llm.backend import Backend, BackendSettings
 from memgpt.llm.wrapper import Wrapper, WrapperOptions
@@ -25,9 +24,7 @@ AGENT_MODEL_KEYS = ("backend", "endpoint", "model", "wrapper", "context_window",
 
 
 def backend_settings(model: ModelSettings) -> BackendSettings:
-    threads = model.threads
-    if threads is None and os.environ.get("MEMGPT_THREADS", "").isdigit():
-        threads = int(os.environ["MEMGPT_THREADS"])
+    threads = model.threads if model.threads is not None else env_threads()
     return BackendSettings(
         endpoint=model.endpoint,
         model=model.model,

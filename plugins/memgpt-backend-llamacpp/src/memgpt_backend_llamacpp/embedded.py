@@ -36,10 +36,10 @@ CAPABILITIES = Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True,
 
 def default_threads() -> int:
     """``MEMGPT_THREADS`` if set, else one thread per physical core (llama.cpp's own advice)."""
-    configured = os.environ.get("MEMGPT_THREADS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return physical_cores()
+    from memgpt.config import env_threads
+
+    configured = env_threads()
+    return configured if configured is not None else physical_cores()
 
 
 def physical_cores() -> int:
