@@ -46,10 +46,18 @@ def test_installed_builtin_plugins_are_discovered_with_their_distributions() -> 
 def test_load_plugins_env_limits_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMGPT_LOAD_PLUGINS", "webui, vllm")
     reset_registry()
-    assert {p.name for p in get_registry().plugins} == {"webui", "vllm"}
+    assert {p.name for p in get_registry().plugins} == {"core", "webui", "vllm"}  # core's defaults always load
     monkeypatch.setenv("MEMGPT_LOAD_PLUGINS", "")
     reset_registry()
-    assert get_registry().plugins == []
+    assert [p.name for p in get_registry().plugins] == ["core"]
+
+
+def test_core_defaults_load_even_when_disabled_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMGPT_DISABLE_PLUGINS", "core,webui")
+    reset_registry()
+    registry = get_registry()
+    assert "core" in {p.name for p in registry.plugins} and "webui" not in {p.name for p in registry.plugins}
+    assert registry.storage and registry.functions and registry.grammars
 
 
 def test_disable_plugins_env_removes_named_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,6 +142,23 @@ def test_hook_wrapper_for_model_first_answer_wins() -> None:
     hook = registry.manager.hook.wrapper_for_model
     assert hook(model_name=None, chat_template="{{ '<|im_start|>' }}") == "chatml"
     assert hook(model_name=None, chat_template="plain") is None
+
+
+def test_suggest_wrapper_skips_a_raising_hook_and_an_unregistered_name() -> None:
+    def broken(model_name: Any, chat_template: Any) -> str:
+        raise RuntimeError("plugin bug")
+
+    registry = build_registry(
+        [
+            plugin("good", register_wrappers=lambda register: register(wrapper_spec("mine")),
+                   wrapper_for_model=lambda model_name, chat_template: "mine" if model_name == "m" else None),
+            plugin("unknown", wrapper_for_model=lambda model_name, chat_template: "not-registered"),
+            plugin("broken", wrapper_for_model=broken),
+        ]
+    )  # fmt: skip
+    assert registry.suggest_wrapper("m", None) == "mine"
+    assert registry.suggest_wrapper("other", None) is None
+    assert build_registry([]).suggest_wrapper("m", None) is None
 
 
 def test_duplicate_name_keeps_first_and_reports_second() -> None:

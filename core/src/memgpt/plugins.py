@@ -17,6 +17,7 @@ Environment:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import traceback
@@ -28,6 +29,8 @@ import pluggy
 
 from memgpt import hookspecs
 from memgpt.errors import MemGPTError, PluginError, UnknownNameError
+
+log = logging.getLogger("memgpt.plugins")
 
 if TYPE_CHECKING:
     from memgpt.cli.spec import CommandSpec
@@ -46,10 +49,16 @@ BUILTIN: dict[str, str] = {
     "koboldcpp": "memgpt-backend-koboldcpp",
     "llamacpp": "memgpt-backend-llamacpp",
     "lmstudio": "memgpt-backend-lmstudio",
+    "ollama": "memgpt-backend-ollama",
+    "openai": "memgpt-backend-openai",
+    "postgres": "memgpt-storage-postgres",
+    "server": "memgpt-server",
     "vllm": "memgpt-backend-vllm",
     "webui": "memgpt-backend-webui",
     "wrappers-builtin": "memgpt-wrappers-builtin",
 }
+#: core's own registrations (storage, grammar builder, embedder, memory functions): always loaded
+CORE = "core"
 
 #: hook name -> the kind of thing it registers (the Registry attribute and the word users see)
 KINDS: dict[str, str] = {
@@ -122,6 +131,25 @@ class Registry:
         except KeyError:
             raise UnknownNameError(kind.rstrip("s") if kind != "storage" else kind, name, list(table)) from None
 
+    def suggest_wrapper(self, model_name: str | None, chat_template: str | None) -> str | None:
+        """The wrapper the plugins' ``wrapper_for_model`` hooks suggest for a model (the first answer wins), if
+        it is a registered wrapper other than ``auto``; ``None`` otherwise. A hook that raises is logged and
+        skipped, like every other plugin failure."""
+        if self.manager is None:
+            return None
+        for impl in reversed(self.manager.hook.wrapper_for_model.get_hookimpls()):  # pluggy's calling order
+            try:
+                name = impl.function(model_name=model_name, chat_template=chat_template)
+            except Exception as exc:  # a plugin's bug must not stop an agent from starting
+                log.warning("plugin %s: wrapper_for_model raised %s: %s; ignoring it", impl.plugin_name, type(exc).__name__, exc)
+                continue
+            if not name:
+                continue
+            if name != "auto" and name in self.wrappers:
+                return str(name)
+            log.warning("plugin %s suggested wrapper %r, which is not a registered wrapper; ignoring it", impl.plugin_name, name)
+        return None
+
     def backend(self, name: str) -> BackendSpec:
         return self.get("backends", name)
 
@@ -181,11 +209,13 @@ def _load_order(name: str) -> tuple[bool, str]:
 
 
 def _select(all_names: Iterable[str]) -> list[str]:
+    """The entry points to load. Core's own (``core``: storage, grammar builder, embedder, memory functions) is
+    always among them: without it no agent could run, whatever the environment says."""
     allowed = _env_names("MEMGPT_LOAD_PLUGINS")
-    denied = set(_env_names("MEMGPT_DISABLE_PLUGINS") or [])
+    denied = set(_env_names("MEMGPT_DISABLE_PLUGINS") or []) - {CORE}
     names = sorted(set(all_names), key=_load_order)
     if allowed is not None:
-        names = [n for n in names if n in allowed]
+        names = [n for n in names if n in allowed or n == CORE]
     return [n for n in names if n not in denied]
 
 

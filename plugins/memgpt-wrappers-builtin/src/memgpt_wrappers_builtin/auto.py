@@ -73,14 +73,10 @@ def make_auto(options: WrapperOptions) -> Wrapper:
     from memgpt.plugins import get_registry
 
     registry = get_registry()
-    name = None
-    if registry.manager is not None:
-        name = registry.manager.hook.wrapper_for_model(model_name=options.model_name, chat_template=options.chat_template)
-    if name and name != "auto" and name in registry.wrappers:
+    name = registry.suggest_wrapper(options.model_name, options.chat_template)
+    if name is not None:
         log.info("auto wrapper: %s for model %s", name, options.model_name or "(unnamed)")
         return registry.wrappers[name].factory(options)
-    if name:
-        log.warning("auto wrapper: a plugin suggested %r, which is not a registered wrapper; ignoring it", name)
     if options.chat_template:
         try:
             return TemplateWrapper(options.chat_template)
