@@ -1,17 +1,22 @@
 """A test server speaking text-generation-webui's OpenAI-compatible API, backed by real llama.cpp generation.
 
-text-generation-webui cannot be installed here, so this stands in for it: field names and defaults are
+It stands in for webui (llama.cpp loader) in the test suite: field names and defaults are
 ``modules/api/typing.py``'s ``CompletionRequest`` (GenerationOptions + CompletionRequestParams), response
 shapes and error handling ``modules/api/script.py`` / ``completions.py`` / ``tokens.py`` / ``models.py``
-(oobabooga/text-generation-webui, 2026-05). Generation is real (SmolLM2 through llama-cpp-python) under the
-GBNF ``grammar_string`` as sent. webui's pydantic models ignore unknown fields; this server rejects them
-(422, FastAPI's shape, which is webui's validation error shape) so a misspelled field fails the test.
+(oobabooga/text-generation-webui @ 1dcde41d, v4.7.3, 2026-05-03). It is kept true to the real server by
+replaying what memgpt's backend said to a real webui (``plugins/memgpt-backend-webui/tests/recordings/``,
+``scripts/record-webui.py``; same status, same response shape). Generation is real (SmolLM2 through
+llama-cpp-python) under the GBNF ``grammar_string`` as sent. As the llama.cpp loader does, the prompt is never
+cut: ``truncation_length`` only decides ``finish_reason``, and a prompt over the context gets HTTP 200 with an
+empty text. webui's pydantic models ignore unknown fields; this server rejects them (422, FastAPI's shape,
+which is webui's validation error shape) so a misspelled field fails the test.
 Sources and deviations: ``tests/dialects/README.md``.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from .engine import ContextOverflow, Engine, GrammarRejected, Sampling
+from .engine import Engine, GrammarRejected, Sampling
 from .server import Dialect, StrictBody, generate, unsupported
 
 
@@ -156,7 +161,7 @@ def build(engine: Engine, *, api_key: str | None = None, model_name: str | None 
             except GrammarRejected:
                 # webui catches the generation exception (text_generation.py: "Failed to generate reply") and
                 # answers 200 with an empty reply.
-                gbnf, max_tokens, bad_grammar = None, 0, True
+                gbnf, bad_grammar = None, True
             else:
                 bad_grammar = False
         else:
@@ -182,24 +187,26 @@ def build(engine: Engine, *, api_key: str | None = None, model_name: str | None 
         prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
         choices, prompt_total, completion_total = [], 0, 0
         for prompt in prompts:
+            # The llama.cpp loader sends the whole prompt: truncation_length cuts nothing (only the
+            # Transformers loader cuts), it only decides finish_reason below.
             tokens = engine.tokenize(prompt, add_special=body.add_bos_token)
-            prompt_total += len(tokens)  # webui counts the prompt before truncating it
-            room = max(truncation - max_tokens, 1)
-            for _ in range(body.n or 1):
+            prompt_total += len(tokens)
+            for n in range(body.n or 1):
                 if bad_grammar:
-                    text, finish, used = "", "stop", 0
+                    text = ""
+                elif len(tokens) >= engine.n_ctx:
+                    # llama-server answers exceed_context_size_error; webui logs it and returns an empty reply.
+                    text = ""
                 else:
-                    try:
-                        result = await generate(
-                            engine, request, tokens[-room:], max_tokens=max_tokens, stop=stops, gbnf=gbnf, sampling=sampling
-                        )
-                    except ContextOverflow as exc:
-                        return _error(400, str(exc), "prompt")
-                    text, finish, used = (
-                        _trim_partial_stop(result.text, stops, result.stop),
-                        result.finish,
-                        result.completion_tokens,
+                    seeded = sampling if sampling.seed is None else replace(sampling, seed=sampling.seed + n)
+                    result = await generate(
+                        engine, request, tokens, max_tokens=max_tokens, stop=stops, gbnf=gbnf, sampling=seeded
                     )
+                    text = _trim_partial_stop(result.text, stops, result.stop)
+                # completions.py: the answer is re-encoded to count it, and "length" is reported when the prompt
+                # and the answer reach truncation_length or the answer reaches max_tokens.
+                used = len(engine.tokenize(text)) if text else 0
+                finish = "length" if len(tokens) + used >= truncation or used >= max_tokens else "stop"
                 completion_total += used
                 prefix = prompt if body.echo else ""
                 choices.append(

@@ -30,6 +30,9 @@ def register_backends(register: Any) -> None:
             default_endpoint="http://localhost:5000",
             needs_endpoint=True,
             capabilities=CAPABILITIES,
-            verified="dialect test server (from text-generation-webui's source; real-server recording pending)",
+            verified=(
+                "real server, recorded (text-generation-webui v4.7.3 @ 1dcde41d, llama.cpp loader, 2026-12-02; "
+                "tests/recordings), replayed against the dialect test server"
+            ),
         )
     )
