@@ -188,3 +188,28 @@ def test_a_timed_heartbeat_never_leaves_the_half_typed_line_on_screen(tmp_path: 
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     assert stored(home, "sam") == (["half done"], None)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a thread's signal mask from /proc")
+def test_the_spinner_thread_never_takes_ctrl_c() -> None:
+    """SIGINT goes to any thread that does not block it; landing in the display's refresh thread, it would
+    leave the main thread waiting in C (a socket, a model) until that returned."""
+    import io
+    import signal
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from memgpt.cli.chat import start_live
+
+    live = Live("x", console=Console(file=io.StringIO(), force_terminal=True), refresh_per_second=20)
+    start_live(live)
+    try:
+        thread = live._refresh_thread
+        assert thread is not None and thread.native_id is not None
+        status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+        blocked = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+        assert blocked & (1 << (signal.SIGINT - 1)), "the refresh thread may receive SIGINT"
+        assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # the main thread still does
+    finally:
+        live.stop()

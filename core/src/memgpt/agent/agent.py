@@ -191,6 +191,7 @@ class Agent:
         #: front end's progress display; None: nobody listens.
         self.on_status: Callable[[str], None] | None = None
         self._answering = False  # the running chain reads the pending messages (an event's chain does not)
+        self._recall_only: list[Message] = []  # whole messages the next commit stores outside the context
 
     # ---- what function handlers use (memgpt.functions.spec.FunctionContext) ----
 
@@ -309,8 +310,47 @@ class Agent:
         if unanswered and unanswered[-1] == text:  # /retry of the pending message
             unanswered.pop()
         self._set_pending(text, earlier=unanswered)
-        inputs = [Message(role="user", content=events.user_message(m)) for m in [*unanswered, text]]
-        return self._chain(inputs, expect_reply=True)
+        self._recall_only = []
+        inputs: list[Message] = []
+        notices: list[AgentEvent] = []
+        for said in [*unanswered, text]:
+            message, notice = self._fitted_message(said)
+            inputs.append(message)
+            if notice is not None:
+                notices.append(notice)
+        return self._chain(inputs, expect_reply=True, notices=notices)
+
+    def _fitted_message(self, text: str) -> tuple[Message, AgentEvent | None]:
+        """The user message as the model reads it. One too long for the context window (more than half the
+        room the fixed prompt and the reply reserve leave) is read as its beginning with a note, and kept
+        whole in recall memory (stored with the step), where ``conversation_search`` finds it."""
+        whole = Message(role="user", content=events.user_message(text))
+        if 3 * len(whole.content or "") <= self.context_window // 8:
+            return whole, None  # fits whatever the tokenizer (no token counts, which may be server requests)
+        room = (self.context_window - self.limits.max_tokens - self._fixed_tokens()) // 2
+        tokens = self.backend.count_tokens(whole.content or "")
+        if tokens <= room or room <= 0:
+            return whole, None
+        note = (
+            f"\n[the user's message is cut here: it is {len(text)} characters (about {tokens} tokens) and only about "
+            f"{room} tokens fit; the whole message is in recall memory, find more of it with conversation_search]"
+        )
+        keep = len(text) * room // tokens
+        while True:
+            shown = Message(role="user", content=events.user_message(text[:keep] + note))
+            if self.backend.count_tokens(shown.content or "") <= room or keep == 0:
+                break
+            keep = keep * 9 // 10
+        self._recall_only.append(whole)
+        notice = AgentEvent(
+            "alert",
+            f"your message is {len(text)} characters, about {tokens} tokens; this agent's {self.context_window}-token "
+            f"context window has room for about {room} tokens of one message, so the agent reads its first {keep} "
+            "characters. The whole message is kept in recall memory (the agent can search it). To have all of it "
+            "read, send it in parts, or put long text in archival memory with `memgpt load`.",
+            data={"reason": "message_too_long", "characters": len(text), "tokens": tokens, "limit_tokens": room},
+        )
+        return shown, notice
 
     def send_event(self, content: str) -> TurnResult:
         """Deliver an event (a login, a heartbeat, a system alert) as the input of a chain."""
@@ -331,10 +371,10 @@ class Agent:
         if self.on_event is not None:
             self.on_event(event)
 
-    def _chain(self, inputs: list[Message], *, expect_reply: bool = False) -> TurnResult:
+    def _chain(self, inputs: list[Message], *, expect_reply: bool = False, notices: Sequence[AgentEvent] = ()) -> TurnResult:
         self._answering = expect_reply
         try:
-            result = self._run_chain(inputs)
+            result = self._run_chain(inputs, notices)
             if expect_reply and not result.answered and result.stopped_by != "invalid_output":
                 self._reply_step(result)
         finally:
@@ -346,8 +386,10 @@ class Agent:
             self._emit(result, AgentEvent("alert", NO_REPLY.format(why=why), data={"reason": "no_reply"}))
         return result
 
-    def _run_chain(self, inputs: list[Message]) -> TurnResult:
+    def _run_chain(self, inputs: list[Message], notices: Sequence[AgentEvent] = ()) -> TurnResult:
         result = TurnResult()
+        for notice in notices:
+            self._emit(result, notice)
         previous: FunctionCall | None = None
         failures = 0
         while True:
@@ -669,6 +711,8 @@ class Agent:
     def _commit(self, inputs: list[Message], produced: list[Message], *, in_context: list[Message]) -> None:
         """Store the step's messages and the agent's new state in one transaction."""
         with self.storage.transaction():
+            if self._recall_only:
+                self.storage.add_messages(self.name, self._recall_only)
             stored = self.storage.add_messages(self.name, [*inputs, *produced])
             by_identity = {id(m): s for m, s in zip([*inputs, *produced], stored, strict=True)}
             self.messages.extend(by_identity[id(m)] for m in in_context)
@@ -677,6 +721,7 @@ class Agent:
                 self.record.settings.pop(EARLIER_KEY, None)
             self._save()
             reached("step_commit")
+        self._recall_only = []
 
     def _save(self) -> None:
         self.record.core_memory = self.core_memory.to_dict()

@@ -96,6 +96,19 @@ class JsonView:
         self._write({"type": "info", "text": message})
 
 
+#: A pending message is shown whole up to this many characters, else its beginning and its length.
+SHOWN_CHARS = 200
+
+
+def _abbreviated(text: str) -> str:
+    """``text`` quoted as the terminal shows it; a long one cut, saying how long it is."""
+    from rich.markup import escape
+
+    if len(text) <= SHOWN_CHARS:
+        return escape(repr(text))
+    return escape(repr(text[:SHOWN_CHARS])) + f"… ({len(text)} characters in all)"
+
+
 class RichView:
     """Inner thoughts, calls, replies and alerts styled apart in the terminal."""
 
@@ -132,11 +145,11 @@ class RichView:
             f"[bold]{what} agent {agent.name!r}[/] — {session.model.backend} / {session.model.wrapper}, "
             f"context {agent.context_window} tokens. /help lists commands.",
         )
-        unanswered = agent.pending_messages
+        unanswered = [_abbreviated(m) for m in agent.pending_messages]
         if len(unanswered) == 1:
-            self.console.print(f"[magenta]Your last message was not answered:[/] {unanswered[0]!r} — /retry sends it again.")
+            self.console.print(f"[magenta]Your last message was not answered:[/] {unanswered[0]} — /retry sends it again.")
         elif unanswered:
-            shown = ", ".join(repr(m) for m in unanswered)
+            shown = ", ".join(unanswered)
             self.console.print(
                 f"[magenta]Your last {len(unanswered)} messages were not answered:[/] {shown} — /retry sends them again."
             )
@@ -176,6 +189,22 @@ def _quiet_terminal(fd: int) -> list[Any] | None:
         return None
 
 
+def start_live(live: Any) -> None:
+    """Start a rich ``Live`` display (``Progress`` too) whose refresh thread never receives Ctrl-C: a thread
+    inherits its creator's signal mask, so SIGINT is blocked while it starts. Otherwise SIGINT may land in
+    that thread, and the main thread, waiting in C (a sleep, a socket, a model), would not notice it."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        live.__enter__()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        live.__enter__()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class Activity:
     """While a turn runs in a terminal: a spinner, the seconds it has taken and what the agent is doing
     (told through ``Agent.on_status``), until the turn ends or Ctrl-C stops it. Keys typed meanwhile are
@@ -210,7 +239,7 @@ class Activity:
         self._stdin = sys.stdin.fileno() if sys.stdin is not None and not sys.stdin.closed else -1
         self._saved = _quiet_terminal(self._stdin)
         self._live = Live(self, console=self.console, refresh_per_second=8, transient=True)
-        self._live.__enter__()
+        start_live(self._live)
         self.session.agent.on_status = self.set
         return self
 

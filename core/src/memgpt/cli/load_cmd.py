@@ -172,7 +172,9 @@ class _Display:
                 console=self.console,
                 transient=True,
             )
-            self.progress.__enter__()
+            from memgpt.cli.chat import start_live
+
+            start_live(self.progress)
             self.task = self.progress.add_task("starting", total=None, files="", rate="")
             self.update()
         return self
