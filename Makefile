@@ -28,8 +28,8 @@ figures: install
 	@.venv/bin/python bench/figures.py
 
 lint: install
-	@.venv/bin/ruff check core plugins tests bench
-	@.venv/bin/ruff format --check core plugins tests bench
+	@.venv/bin/ruff check conftest.py core plugins tests bench
+	@.venv/bin/ruff format --check conftest.py core plugins tests bench
 	@.venv/bin/mypy
 
 clean:

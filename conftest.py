@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from tests.servers import RealServer, vllm
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -78,3 +81,10 @@ def llama_server_binary() -> Path:
     if not path.is_file():
         pytest.fail(f"llama-server not built at {path}: run `make server`")
     return path
+
+
+@pytest.fixture(scope="session")
+def real_vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
+    """The real vLLM (tests/servers.py), started once for the whole run by the first test that asks for it
+    (the vLLM plugin's real tier and the openai plugin's share it)."""
+    yield from vllm(tmp_path_factory.mktemp("vllm") / "server.log")
