@@ -171,6 +171,16 @@ def latency(sent: list[Sent]) -> dict[str, Any]:
     }
 
 
+def errors_of(sent: list[Sent]) -> dict[str, int]:
+    """Each distinct error a client got, with how many times."""
+    counts: dict[str, int] = {}
+    for s in sent:
+        if s.error:
+            key = f"{s.status}: {s.error}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def in_recall(client: httpx.Client, agent: str, text: str) -> bool:
     found = client.get(f"/v1/agents/{agent}/recall", params={"query": text, "limit": 100}).json()
     return any(m["role"] == "user" and m["text"] == text for m in found["messages"])
@@ -278,6 +288,7 @@ def main() -> None:
             "seconds": round(load_s, 2),
             "turns_per_s": round(sum(s.status == 200 for s in load) / load_s, 3),
             "storage": check_storage(server.url, load),
+            "errors": errors_of(load),
         }
         report["load"]["throughput_vs_alone"] = round(report["load"]["turns_per_s"] / report["alone"]["turns_per_s"], 2)
         print(f"alone: {report['alone']}\nload: {report['load']}", file=sys.stderr)
@@ -298,6 +309,7 @@ def main() -> None:
             "answered_before_kill": sum(s.status == 200 for s in killed),
             "in_flight_at_kill": sum(s.status is None for s in killed),
             "storage_after_restart": fates,
+            "errors": errors_of(killed),
             "retried_and_answered": retried,
             "pending_after_retry": {a: p for a, p in left.items() if p},
         }

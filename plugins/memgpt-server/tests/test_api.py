@@ -216,3 +216,23 @@ def test_a_document_loads_into_archival_memory_with_progress(serve: Any, home: A
     # no file appeared but the database's own: the source name was a label, never a path
     after = sorted(p.name for p in home.rglob("*"))
     assert [n for n in after if n not in before and not n.startswith("memgpt.db")] == []
+
+
+def test_a_message_that_could_not_be_stored_is_not_called_kept(serve: Any) -> None:
+    from memgpt.errors import StorageError
+
+    running = serve()
+    with running.client() as client:
+        create(client, "sam")
+        agent = running.host._slots["sam"].session.agent
+
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise StorageError("database is locked")
+
+        agent._set_pending = refuse
+        response = client.post("/v1/agents/sam/messages", json={"message": "hello"})
+        assert response.status_code == 500 and response.json()["pending"] == []
+        assert error_of(response) == "database is locked (the message was not stored: send it again)"
+        del agent._set_pending
+        kept = client.post("/v1/agents/sam/messages", json={"message": "fail-once kept"})
+        assert kept.status_code == 502 and "the message is kept: POST /v1/agents/sam/retry" in error_of(kept)

@@ -159,12 +159,30 @@ def _failure(exc: BaseException) -> ApiError:
     if isinstance(exc, (AgentInUse, AgentNotFound, NoCapacity, ApiError)):
         return _api_error(exc)
     if isinstance(exc, BackendTimeout):
-        return ApiError(504, f"{exc} (the message is kept: POST .../retry sends it again)", "backend_timeout")
+        return ApiError(504, str(exc), "backend_timeout")
     if isinstance(exc, BackendError):
-        return ApiError(502, f"{exc} (the message is kept: POST .../retry sends it again)", "backend_error")
+        return ApiError(502, str(exc), "backend_error")
     if isinstance(exc, MemGPTError):
-        return ApiError(500, f"{exc} (the message is kept: POST .../retry sends it again)", "agent_error")
+        return ApiError(500, str(exc), "agent_error")
     return ApiError(500, f"internal error ({type(exc).__name__}: {exc})", "internal_error")
+
+
+def _turn_failure(host: Host, name: str, exc: BaseException, text: str | None) -> tuple[ApiError, list[str]]:
+    """A failed turn's error, saying whether the message was kept (pending in storage) or not taken at all,
+    and what is pending now."""
+    failure = _failure(exc)
+    try:
+        pending = pending_of(host.record(name).settings)
+    except Exception:  # the storage itself failing: nothing can be promised
+        pending = []
+    if failure.status >= 500:
+        kept = text in pending if text is not None else bool(pending)
+        failure.message += (
+            f" (the message is kept: POST /v1/agents/{name}/retry sends it again)"
+            if kept
+            else " (the message was not stored: send it again)"
+        )
+    return failure, pending
 
 
 def _api_error(exc: BaseException) -> ApiError:
@@ -419,7 +437,8 @@ def create_app(
 
     # ---- turns ----
 
-    async def run_turn(name: str, action: Callable[[Any], TurnResult | None], stream: bool) -> Any:
+    async def run_turn(name: str, action: Callable[[Any], TurnResult | None], stream: bool, text: str | None = None) -> Any:
+        """``text``: the message sent (None for a retry), to say whether a failed turn kept it."""
         turn = await TurnStream().start(host, check_name(name), action)
         if stream:
 
@@ -428,8 +447,7 @@ def create_app(
                     yield sse(event.to_json())
                 result, error = turn.outcome()
                 if error is not None:
-                    failure = _failure(error)
-                    pending = await blocking(lambda: pending_of(host.record(name).settings))
+                    failure, pending = await blocking(_turn_failure, host, name, error, text)
                     yield sse({"type": "error", "text": failure.message, "status": failure.status, "pending": pending})
                 elif result is not None:
                     yield sse(turn_summary(result))
@@ -439,8 +457,7 @@ def create_app(
         collected = [event.to_json() async for event in turn.events()]
         result, error = turn.outcome()
         if error is not None:
-            failure = _failure(error)
-            pending = await blocking(lambda: pending_of(host.record(name).settings))
+            failure, pending = await blocking(_turn_failure, host, name, error, text)
             return JSONResponse(
                 error_body(failure.message, failure.kind, failure.code, events=collected, pending=pending),
                 status_code=failure.status,
@@ -454,7 +471,7 @@ def create_app(
         ``turn`` summary. ``stream: true``: the same as server-sent events, as they happen, then ``[DONE]``.
         A busy agent answers 409 at once (nothing is queued)."""
         text = body.message
-        return await run_turn(name, lambda agent: agent.send(text), body.stream)
+        return await run_turn(name, lambda agent: agent.send(text), body.stream, text)
 
     @app.get("/v1/agents/{name}/pending", tags=["turns"])
     async def pending(name: str) -> dict[str, Any]:
@@ -657,7 +674,7 @@ def create_app(
                         said += 1
                 result, error = turn.outcome()
                 if error is not None:
-                    failure = _failure(error)
+                    failure, _ = await blocking(_turn_failure, host, name, error, text)
                     yield sse(error_body(failure.message, failure.kind, failure.code))
                 else:
                     yield chunk({}, "stop", usage=_usage(result))
@@ -668,7 +685,7 @@ def create_app(
         events = [event async for event in turn.events()]
         result, error = turn.outcome()
         if error is not None:
-            raise _failure(error)
+            raise (await blocking(_turn_failure, host, name, error, text))[0]
         reply = "\n\n".join(e.text for e in events if e.kind == "assistant")
         return {
             "id": ident,
