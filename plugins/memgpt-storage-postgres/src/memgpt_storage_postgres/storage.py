@@ -181,17 +181,26 @@ class PostgresStorage:
     (and the ``vector`` extension, which needs the right to create it). ``pool_size``: most connections
     this handle holds. ``exact_below``: archives with fewer passages are searched exactly; larger ones
     through the HNSW index. ``ef_search``: HNSW candidate list size (at least the page asked for).
+    ``index_memory``: ``maintenance_work_mem`` while the index is built (None: the server's setting).
     """
 
     migrations: tuple[schema.Migration, ...] = schema.MIGRATIONS
 
     def __init__(
-        self, uri: str, *, pool_size: int = 4, timeout: float = 10.0, exact_below: int = 20_000, ef_search: int = 100
+        self,
+        uri: str,
+        *,
+        pool_size: int = 4,
+        timeout: float = 10.0,
+        exact_below: int = 20_000,
+        ef_search: int = 100,
+        index_memory: str | None = "1GB",
     ) -> None:
         self._uri = uri
         self.where = describe(uri)
         self.exact_below = exact_below
         self.ef_search = ef_search
+        self.index_memory = index_memory
         self._local = threading.local()
         self._indexed: set[int] = set()
         self._index_retry_at: dict[int, float] = {}
@@ -595,6 +604,8 @@ class PostgresStorage:
                 with conn.transaction():
                     if lock_timeout is not None:
                         conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(lock_timeout * 1000)}ms",))
+                    if self.index_memory:  # a graph that outgrows it is built on disk, many times slower
+                        conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (self.index_memory,))
                     conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (schema.MIGRATION_LOCK[0], 1000 + dims))
                     conn.execute(schema.hnsw_index_sql(dims))  # type: ignore[arg-type]
                 conn.execute("ANALYZE passages")
