@@ -15,53 +15,120 @@ The contract test bases (``BackendContract``, ``HTTPFaultContract``, ``WrapperCo
 they live in ``memgpt.testing``; import them from there in a plugin's tests.
 """
 
-from memgpt import hookimpl
-from memgpt.cli.spec import CommandSpec
-from memgpt.embeddings.spec import EmbedderSpec
-from memgpt.errors import (
-    ArgumentError,
-    BackendError,
-    BackendHTTPError,
-    BackendProtocolError,
-    BackendTimeout,
-    BackendUnreachable,
-    ConfigError,
-    ContextOverflowError,
-    EmbeddingError,
-    EmptyCompletion,
-    GrammarError,
-    MemGPTError,
-    ModelLoadError,
-    ParseError,
-    PluginError,
-    StorageError,
-    UnknownFunctionError,
-    UnknownNameError,
-)
-from memgpt.functions.docs import describe_type, function_docs, system_text
-from memgpt.functions.spec import FunctionContext, FunctionSpec
-from memgpt.grammar import GrammarSpec
-from memgpt.llm.backend import Backend, BackendSettings, BackendSpec, Capabilities
-from memgpt.llm.http import HTTPClient, normalize_endpoint
-from memgpt.llm.http_backend import HTTPBackend, first_model, openai_completion, openai_request
-from memgpt.llm.parsing import ParsedCall, parse_call, validate_call
-from memgpt.llm.types import (
-    BackendStatus,
-    CallShape,
-    Completion,
-    CompletionRequest,
-    Constraint,
-    ConstraintKind,
-    FinishReason,
-    FunctionCall,
-    FunctionSchema,
-    Message,
-    SamplingParams,
-    Usage,
-)
-from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions, WrapperSpec, wrapper_factory
-from memgpt.storage.base import AgentRecord, Passage, Storage
-from memgpt.storage.spec import StorageSpec
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name is imported on first use (below)
+    from memgpt import hookimpl
+    from memgpt.cli.spec import CommandSpec
+    from memgpt.embeddings.spec import EmbedderSpec
+    from memgpt.errors import (
+        ArgumentError,
+        BackendError,
+        BackendHTTPError,
+        BackendProtocolError,
+        BackendTimeout,
+        BackendUnreachable,
+        ConfigError,
+        ContextOverflowError,
+        EmbeddingError,
+        EmptyCompletion,
+        GrammarError,
+        MemGPTError,
+        ModelLoadError,
+        ParseError,
+        PluginError,
+        StorageError,
+        UnknownFunctionError,
+        UnknownNameError,
+    )
+    from memgpt.functions.docs import describe_type, function_docs, system_text
+    from memgpt.functions.spec import FunctionContext, FunctionSpec
+    from memgpt.grammar import GrammarSpec
+    from memgpt.llm.backend import Backend, BackendSettings, BackendSpec, Capabilities
+    from memgpt.llm.http import HTTPClient, normalize_endpoint
+    from memgpt.llm.http_backend import HTTPBackend, first_model, openai_completion, openai_request
+    from memgpt.llm.parsing import ParsedCall, parse_call, validate_call
+    from memgpt.llm.types import (
+        BackendStatus,
+        CallShape,
+        Completion,
+        CompletionRequest,
+        Constraint,
+        ConstraintKind,
+        FinishReason,
+        FunctionCall,
+        FunctionSchema,
+        Message,
+        SamplingParams,
+        Usage,
+    )
+    from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions, WrapperSpec, wrapper_factory
+    from memgpt.storage.base import AgentRecord, Passage, Storage
+    from memgpt.storage.spec import StorageSpec
+
+_WHERE = {
+    "AgentRecord": "memgpt.storage.base",
+    "ArgumentError": "memgpt.errors",
+    "Backend": "memgpt.llm.backend",
+    "BackendError": "memgpt.errors",
+    "BackendHTTPError": "memgpt.errors",
+    "BackendProtocolError": "memgpt.errors",
+    "BackendSettings": "memgpt.llm.backend",
+    "BackendSpec": "memgpt.llm.backend",
+    "BackendStatus": "memgpt.llm.types",
+    "BackendTimeout": "memgpt.errors",
+    "BackendUnreachable": "memgpt.errors",
+    "CallShape": "memgpt.llm.types",
+    "Capabilities": "memgpt.llm.backend",
+    "CommandSpec": "memgpt.cli.spec",
+    "Completion": "memgpt.llm.types",
+    "CompletionRequest": "memgpt.llm.types",
+    "ConfigError": "memgpt.errors",
+    "Constraint": "memgpt.llm.types",
+    "ConstraintKind": "memgpt.llm.types",
+    "ContextOverflowError": "memgpt.errors",
+    "EmbedderSpec": "memgpt.embeddings.spec",
+    "EmbeddingError": "memgpt.errors",
+    "EmptyCompletion": "memgpt.errors",
+    "FinishReason": "memgpt.llm.types",
+    "FunctionCall": "memgpt.llm.types",
+    "FunctionContext": "memgpt.functions.spec",
+    "FunctionSchema": "memgpt.llm.types",
+    "FunctionSpec": "memgpt.functions.spec",
+    "GrammarError": "memgpt.errors",
+    "GrammarSpec": "memgpt.grammar",
+    "HTTPBackend": "memgpt.llm.http_backend",
+    "HTTPClient": "memgpt.llm.http",
+    "MemGPTError": "memgpt.errors",
+    "Message": "memgpt.llm.types",
+    "ModelLoadError": "memgpt.errors",
+    "ParseError": "memgpt.errors",
+    "ParsedCall": "memgpt.llm.parsing",
+    "Passage": "memgpt.storage.base",
+    "PluginError": "memgpt.errors",
+    "Prompt": "memgpt.llm.wrapper",
+    "SamplingParams": "memgpt.llm.types",
+    "Storage": "memgpt.storage.base",
+    "StorageError": "memgpt.errors",
+    "StorageSpec": "memgpt.storage.spec",
+    "UnknownFunctionError": "memgpt.errors",
+    "UnknownNameError": "memgpt.errors",
+    "Usage": "memgpt.llm.types",
+    "Wrapper": "memgpt.llm.wrapper",
+    "WrapperOptions": "memgpt.llm.wrapper",
+    "WrapperSpec": "memgpt.llm.wrapper",
+    "describe_type": "memgpt.functions.docs",
+    "first_model": "memgpt.llm.http_backend",
+    "function_docs": "memgpt.functions.docs",
+    "hookimpl": "memgpt",
+    "normalize_endpoint": "memgpt.llm.http",
+    "openai_completion": "memgpt.llm.http_backend",
+    "openai_request": "memgpt.llm.http_backend",
+    "parse_call": "memgpt.llm.parsing",
+    "system_text": "memgpt.functions.docs",
+    "validate_call": "memgpt.llm.parsing",
+    "wrapper_factory": "memgpt.llm.wrapper",
+}
 
 __all__ = [
     "AgentRecord",
@@ -126,3 +193,20 @@ __all__ = [
     "validate_call",
     "wrapper_factory",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name's module on first use: a plugin's registration module imports only what it names, so
+    ``memgpt --help`` does not pay for the HTTP kit or the parser when a plugin registers a spec."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memgpt.plugin' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
