@@ -22,6 +22,14 @@ LAUNCHER = Path(__file__).parent / "scripted_memgpt.py"
 TIMEOUT = 60
 
 
+def _ctrl_c_interrupts() -> None:
+    """In the child: Ctrl-C interrupts, even when the tests run where SIGINT is ignored (a shell's background
+    job), which the child would inherit."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(home: Path, *args: str, slow: float = 3.0) -> pexpect.spawn:
     env = {
         **os.environ,
@@ -39,6 +47,7 @@ def spawn(home: Path, *args: str, slow: float = 3.0) -> pexpect.spawn:
         encoding="utf-8",
         codec_errors="replace",
         timeout=TIMEOUT,
+        preexec_fn=_ctrl_c_interrupts,
         dimensions=(40, 120),
     )
 

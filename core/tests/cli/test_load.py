@@ -113,6 +113,14 @@ def test_the_same_content_loaded_twice_is_stored_once(home: Path, tmp_path: Path
 pexpect = pytest.importorskip("pexpect")
 
 
+def _ctrl_c_interrupts() -> None:
+    """In the child: Ctrl-C interrupts, even when the tests run where SIGINT is ignored (a shell's background
+    job), which the child would inherit."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(home: Path, *args: str, **env: str) -> pexpect.spawn:
     return pexpect.spawn(
         sys.executable,
@@ -121,6 +129,7 @@ def spawn(home: Path, *args: str, **env: str) -> pexpect.spawn:
         encoding="utf-8",
         codec_errors="replace",
         timeout=60,
+        preexec_fn=_ctrl_c_interrupts,
         dimensions=(40, 150),
     )
 
