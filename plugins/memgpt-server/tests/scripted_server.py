@@ -6,6 +6,7 @@ The backend ``scripted-server`` answers from the last user message of the prompt
 - ``slow:N ...``: waits N seconds (a float), then replies (to hold an agent busy);
 - ``fail-once ...``: the first time this exact text is seen, the backend is unreachable (the message is
   left pending); later it replies;
+- ``fail-after X``: appends X (asking for a heartbeat), then the backend is unreachable;
 - ``remember X``: appends X to the human block (asking for a heartbeat), then replies ``noted``;
 - ``then-slow:N X``: appends X at once (asking for a heartbeat), then waits N seconds and replies;
 - anything else: replies ``echo: <message>``.
@@ -48,10 +49,12 @@ class Scripted(Backend):
             time.sleep(float(text[5:].split()[0]))
         if text.startswith("then-slow:") and after_heartbeat:
             time.sleep(float(text[10:].split()[0]))
+        if text.startswith("fail-after ") and after_heartbeat:
+            raise BackendUnreachable("scripted backend: unreachable on purpose", endpoint="script")
         if text.startswith("fail-once") and text not in _failed:
             _failed.add(text)
             raise BackendUnreachable("scripted backend: unreachable on purpose", endpoint="script")
-        if text.startswith(("remember ", "then-slow:")) and not after_heartbeat:
+        if text.startswith(("remember ", "then-slow:", "fail-after ")) and not after_heartbeat:
             out = call("core_memory_append", name="human", content=text.split(" ", 1)[1], request_heartbeat=True)
         elif text.startswith("remember "):
             out = call("send_message", message="noted")

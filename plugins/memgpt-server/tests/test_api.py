@@ -236,3 +236,13 @@ def test_a_message_that_could_not_be_stored_is_not_called_kept(serve: Any) -> No
         del agent._set_pending
         kept = client.post("/v1/agents/sam/messages", json={"message": "fail-once kept"})
         assert kept.status_code == 502 and "the message is kept: POST /v1/agents/sam/retry" in error_of(kept)
+
+
+def test_a_turn_that_failed_after_its_first_step_says_the_message_was_taken(serve: Any) -> None:
+    with serve().client() as client:
+        create(client, "sam")
+        response = client.post("/v1/agents/sam/messages", json={"message": "fail-after likes chess"})
+        assert response.status_code == 502 and response.json()["pending"] == []
+        assert "the message was taken: the steps before the failure are stored" in error_of(response)
+        assert [e["type"] for e in response.json()["events"]][:3] == ["thought", "call", "result"]
+        assert "likes chess" in client.get("/v1/agents/sam/memory").json()["blocks"]["human"]

@@ -171,17 +171,25 @@ def _turn_failure(host: Host, name: str, exc: BaseException, text: str | None) -
     """A failed turn's error, saying whether the message was kept (pending in storage) or not taken at all,
     and what is pending now."""
     failure = _failure(exc)
+    pending: list[str] = []
+    stored = False
     try:
         pending = pending_of(host.record(name).settings)
-    except Exception:  # the storage itself failing: nothing can be promised
-        pending = []
+        if text is not None and text not in pending:
+            with host.storage() as storage:
+                found, _ = storage.search_messages(name, text, limit=20)
+            stored = any(_message_json(m).get("text") == text for m in found if m.role == "user")
+    except Exception:  # the storage itself failing: nothing more can be said
+        pass
     if failure.status >= 500:
-        kept = text in pending if text is not None else bool(pending)
-        failure.message += (
-            f" (the message is kept: POST /v1/agents/{name}/retry sends it again)"
-            if kept
-            else " (the message was not stored: send it again)"
-        )
+        if (text in pending) if text is not None else bool(pending):
+            failure.message += f" (the message is kept: POST /v1/agents/{name}/retry sends it again)"
+        elif stored:
+            failure.message += (
+                f" (the message was taken: the steps before the failure are stored, see GET /v1/agents/{name}/recall)"
+            )
+        else:
+            failure.message += " (the message was not stored: send it again)"
     return failure, pending
 
 

@@ -21,6 +21,7 @@ with ``-np N`` slots serves N at once; the in-process engine is shared and seria
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 import time
@@ -32,6 +33,8 @@ from memgpt.agent.agent import EARLIER_KEY, PENDING_KEY, AgentEvent
 from memgpt.config import Config, home, load_config
 from memgpt.errors import AgentBusyError
 from memgpt.runtime import AgentOptions, Session, open_session, open_storage
+
+log = logging.getLogger("memgpt.server")
 
 #: Agent names the server accepts: what is safe in a URL path, a file name and a log line.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -48,6 +51,16 @@ class AgentInUse(RuntimeError):
 
 class NoCapacity(RuntimeError):
     """Every open agent is busy and the server may not open another."""
+
+
+def _warm_embedder(agent: Any) -> None:
+    """Load the agent's embedder now, outside any transaction. The archival functions embed inside the
+    step's write transaction; a first-use model load there (seconds) would hold the database's write lock
+    past SQLite's busy timeout for every other agent of the server ("database is locked")."""
+    try:
+        agent.embed(["warm-up"])
+    except Exception as exc:  # no embedder: the archival functions say so themselves when called
+        log.info("agent %s: no embedder (%s)", agent.name, exc)
 
 
 def check_name(name: str) -> str:
@@ -103,8 +116,10 @@ class Host:
         idle_close: float = 300.0,
         max_open: int = 16,
         turn_timeout: float | None = None,
+        warm_embedder: bool = True,
     ) -> None:
         self._config = config
+        self.warm_embedder = warm_embedder
         self.idle_close = idle_close
         self.max_open = max_open
         self.turn_timeout = turn_timeout
@@ -181,6 +196,8 @@ class Host:
                 f"agent {slot.name!r} is open in another memgpt session (a `memgpt run`); finish that one first"
             ) from None
         slot.session = session
+        if self.warm_embedder:
+            _warm_embedder(session.agent)
         return session
 
     def _exists(self, name: str) -> bool:
