@@ -82,11 +82,12 @@ def _register(argv: list[str] | None = None) -> None:
     if _registered:
         return
     _registered = True
-    from memgpt.cli import configure_cmd, plugins_cmd
+    from memgpt.cli import configure_cmd, eval_cmd, plugins_cmd
 
     app.command("plugins")(plugins_cmd.plugins)
     app.command("configure")(configure_cmd.configure)
     app.command("doctor")(configure_cmd.doctor_command)
+    app.command("eval")(eval_cmd.eval_command)
     try:
         from memgpt.cli import agent_cmds
     except ImportError:

@@ -107,8 +107,11 @@ def run_suite(
 ) -> RunResult:
     """One run of ``suite`` with ``wrapper`` on a new agent in a new, temporary MEMGPT_HOME (removed after).
     ``on_turn`` is told each turn before it is sent; ``progress`` gets each turn's record after it."""
+    from memgpt.config import StorageSettings
     from memgpt.runtime import open_session, open_storage
 
+    # A throwaway agent never goes into the user's database: SQLite in the temporary home.
+    config = config.model_copy(update={"storage": StorageSettings()})
     run = RunResult(suite=suite.name, wrapper=wrapper, repeat=repeat)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="memgpt-eval-") as tmp, _home(Path(tmp) / "home"):
@@ -134,7 +137,7 @@ def run_suite(
                 fills = 0
                 while session_spec.fill and any(_in_context(agent, f) for f in facts) and fills < session_spec.fill_max:
                     say = session_spec.fill[fills % len(session_spec.fill)]
-                    run.turns.append(_send(agent, Turn(say=say, kind="filler"), number, registered, on_turn, progress))
+                    run.turns.append(_send(agent, Turn(say=say, kind="filler", fill=True), number, registered, on_turn, progress))
                     fills += 1
                 if facts and number + 1 < len(suite.sessions):
                     pushed = not any(_in_context(agent, f) for f in facts)

@@ -37,6 +37,7 @@ class Turn:
     #: What a model that makes the right calls does in this turn (for the oracle backend in tests and
     #: for documentation): a list of {"call": NAME, ...arguments}. Never used to score.
     plan: tuple[dict[str, Any], ...] = ()
+    fill: bool = False  # sent by the runner to push facts out of the window, beyond the planned turns
 
     @property
     def text(self) -> str:
