@@ -51,6 +51,11 @@ def test_the_smollm2_gguf_template_is_chatml(smollm2_template: str) -> None:
         ("airoboros-l2-70b-2.1.Q4_K_M.gguf", "airoboros-l2-70b-2.1-grammar"),
         ("Qwen2.5-7B-Instruct", "chatml-grammar"),
         ("OpenHermes-2.5-Mistral-7B", "chatml-grammar"),
+        ("Qwen3-8B-Q4_K_M.gguf", "qwen3-grammar"),
+        ("qwen3:4b", "qwen3-grammar"),
+        ("QwQ-32B", "qwen3-grammar"),
+        ("DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf", "deepseek-r1-grammar"),
+        ("deepseek-r1:8b", "deepseek-r1-grammar"),
         ("mystery-model-v9", None),
     ],
 )

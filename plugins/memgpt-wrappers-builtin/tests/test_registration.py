@@ -19,6 +19,7 @@ NAMES = {
     "airoboros-l2-70b-2.1", "airoboros-l2-70b-2.1-grammar",
     "dolphin-2.1-mistral-7b", "dolphin-2.1-mistral-7b-grammar",
     "zephyr-7B", "zephyr-7B-grammar",
+    "qwen3", "qwen3-grammar", "deepseek-r1", "deepseek-r1-grammar",
     "auto",
 }  # fmt: skip
 

@@ -14,6 +14,13 @@ Both describe the same language, ``{"function": NAME, "params": {"inner_thoughts
   token budget.)
 - The GBNF has the layout ``json.dumps`` prints, no free whitespace: ``{"function": "`` and
   ``", "params": {"inner_thoughts": "`` are forced runs the sampler does not have to choose.
+- A reasoning model's shape (``CallShape.thinks``) puts a free-text thinking section before the call:
+  ``think? call`` (``think ::= think_open text think_close``), the text at most ``max_think_chars``
+  characters without ``<`` (so it cannot write the closing tag early or forge another). Where the prompt
+  opened the block itself (``think_open`` empty), ``text think_close`` is not optional. The JSON schema
+  cannot say this: a backend that takes only JSON schema thinks unconstrained first (the agent's
+  two-request fallback) and gets the schema for the call alone. ``max_call_chars`` counts the thinking,
+  so ``shape_for_budget`` bounds it with the call.
 
 Pure and deterministic: no I/O, and the same functions give the same text (core caches it per set).
 """
@@ -161,7 +168,21 @@ def call_gbnf(functions: Sequence[FunctionSchema], shape: CallShape = CallShape(
         head = json.dumps(function.name, ensure_ascii=False)[1:] + ", " + json.dumps(shape.params_key) + ": "
         calls.append(builder.add(f"call-{index}-{function.name}", f"{gbnf_literal(head)} {params}"))
     opening = "{" + json.dumps(shape.function_key) + ': "'
-    return builder.render(f'{gbnf_literal(opening)} ({" | ".join(calls)}) "}}"')
+    call = f'{gbnf_literal(opening)} ({" | ".join(calls)}) "}}"'
+    if not shape.thinks:
+        return builder.render(call)
+    text = f"[^<]{{0,{shape.max_think_chars}}}"
+    body = f"{text} {gbnf_literal(shape.think_close)}"
+    if shape.think_open:  # the model may think first; the prompt did not open the block
+        return builder.render(f"{builder.add('think', f'{gbnf_literal(shape.think_open)} {body}')}? {call}")
+    return builder.render(f"{builder.add('think', body)} {call}")
+
+
+def think_chars(shape: CallShape) -> int:
+    """The most characters a thinking section takes before the call (0 for a model that does not think)."""
+    if not shape.thinks:
+        return 0
+    return len(shape.think_open) + shape.max_think_chars + len(shape.think_close)
 
 
 # ---- how long can a call get ----
@@ -212,15 +233,28 @@ def _max_chars(schema: Any) -> int:
 
 @schema_errors_as_grammar_errors
 def max_call_chars(functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> int:
-    """The longest call the constraint admits, in characters (one per string character)."""
-    return max(_max_chars(_call_schema(f, shape)) for f in _checked(functions))
+    """The longest call the constraint admits, in characters (one per string character), with the thinking
+    section before it where the shape has one."""
+    return think_chars(shape) + max(_max_chars(_call_schema(f, shape)) for f in _checked(functions))
 
 
 @schema_errors_as_grammar_errors
 def shape_for_budget(functions: Sequence[FunctionSchema], max_tokens: int, shape: CallShape = CallShape()) -> CallShape:
     """``shape`` with ``max_string_chars`` lowered (never raised) until the longest call fits in
     ``max_tokens`` tokens, at one character per token; ``GrammarError`` when even one-character strings
-    do not fit."""
+    do not fit. A thinking section gets at most a third of the budget, and none when the call needs it all."""
+    if shape.thinks:
+        frame = len(shape.think_open) + len(shape.think_close)
+        room = max(max_tokens // 3 - frame, 0)
+        thinking = shape.model_copy(update={"max_think_chars": min(shape.max_think_chars, room)})
+        try:
+            return _strings_for_budget(functions, max_tokens, thinking)
+        except GrammarError:  # the call needs the whole budget: the model may only close the block
+            return _strings_for_budget(functions, max_tokens, shape.model_copy(update={"max_think_chars": 0}))
+    return _strings_for_budget(functions, max_tokens, shape)
+
+
+def _strings_for_budget(functions: Sequence[FunctionSchema], max_tokens: int, shape: CallShape) -> CallShape:
     if max_call_chars(functions, shape) <= max_tokens:
         return shape
     low, high = 1, shape.max_string_chars

@@ -24,6 +24,12 @@ they meant.
    ``coerced_types`` (``"true"`` → true, ``"3"`` → 3), ``defaulted_request_heartbeat`` (absent = false).
    A missing ``inner_thoughts`` is accepted (nothing is invented in its place).
 
+Before step 1, a leading thinking block (``<think>…</think>``, or the shape's own delimiters; the opening
+tag may be missing where the prompt opened the block) is taken off: the call is read from the text after it,
+and the thinking becomes ``inner_thoughts`` when the call has none (``thinking_as_inner_thoughts``). With
+nothing after the block, the call is looked for inside it: ``call_in_think`` (closed) or ``unclosed_think``
+(the model never closed it). ``ParsedCall.thinking`` keeps the text.
+
 Steps 1-5 (text → JSON value) live in ``memgpt.llm.json_text``; 6 and 7 (JSON → call) here. Pure (no I/O),
 and it raises nothing but ``ParseError`` subclasses; ``ParseError.raw`` keeps the text.
 """
@@ -70,6 +76,32 @@ class ParsedCall:
     call: FunctionCall
     repairs: tuple[str, ...] = ()
     rest: str = ""
+    thinking: str = ""
+
+
+#: Thinking delimiters read whatever the wrapper: what DeepSeek-R1, Qwen3, QwQ and their distills write.
+THINK_TAGS = (("<think>", "</think>"),)
+
+
+def split_thinking(text: str, shape: CallShape = CallShape()) -> tuple[str, str, bool] | None:
+    """A thinking block at the start of ``text``: ``(thinking, text after it, closed)``, the thinking without
+    its delimiters and outer whitespace; ``None`` when ``text`` does not start with one. A closing tag
+    without the opening one counts where the prompt opened the block: when text precedes the tag and an
+    object follows it."""
+    tags = [(shape.think_open.strip(), shape.think_close.strip())] if shape.thinks else []
+    body = text.lstrip()
+    for opening, closing in [*tags, *THINK_TAGS]:
+        if opening and body.startswith(opening):
+            inner = body[len(opening) :]
+            if closing in inner:
+                thinking, after = inner.split(closing, 1)
+                return thinking.strip(), after, True
+            return inner.strip(), "", False
+    for _, closing in [*tags, *THINK_TAGS]:
+        at = body.find(closing)
+        if at > 0 and not body.startswith(("{", "[", "`")) and "{" in body[at:]:
+            return body[:at].strip(), body[at + len(closing) :], True
+    return None
 
 
 def parse_call(text: str, functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> ParsedCall:
@@ -77,13 +109,36 @@ def parse_call(text: str, functions: Sequence[FunctionSchema], shape: CallShape 
     if not isinstance(text, str):
         raise ParseError(f"expected the model's text, got {type(text).__name__}", raw=repr(text))
     repairs: list[str] = []
-    value, rest = read_json(text, repairs, _looks_like_call)
+    thinking, body = _after_thinking(text, shape, repairs)
+    value, rest = read_json(body, repairs, _looks_like_call)
     _refuse_lone_surrogates(value, text)
     function, params = _normalise(value, shape, functions, repairs, text)
+    thoughts = shape.inner_thoughts_key
+    if thinking and thoughts is not None and not params.get(thoughts):
+        params[thoughts] = thinking
+        repairs.append("thinking_as_inner_thoughts")
     params = _validated(function, params, shape, repairs, text)
     if repairs:
         log.debug("parse repairs: %s", ", ".join(dict.fromkeys(repairs)))
-    return ParsedCall(FunctionCall(name=function.name, arguments=params), tuple(dict.fromkeys(repairs)), rest)
+    call = FunctionCall(name=function.name, arguments=params)
+    return ParsedCall(call, tuple(dict.fromkeys(repairs)), rest, thinking)
+
+
+def _after_thinking(text: str, shape: CallShape, repairs: list[str]) -> tuple[str, str]:
+    """``(thinking, the text to read the call from)``: see the module docstring."""
+    split = split_thinking(text, shape)
+    if split is None:
+        return "", text
+    thinking, after, closed = split
+    if after.strip():
+        return thinking, after
+    start = thinking.find("{")
+    if start < 0:
+        if closed:
+            raise ParseError("the output is only thinking: no function call after </think>", raw=text)
+        raise ParseError("the output stopped while thinking (no </think>) before any function call", raw=text)
+    repairs.append("call_in_think" if closed else "unclosed_think")
+    return thinking[:start].strip(), thinking[start:]
 
 
 def validate_call(call: FunctionCall, functions: Sequence[FunctionSchema], shape: CallShape = CallShape()) -> FunctionCall:
@@ -105,9 +160,15 @@ def validate_call(call: FunctionCall, functions: Sequence[FunctionSchema], shape
     return call if params == call.arguments else FunctionCall(name=function.name, arguments=params)
 
 
-def cut_off(text: str) -> bool:
-    """Whether the call in ``text`` stops before its end (a string or an object left open), which the
-    parser would close: the agent asks again when the backend says the token limit stopped it."""
+def cut_off(text: str, shape: CallShape = CallShape()) -> bool:
+    """Whether the call in ``text`` stops before its end (a string or an object left open, or a thinking
+    block never closed), which the parser would close: the agent asks again when the backend says the
+    token limit stopped it."""
+    split = split_thinking(text, shape)
+    if split is not None:
+        if not split[2]:
+            return True
+        text = split[1]
     repairs: list[str] = []
     try:
         read_json(text, repairs, _looks_like_call)

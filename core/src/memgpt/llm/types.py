@@ -93,6 +93,16 @@ class CallShape(BaseModel):
     inner_thoughts_key: str | None = "inner_thoughts"
     max_string_chars: int = Field(default=1200, ge=1)
     min_inner_thoughts_chars: int = Field(default=1, ge=0)  # the model thinks before every act
+    #: A reasoning model's free-text thinking before the call: ``think_close`` ends it (empty: the model
+    #: does not think); ``think_open`` starts it (empty while thinking is on: the prompt opened the block
+    #: itself, so the block is not optional); at most ``max_think_chars`` characters of text in between.
+    think_open: str = ""
+    think_close: str = ""
+    max_think_chars: int = Field(default=0, ge=0)
+
+    @property
+    def thinks(self) -> bool:
+        return bool(self.think_close)
 
 
 class Constraint(BaseModel):

@@ -1,5 +1,5 @@
 """memgpt prompt wrappers for the common open model families: ChatML, Llama 3, Airoboros 2.x, Dolphin 2.x,
-Zephyr, and ``auto`` (picks one from the model's chat template or name).
+Zephyr, the reasoning families Qwen3 and DeepSeek-R1, and ``auto`` (picks one from the model's chat template or name).
 
 Registration only reads the family table; the wrappers, jinja2 and the parser load when a wrapper is made.
 """
@@ -29,7 +29,7 @@ def register_wrappers(register: Any) -> None:
             WrapperSpec(
                 name=name,
                 factory=factory_for(name),
-                description=f"{spec.family.title}: {spec.variant.meaning}",
+                description=f"{spec.family.title}: {spec.variant.meaning(spec.family)}",
                 uses_grammar=spec.variant.grammar,
             )
         )

@@ -18,18 +18,30 @@ from memgpt.functions.docs import system_text
 from memgpt.llm.parsing import parse_call
 from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
 from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions
-from memgpt_wrappers_builtin.families import DEFAULT, FAMILIES, WRAPPER_NAMES, Variant
+from memgpt_wrappers_builtin.families import (
+    DEFAULT,
+    FAMILIES,
+    GPT_OSS_CHANNELS,
+    THINK,
+    THINK_OPENED,
+    WRAPPER_NAMES,
+    Reasoning,
+    Variant,
+)
 from memgpt_wrappers_builtin.jinja import TemplateFailure, render
-from memgpt_wrappers_builtin.render import FamilyWrapper, call_json, function_result
+from memgpt_wrappers_builtin.render import FamilyWrapper, call_json, function_result, thinking_shape
 
 log = logging.getLogger("memgpt.wrappers")
 
 _PROBE_SYSTEM = "probe system text"
 _PROBE_TURNS = (("user", "probe user 1"), ("assistant", "probe assistant 1"), ("user", "probe user 2"))
 _SENTINEL = "\u2063probe-end\u2063"
+_THINK_PROBE = ("<think>\n", "\n</think>\n\n")
 
 #: Model-name patterns → family, for when a backend cannot show the template (most servers).
 NAME_RULES: tuple[tuple[str, str], ...] = (
+    (r"deepseek[-_ .]?r1|r1[-_ .]distill", "deepseek-r1"),
+    (r"qwen[-_ .]?3(?![-_ .]?vl)|qwq", "qwen3"),
     (r"llama[-_ .]?3", "llama3"),
     (r"dolphin", "dolphin-2.1-mistral-7b"),
     (r"zephyr|tinyllama.*chat", "zephyr-7B"),
@@ -42,17 +54,40 @@ def _probe_messages() -> list[dict[str, str]]:
     return [{"role": "system", "content": _PROBE_SYSTEM}] + [{"role": r, "content": c} for r, c in _PROBE_TURNS]
 
 
+def reasoning_for_template(template: str) -> Reasoning | None:
+    """How the template's model thinks, read from what the template does: a ``<think>`` model's template
+    drops the thinking of past answers (and may open the block in its generation prompt); a gpt-oss
+    (harmony) template writes ``analysis`` / ``final`` channels."""
+    if "<|channel|>" in template and "analysis" in template:
+        return GPT_OSS_CHANNELS
+    thought = f"{_THINK_PROBE[0]}probe thought{_THINK_PROBE[1]}probe assistant 1"
+    messages = _probe_messages()
+    messages[2] = {"role": "assistant", "content": thought}
+    try:
+        rendered = render(template, messages, add_generation_prompt=True)
+    except TemplateFailure:
+        return None
+    if "probe assistant 1" not in rendered or "probe thought" in rendered:
+        return None
+    return THINK_OPENED if rendered.rstrip().endswith(_THINK_PROBE[0].strip()) else THINK
+
+
 def family_for_template(template: str) -> str | None:
-    """The key of the family that renders a probe conversation exactly as ``template`` does."""
+    """The key of the family that renders a probe conversation exactly as ``template`` does, and thinks as
+    it does (Qwen3's template renders a conversation like ChatML, but drops past thinking)."""
     try:
         rendered = render(template, _probe_messages(), add_generation_prompt=True)
     except TemplateFailure:
         return None
-    for key, family in FAMILIES.items():
-        ours = FamilyWrapper(key, family, Variant()).format_chat(_PROBE_SYSTEM, _PROBE_TURNS).text
-        if ours == rendered:
-            return key
-    return None
+    matching = [
+        key
+        for key, family in FAMILIES.items()
+        if FamilyWrapper(key, family, Variant()).format_chat(_PROBE_SYSTEM, _PROBE_TURNS).text == rendered
+    ]
+    if len(matching) > 1:
+        reasoning = reasoning_for_template(template)
+        return next((key for key in matching if FAMILIES[key].reasoning == reasoning), matching[0])
+    return matching[0] if matching else None
 
 
 def family_for_name(model_name: str) -> str | None:
@@ -86,7 +121,8 @@ def make_auto(options: WrapperOptions) -> Wrapper:
 
 
 class TemplateWrapper(Wrapper):
-    """Renders with the model's own chat template (sandboxed jinja2); the turn runs under the grammar.
+    """Renders with the model's own chat template (sandboxed jinja2); the turn runs under the grammar, after
+    a bounded thinking section where the template shows that its model thinks (``reasoning_for_template``).
 
     Probed once at construction: whether it takes a system turn (first, or also later), whether two turns
     of one role may follow each other, and what ends an assistant turn (the stop string). What the template
@@ -99,7 +135,8 @@ class TemplateWrapper(Wrapper):
 
     def __init__(self, template: str, shape: CallShape = CallShape()) -> None:
         self.template = template
-        self.call_shape = shape
+        self.reasoning = reasoning_for_template(template)
+        self.call_shape = thinking_shape(shape, self.reasoning)
         system = {"role": "system", "content": _PROBE_SYSTEM}
         user, answer = {"role": "user", "content": "probe user"}, {"role": "assistant", "content": "probe answer"}
         self.system_turns = self._accepts([system, user])

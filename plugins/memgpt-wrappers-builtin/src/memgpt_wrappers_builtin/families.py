@@ -16,6 +16,33 @@ from dataclasses import dataclass, field
 
 Turn = tuple[str, str]  # (text before the content, text after it)
 
+#: Characters of thinking a reasoning wrapper allows before the call (``shape_for_budget`` lowers it to a
+#: third of the turn's token budget).
+MAX_THINK_CHARS = 600
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """How a family's models think before they answer.
+
+    - ``kind``: ``think`` (a ``<think>`` block in the answer's text) or ``channels`` (gpt-oss's harmony
+      format: an ``analysis`` channel message, then a ``final`` one).
+    - ``open`` / ``close``: the text around the thinking, as the model writes it.
+    - ``opened_by_prompt``: the template's generation prompt already holds ``open`` (DeepSeek-R1's ends
+      with ``<think>\n``), so every answer starts inside the block.
+    """
+
+    kind: str
+    open: str
+    close: str
+    opened_by_prompt: bool = False
+
+
+THINK = Reasoning("think", "<think>\n", "\n</think>\n\n")
+THINK_OPENED = Reasoning("think", "<think>\n", "\n</think>\n\n", opened_by_prompt=True)
+#: gpt-oss (harmony): known for detection; no family renders harmony turns yet.
+GPT_OSS_CHANNELS = Reasoning("channels", "<|channel|>analysis<|message|>", "<|end|><|start|>assistant<|channel|>final<|message|>")
+
 
 @dataclass(frozen=True)
 class Family:
@@ -31,6 +58,7 @@ class Family:
     - ``function_role``: the role function results are rendered in (no family here was trained with a
       function role, so results travel as JSON in a user turn, like every other event).
     - ``stop``: strings that end the model's turn when the backend does not stop at EOS by itself.
+    - ``reasoning``: how its models think before answering (``None``: they do not).
     """
 
     key: str
@@ -43,6 +71,7 @@ class Family:
     system_anywhere: bool = True
     function_role: str = "user"
     models: str = ""
+    reasoning: Reasoning | None = None
 
 
 def _chatml() -> dict[str, Turn]:
@@ -99,6 +128,29 @@ FAMILIES: dict[str, Family] = {
             stop=("</s>", "<|user|>"),
             models="zephyr-7b-alpha/beta, TinyLlama-1.1B-Chat v1.0, other HuggingFaceH4 recipes' models",
         ),
+        Family(
+            key="qwen3",
+            title="Qwen3 (ChatML, thinks in <think>)",
+            turns=_chatml(),
+            generation="<|im_start|>assistant\n",
+            stop=("<|im_end|>", "<|im_start|>"),
+            models="Qwen3 (thinking mode), QwQ-32B and other ChatML models that open their answer with <think>",
+            reasoning=THINK,
+        ),
+        Family(
+            key="deepseek-r1",
+            title="DeepSeek-R1 (thinks in <think>, opened by the prompt)",
+            turns={
+                "system": ("", ""),
+                "user": ("<\uff5cUser\uff5c>", ""),
+                "assistant": ("<\uff5cAssistant\uff5c>", "<\uff5cend\u2581of\u2581sentence\uff5c>"),
+            },
+            generation="<\uff5cAssistant\uff5c><think>\n",
+            stop=("<\uff5cend\u2581of\u2581sentence\uff5c>", "<\uff5cUser\uff5c>"),
+            system_anywhere=False,
+            models="DeepSeek-R1 and its distills (R1-Distill-Qwen/Llama 1.5B-70B)",
+            reasoning=THINK_OPENED,
+        ),
     )
 }
 
@@ -114,12 +166,14 @@ class Variant:
     def suffix(self) -> str:
         return ("-hints" if self.hints else "") + ("-grammar" if self.grammar else "")
 
-    @property
-    def meaning(self) -> str:
+    def meaning(self, family: Family | None = None) -> str:
+        thinks = family is not None and family.reasoning is not None
         if self.grammar:
-            how = "generated under the call grammar (no prefill)"
+            how = (
+                "thinks (bounded), then the call under the grammar" if thinks else "generated under the call grammar (no prefill)"
+            )
         else:
-            how = 'prefilled with {"function": (a grammar-free call)'
+            how = "thinks, then a grammar-free call" if thinks else 'prefilled with {"function": (a grammar-free call)'
         return how + (", with a guiding hint" if self.hints else "")
 
 
@@ -137,6 +191,8 @@ _NAMES: tuple[tuple[str, tuple[Variant, ...]], ...] = (
     ("airoboros-l2-70b-2.1", (Variant(), Variant(grammar=True))),
     ("dolphin-2.1-mistral-7b", (Variant(), Variant(grammar=True))),
     ("zephyr-7B", (Variant(), Variant(grammar=True))),
+    ("qwen3", (Variant(), Variant(grammar=True))),
+    ("deepseek-r1", (Variant(), Variant(grammar=True))),
 )
 
 WRAPPER_NAMES: dict[str, WrapperName] = {

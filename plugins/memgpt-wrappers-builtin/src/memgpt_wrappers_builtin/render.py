@@ -10,7 +10,7 @@ from memgpt.functions.docs import system_text
 from memgpt.llm.parsing import parse_call
 from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
 from memgpt.llm.wrapper import Prompt, Wrapper
-from memgpt_wrappers_builtin.families import Family, Variant, WrapperName
+from memgpt_wrappers_builtin.families import MAX_THINK_CHARS, Family, Reasoning, Variant, WrapperName
 
 ROLES = ("system", "user", "assistant")
 FIRST_FUNCTION = "send_message"
@@ -32,6 +32,22 @@ def function_result(message: Message) -> str:
     except ValueError:
         body = json.dumps(body, ensure_ascii=False)
     return '{"type": "function_result", "function": ' + json.dumps(message.name, ensure_ascii=False) + ', "result": ' + body + "}"
+
+
+def thinking_shape(shape: CallShape, reasoning: Reasoning | None) -> CallShape:
+    """``shape`` for a model that thinks as ``reasoning`` says: a bounded thinking section before the call
+    (``memgpt.grammar.call``), whose text the parser makes the call's inner thoughts when it has none, so
+    the call's own may be empty. ``channels`` reasoning is left to the backend (no grammar for harmony)."""
+    if reasoning is None or reasoning.kind != "think":
+        return shape
+    return shape.model_copy(
+        update={
+            "think_open": "" if reasoning.opened_by_prompt else reasoning.open,
+            "think_close": reasoning.close,
+            "max_think_chars": MAX_THINK_CHARS,
+            "min_inner_thoughts_chars": 0,
+        }
+    )
 
 
 def hint_text(functions: Sequence[FunctionSchema], first_message: bool) -> str:
@@ -58,7 +74,7 @@ class FamilyWrapper(Wrapper):
         self.family = family
         self.variant = variant
         self.uses_grammar = variant.grammar
-        self.call_shape = shape
+        self.call_shape = thinking_shape(shape, family.reasoning)
 
     @classmethod
     def from_name(cls, spec: WrapperName) -> FamilyWrapper:
@@ -112,6 +128,11 @@ class FamilyWrapper(Wrapper):
             self._place(turns, role, content)
         text = self._render(turns) + self.family.generation
         hint = self.family.answer_lead + hint_text(functions, first_message) if self.variant.hints else ""
+        reasoning = self.family.reasoning
+        if reasoning is not None:
+            # The model thinks first, so nothing of the call is prefilled (a block the generation prompt
+            # opened ends at its closing tag: the parser finds it without the opening one).
+            return Prompt(text=text + hint, stop=self.family.stop)
         prefill = ""
         if not self.variant.grammar:
             prefill = ("" if hint else self.family.answer_lead) + self._prefill(functions, first_message)
