@@ -128,6 +128,9 @@ def run_suite(
             session = open_session(config, options)
             try:
                 agent = session.agent
+                # The agent seeds each generation from a counter that starts at 0: each repeat starts its
+                # counter elsewhere, so that --repeat samples different runs from a seeded backend.
+                agent._seed = repeat * 100_000
                 registered = set(agent.functions)
                 turns = list(session_spec.turns)
                 for turn in turns:
