@@ -110,7 +110,12 @@ def parse_call(text: str, functions: Sequence[FunctionSchema], shape: CallShape 
         raise ParseError(f"expected the model's text, got {type(text).__name__}", raw=repr(text))
     repairs: list[str] = []
     thinking, body = _after_thinking(text, shape, repairs)
-    value, rest = read_json(body, repairs, _looks_like_call)
+    try:
+        value, rest = read_json(body, repairs, _looks_like_call)
+    except ParseError as exc:
+        if body is text:
+            raise
+        raise ParseError(str(exc), raw=text) from None  # the raw text is the whole output, thinking included
     _refuse_lone_surrogates(value, text)
     function, params = _normalise(value, shape, functions, repairs, text)
     thoughts = shape.inner_thoughts_key
