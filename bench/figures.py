@@ -187,6 +187,35 @@ def schema_suite() -> str:
     )
 
 
+@renderer("server-load")
+def server_load() -> str:
+    rows = []
+    notes = []
+    for backend, label in (
+        ("scripted", "scripted backend"),
+        ("llamacpp", "llama-server, SmolLM2"),
+        ("embedded", "SmolLM2 in process"),
+    ):
+        name = f"bench_server-{backend}.json"
+        data = load(name)
+        p, alone, under, kill = data["parameters"], data["alone"], data["load"], data["kill"]
+        store, after = under["storage"], kill["storage_after_restart"]
+        setup = f"{label}, {p['agents']} agents × {p['messages']} messages" + (
+            f", `-np {p['slots']}`" if backend == "llamacpp" else ""
+        )
+        rows.append(
+            f"| {setup} | {store['answered_and_in_recall']} of {under['sent']} | {store['lost']} "
+            f"| {under['p50_s']:.2f} / {under['p95_s']:.2f} s | {alone['p50_s']:.2f} / {alone['p95_s']:.2f} s "
+            f"| {under['throughput_vs_alone']:.2f}× | {kill['answered_before_kill']} kept, "
+            f"{after['unanswered_and_pending']} pending, {kill['retried_and_answered']} retried, {after['lost']} lost |"
+        )
+        notes.append(f"{label}: {_machine(data)}, {source(name, data)}")
+    return (
+        "| setup | answered and in recall | lost | turn p50 / p95 under load | alone | throughput vs alone "
+        "| kill -9 mid-load, restart |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n" + ".\n".join(notes) + ".\n"
+    )
+
+
 # ---- the documents ----
 
 
