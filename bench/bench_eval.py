@@ -61,7 +61,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"# memgpt eval: SmolLM2-135M, {report['backend']}, {report['threads']} thread(s)",
         "",
-        f"Written by `{report['command']}` on {report['date']}.",
+        f"Written by `{report['command']}` on {report['date']}"
+        + ("." if report["complete"] else f", interrupted after {report['runs_done']} of {report['runs_planned']} runs."),
         "",
         "| suite | wrapper | success | valid calls | edits | searches | steps/turn | prompt tok/turn | s/turn | errors |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -99,7 +100,10 @@ def main() -> None:
         else:
             settings = ModelSettings(backend="llamacpp-embedded", model=str(model), threads=THREADS)
         config = Config(model=settings, embedding=EmbeddingSettings())
+        subset = "" if not args.suite else "-" + "-".join(s.name for s in suites)
+        planned = [(s.name, w, n) for s in suites for w in wrappers for n in range(args.repeat)]
         runs = []
+        path = None
         for suite in suites:
             for wrapper in wrappers:
                 for number in range(args.repeat):
@@ -109,25 +113,29 @@ def main() -> None:
                     (row,) = scoreboard([run])
                     print(f"{suite.name:12} {wrapper:32} success {row['checks_passed']}/{row['checks']}  "
                           f"valid {row['valid_call_rate'] or 0:.0%}  {time.monotonic() - started:.0f} s", flush=True)  # fmt: skip
+                    # Written after every run: an interrupted bench leaves the runs it finished, marked incomplete.
+                    report = {
+                        **_results.machine(),
+                        "command": " ".join(
+                            [f"MEMGPT_THREADS={THREADS} HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_eval.py", *sys.argv[1:]]
+                        ),
+                        "complete": len(runs) == len(planned),
+                        "runs_done": len(runs),
+                        "runs_planned": len(planned),
+                        "backend": settings.backend,
+                        "model": model.name,
+                        "threads": THREADS,
+                        "suites": [{"name": s.name, "checks": s.checks} for s in suites],
+                        "wrappers": wrappers,
+                        "repeat": args.repeat,
+                        "scoreboard": scoreboard(runs),
+                        "runs": [r.to_json() for r in runs],
+                    }
+                    path = _results.write(f"bench_eval-{settings.backend}{subset}", report, markdown(report))
     finally:
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
-    report = {
-        **_results.machine(),
-        "command": "MEMGPT_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_eval.py"
-        + (" --server" if args.server else ""),
-        "backend": settings.backend,
-        "model": model.name,
-        "threads": THREADS,
-        "suites": [{"name": s.name, "checks": s.checks} for s in suites],
-        "wrappers": wrappers,
-        "repeat": args.repeat,
-        "scoreboard": scoreboard(runs),
-        "runs": [run.to_json() for run in runs],
-    }
-    subset = "" if not args.suite else "-" + "-".join(s.name for s in suites)
-    path = _results.write(f"bench_eval-{settings.backend}{subset}", report, markdown(report))
     print(f"wrote {path}")
 
 
