@@ -89,6 +89,25 @@ def session(*lines: str, kill_at: str | None = None) -> subprocess.CompletedProc
     )
 
 
+def said_on_resume(home: Path, pattern: str) -> None:
+    """An interactive session (in a pseudo-terminal) shows ``pattern`` before its first prompt."""
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-c", CHILD, "run", "--agent", AGENT, "--first"],
+        env={k: v for k, v in os.environ.items() if k != "MEMGPT_TEST_KILL_AT"} | {"TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 160),
+    )
+    child.expect(pattern)
+    child.expect("you")
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
@@ -216,6 +235,7 @@ def test_kill_between_steps_of_a_chain(home: Path) -> None:
     assert after.user_messages("note three") == 1
     # the first step committed, so the message is in context (not pending): /retry resends it from there
     assert after.pending is None
+    said_on_resume(home, "Your last message got no reply:.*'note three'.*/retry sends it again")
 
     out = completed(session("/retry", "another note"))
     assert [e["text"] for e in out if e["type"] == "assistant"] == ["done", "done"]

@@ -109,6 +109,21 @@ def _abbreviated(text: str) -> str:
     return escape(repr(text[:SHOWN_CHARS])) + f"… ({len(text)} characters in all)"
 
 
+def _unreplied(agent: Any) -> str | None:
+    """The last user message in the context window when nothing was said to the user after it (its chain
+    stopped, or the process died, after a step that did not reply); None otherwise."""
+    from memgpt.agent import events
+
+    for message in reversed(agent.context_messages()):
+        call = message.function_call
+        if message.role == "assistant" and call is not None and call.name == "send_message":
+            return None
+        event = events.read(message.content) if message.role == "user" else None
+        if event is not None and event.get("type") == "user_message":
+            return str(event.get("message", ""))
+    return None
+
+
 class RichView:
     """Inner thoughts, calls, replies and alerts styled apart in the terminal."""
 
@@ -153,6 +168,10 @@ class RichView:
             self.console.print(
                 f"[magenta]Your last {len(unanswered)} messages were not answered:[/] {shown} — /retry sends them again."
             )
+        else:
+            said = _unreplied(agent)
+            if said is not None:
+                self.console.print(f"[magenta]Your last message got no reply:[/] {_abbreviated(said)} — /retry sends it again.")
 
     def event(self, event: AgentEvent) -> None:
         if event.kind == "result" and event.function == "send_message":
