@@ -36,6 +36,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], str, tuple[str, ...]]] = {
         (),
     ),
     "r1 distill: the prompt opened the block": (f"{R1_THINKING}\n</think>\n\n{SEND_JSON}", "send_message", SEND, R1_THINKING, ()),
+    "r1 distill: an empty block the prompt opened": (f"\n</think>\n\n{SEND_JSON}", "send_message", SEND, "", ()),
     "qwen3 non-thinking mode: empty block": (f"<think>\n\n</think>\n\n{SEND_JSON}", "send_message", SEND, "", ()),
     "thinking fills empty inner thoughts": (
         f"<think>\n{R1_THINKING}\n</think>\n\n{EMPTY_THOUGHTS}",

@@ -34,8 +34,17 @@ from memgpt.agent import summarize as summ
 from memgpt.errors import BackendError, ContextOverflowError, GrammarError, ParseError
 from memgpt.functions.spec import FunctionSpec
 from memgpt.llm.backend import Backend
-from memgpt.llm.parsing import cut_off, validate_call
-from memgpt.llm.types import CallShape, CompletionRequest, Constraint, FunctionCall, Message, SamplingParams, Usage
+from memgpt.llm.parsing import cut_off, split_thinking, validate_call
+from memgpt.llm.types import (
+    CallShape,
+    Completion,
+    CompletionRequest,
+    Constraint,
+    FunctionCall,
+    Message,
+    SamplingParams,
+    Usage,
+)
 from memgpt.llm.wrapper import Prompt, Wrapper
 from memgpt.memory.chunking import chunk_text, chunking_for
 from memgpt.memory.core import CoreMemory, MemoryEditError
@@ -464,7 +473,7 @@ class Agent:
                 self._status(ACTIVITY.get(call.name, f"running {call.name}"))
                 outcome_of: tuple[Literal["OK", "Failed"], str] = ("Failed", REPEATED) if repeated else self._execute(call)
                 status, message = outcome_of
-                reply = Message(role="assistant", function_call=call)
+                reply = Message(role="assistant", function_call=call, content=self._thinking(raw))
                 returned = Message(role="function", name=call.name, content=events.function_result(status, message))
                 self._commit(inputs, [reply, returned], in_context=[*inputs, reply, returned])
         except BaseException:
@@ -557,7 +566,7 @@ class Agent:
             )
             self._status("generating" if attempt == 0 else f"generating (retry {attempt})")
             log.debug("step prompt (attempt %d, %d characters):\n%s", attempt + 1, len(prompt.text), prompt.text)
-            completion = self.backend.complete(request)
+            completion = self._complete(request)
             result.usage.append(completion.usage)
             u = completion.usage
             log.debug(
@@ -589,6 +598,59 @@ class Agent:
                     )
                 ]
         return None, raw
+
+    # ---- reasoning models: thinking before the call ----
+
+    def _complete(self, request: CompletionRequest) -> Completion:
+        """One completion. For a model that thinks (its wrapper's shape has a think block) on a backend that
+        enforces JSON schema but no grammar, where the schema cannot admit free text before the call: the
+        thinking first, unconstrained, stopped at its closing tag and bounded as the grammar bounds it; then
+        the call under the schema, in a second request that continues the same prompt (prompt + thinking:
+        the backend's prefix cache makes that cheap). One completion comes back, the thinking in its text."""
+        constraint = request.constraint
+        shape = self._shape()
+        if not shape.thinks or constraint is None or constraint.gbnf is not None or constraint.json_schema is None:
+            return self.backend.complete(request)  # a grammar does both at once (think? call), or nothing to enforce
+        parts: list[Completion] = []
+        thinking = ""
+        if shape.max_think_chars:
+            free = request.model_copy(
+                update={
+                    "prompt": request.prompt + shape.think_open,
+                    "stop": (*request.stop, shape.think_close.strip()),
+                    "max_tokens": shape.max_think_chars,
+                    "constraint": None,
+                }
+            )
+            parts.append(self.backend.complete(free))
+            thinking = parts[0].text.split(shape.think_close.strip(), 1)[0][: shape.max_think_chars].rstrip()
+        block = shape.think_open + thinking + shape.think_close
+        used = sum(p.usage.completion_tokens for p in parts)
+        call = self.backend.complete(
+            request.model_copy(update={"prompt": request.prompt + block, "max_tokens": max(request.max_tokens - used, 1)})
+        )
+        evaluated = [p.usage.evaluated_tokens for p in (*parts, call)]
+        usage = Usage(
+            prompt_tokens=call.usage.prompt_tokens,
+            completion_tokens=used + call.usage.completion_tokens,
+            cached_tokens=call.usage.cached_tokens,
+            evaluated_tokens=None if None in evaluated else sum(e or 0 for e in evaluated),
+            exact=all(p.usage.exact for p in (*parts, call)),
+        )
+        seconds = [p.seconds for p in (*parts, call)]
+        return call.model_copy(
+            update={
+                "text": block + call.text,
+                "usage": usage,
+                "seconds": None if None in seconds else sum(x or 0.0 for x in seconds),
+            }
+        )
+
+    def _thinking(self, raw: str) -> str | None:
+        """The thinking before the call in ``raw``, kept with the call in recall (the stored assistant
+        message's content, which no wrapper replays: prompts show the call alone)."""
+        split = split_thinking(raw, self.wrapper.call_shape)
+        return split[0] or None if split is not None else None
 
     # ---- context budget ----
 

@@ -99,7 +99,7 @@ def split_thinking(text: str, shape: CallShape = CallShape()) -> tuple[str, str,
             return inner.strip(), "", False
     for _, closing in [*tags, *THINK_TAGS]:
         at = body.find(closing)
-        if at > 0 and not body.startswith(("{", "[", "`")) and "{" in body[at:]:
+        if at >= 0 and not body.startswith(("{", "[", "`")) and "{" in body[at:]:
             return body[:at].strip(), body[at + len(closing) :], True
     return None
 
