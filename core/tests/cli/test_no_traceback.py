@@ -70,7 +70,22 @@ def files(tmp_path: Path) -> dict[str, Path]:
     latin1.write_bytes("Ren\xe9e lives in K\xf6ln and likes cr\xe8me br\xfbl\xe9e.".encode("latin-1"))
     notes = tmp_path / "notes.txt"
     notes.write_text("The tomatoes are planted along the south fence.")
-    return {"latin1": latin1, "notes": notes}
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"format": "memgpt-agent", "version": 1, "agent": {"name": "x"')
+    export = tmp_path / "export.json"
+    export.write_text(
+        json.dumps(
+            {
+                "format": "memgpt-agent",
+                "version": 1,
+                "agent": {"name": "sam", "settings": {}, "core_memory": {"persona": "p"}, "in_context": [0]},
+                "messages": [{"role": "user", "content": "hello", "created_at": "2026-01-01T00:00:00+00:00"}],
+                "embedder": None,
+                "passages": [],
+            }
+        )
+    )
+    return {"latin1": latin1, "notes": notes, "damaged": damaged, "export": export, "out": tmp_path / "out.json"}
 
 
 def commands(files: dict[str, Path]) -> list[list[str]]:
@@ -93,6 +108,12 @@ def commands(files: dict[str, Path]) -> list[list[str]]:
         ["run", "--agent", "sam", "--non-interactive"],
         ["run", "--first"],
         ["delete", "agent", "sam", "--yes"],
+        ["export", "agent", "sam", "-o", str(files["out"])],
+        ["import", str(files["export"]), "--name", "sam2"],
+        ["import", str(files["export"])],
+        ["import", str(files["damaged"])],
+        ["search", "--agent", "sam", "hello"],
+        ["search", "--agent", "sam", "--archival", "hello", "--json"],
         # bytes that are not UTF-8 in arguments (Python hands them over as lone surrogates)
         ["run", "--agent", "b\udcff", "--first", "--message", "caf\udcff"],
         ["show", "agent", "b\udcff"],

@@ -298,9 +298,12 @@ def register(app: typer.Typer) -> None:
     app.command("show")(show)
     app.command("add")(add)
     app.command("delete")(delete)
-    from memgpt.cli import load_cmd
+    from memgpt.cli import export_cmd, load_cmd, search_cmd
 
     app.command("load")(load_cmd.load)
+    app.command("search")(search_cmd.search)
+    app.command("export")(export_cmd.export_command)
+    app.command("import")(export_cmd.import_command)
 
 
 def _debug_log() -> None:
