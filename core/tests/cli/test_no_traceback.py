@@ -114,6 +114,8 @@ def commands(files: dict[str, Path]) -> list[list[str]]:
         ["import", str(files["damaged"])],
         ["search", "--agent", "sam", "hello"],
         ["search", "--agent", "sam", "--archival", "hello", "--json"],
+        ["completion", "bash"],
+        ["completion", "tcsh"],
         # bytes that are not UTF-8 in arguments (Python hands them over as lone surrogates)
         ["run", "--agent", "b\udcff", "--first", "--message", "caf\udcff"],
         ["show", "agent", "b\udcff"],

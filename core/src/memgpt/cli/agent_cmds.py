@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from memgpt.cli.app import fail, stdin_is_terminal
+from memgpt.cli.completion_cmd import agent_names
 
 LIST_KINDS = ("agents", "personas", "humans", "presets")
 
@@ -38,6 +39,7 @@ def run(
         None,
         "--agent",
         help="Agent to resume (created if it does not exist); without it a terminal session offers the saved ones.",
+        autocompletion=agent_names,
     ),
     persona: Optional[str] = typer.Option(None, "--persona", help="Persona for a new agent."),
     human: Optional[str] = typer.Option(None, "--human", help="Human description for a new agent."),
@@ -304,6 +306,9 @@ def register(app: typer.Typer) -> None:
     app.command("search")(search_cmd.search)
     app.command("export")(export_cmd.export_command)
     app.command("import")(export_cmd.import_command)
+    from memgpt.cli import completion_cmd
+
+    app.command("completion")(completion_cmd.completion)
 
 
 def _debug_log() -> None:

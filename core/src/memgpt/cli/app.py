@@ -136,6 +136,10 @@ def run() -> None:
 
     _reopen_closed_std_streams()
     _register(sys.argv[1:])
+    if os.environ.get("_MEMGPT_COMPLETE"):  # the shell asks for completions (`memgpt completion bash`)
+        from memgpt.cli.completion_cmd import prepare
+
+        prepare()
     try:
         app()
     except MemGPTError as exc:

@@ -24,6 +24,7 @@ from typing import Any, Optional
 import typer
 
 from memgpt.cli.app import fail
+from memgpt.cli.completion_cmd import agent_names
 
 FORMAT = "memgpt-agent"
 VERSION = 1
@@ -188,7 +189,7 @@ def import_agent(storage: Any, config: Any, data: Any, name: str | None = None) 
 
 def export_command(
     kind: str = typer.Argument(..., help="agent"),
-    name: str = typer.Argument(..., help="Name of the agent (see `memgpt list agents`)."),
+    name: str = typer.Argument(..., help="Name of the agent (see `memgpt list agents`).", autocompletion=agent_names),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: NAME.json; - for stdout)."),
 ) -> None:
     """Write an agent (settings, core memory, the whole conversation, archival memory) to one JSON file."""

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from memgpt.cli.app import fail
+from memgpt.cli.completion_cmd import agent_names
 
 
 def _recall_rows(storage: Any, agent: str, query: str, limit: int) -> tuple[list[dict[str, Any]], int]:
@@ -54,7 +55,7 @@ def _archival_rows(storage: Any, config: Any, agent: str, query: str, limit: int
 
 def search(
     query: str = typer.Argument(..., help="What to look for."),
-    agent: str = typer.Option(..., "--agent", help="The agent whose memory to search."),
+    agent: str = typer.Option(..., "--agent", help="The agent whose memory to search.", autocompletion=agent_names),
     archival: bool = typer.Option(False, "--archival", help="Search archival memory (by meaning)."),
     recall: bool = typer.Option(False, "--recall", help="Search the conversation (the default)."),
     limit: int = typer.Option(10, "--limit", min=1, max=1000, help="The most results to show."),
