@@ -82,3 +82,15 @@ def test_a_thinking_longer_than_the_bound_is_cut_to_it(tmp_path: Path) -> None:
     agent.send("Hello")
     bound = agent._shape().max_think_chars
     assert backend.requests[1].prompt.endswith("<think>\n" + "x" * bound + "\n</think>\n\n")
+
+
+def test_a_summary_comes_without_the_thinking_before_it(tmp_path: Path) -> None:
+    calls = [f"\n</think>\n\n{CALL}"] * 3
+    backend = ScriptedBackend([*calls, "They greet each other.\n</think>\n\nAda said hello three times."])
+    agent = make_agent(tmp_path, backend, "deepseek-r1-grammar")
+    for text in ("Hello", "Hello again", "Hello once more"):
+        agent.send(text)
+    result = agent.summarize()
+    (alert,) = [e for e in result.events if e.kind == "alert"]
+    assert alert.data["summary"] == "Ada said hello three times."
+    assert backend.requests[-1].prompt.endswith("<｜Assistant｜><think>\n")

@@ -652,6 +652,15 @@ class Agent:
         split = split_thinking(raw, self.wrapper.call_shape)
         return split[0] or None if split is not None else None
 
+    def _answer(self, text: str) -> str:
+        """A plain answer (the summary) without the thinking a reasoning model wrote before it."""
+        shape = self.wrapper.call_shape
+        if shape.thinks or text.lstrip().startswith("<think>"):
+            _, closed, after = text.partition(shape.think_close.strip() if shape.thinks else "</think>")
+            if closed and after.strip():
+                return after.strip()
+        return text.strip()
+
     # ---- context budget ----
 
     def _fixed_tokens(self) -> int:
@@ -744,7 +753,7 @@ class Agent:
                 )
             )
             result.usage.append(completion.usage)
-            summary = completion.text.strip()
+            summary = self._answer(completion.text)
         except BackendError as exc:
             log.warning("summary call failed (%s); moving messages out of context without a summary", exc)
         note = Message(role="user", content=summ.summary_alert(summary, len(old), self.storage.count_messages(self.name)))
