@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     )
     from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions, WrapperSpec, wrapper_factory
     from memgpt.storage.base import AgentRecord, Passage, Storage
-    from memgpt.storage.spec import StorageSpec
+    from memgpt.storage.spec import StorageOptions, StorageSpec
 
 _WHERE = {
     "AgentRecord": "memgpt.storage.base",
@@ -110,6 +110,7 @@ _WHERE = {
     "SamplingParams": "memgpt.llm.types",
     "Storage": "memgpt.storage.base",
     "StorageError": "memgpt.errors",
+    "StorageOptions": "memgpt.storage.spec",
     "StorageSpec": "memgpt.storage.spec",
     "UnknownFunctionError": "memgpt.errors",
     "UnknownNameError": "memgpt.errors",
@@ -174,6 +175,7 @@ __all__ = [
     "SamplingParams",
     "Storage",
     "StorageError",
+    "StorageOptions",
     "StorageSpec",
     "UnknownFunctionError",
     "UnknownNameError",

@@ -79,7 +79,7 @@ def test_load_chunks_embeds_and_stays_inside_what_was_named(tmp_path: Path) -> N
     (docs / "link.txt").symlink_to(secret)
     result = invoke("load", "--agent", "reader", str(docs))
     assert result.exit_code == 0, result.output
-    assert "Loaded 2 passages from 2 files" in result.output
+    assert "Loaded 2 passages from 2 of 2 files" in result.output
     storage = SQLiteStorage(home() / "memgpt.db")
     try:
         texts = [p.text for p in storage.iter_passages("reader")]

@@ -20,7 +20,7 @@ SDK = {
     "describe_type", "function_docs", "system_text",
     "ParsedCall", "parse_call", "validate_call",
     # functions, grammars, commands, storage, embeddings
-    "FunctionContext", "FunctionSpec", "GrammarSpec", "CommandSpec", "AgentRecord", "Passage", "Storage", "StorageSpec", "EmbedderSpec",
+    "FunctionContext", "FunctionSpec", "GrammarSpec", "CommandSpec", "AgentRecord", "Passage", "Storage", "StorageOptions", "StorageSpec", "EmbedderSpec",
     # errors
     "MemGPTError", "ConfigError", "UnknownNameError", "PluginError",
     "BackendError", "BackendUnreachable", "BackendTimeout", "BackendHTTPError", "BackendProtocolError",

@@ -1,17 +1,18 @@
-"""The agent: its step loop, context and memory (``memgpt.agent.Agent``), and the events the model reads.
+"""The agent: its step loop, context and memory (``memgpt.agent.Agent``, ``TurnResult``, ``AgentEvent``,
+``Limits``), and the events the model reads.
 
-``Agent`` is loaded on first use, so importing ``memgpt.agent.events`` stays light."""
+They are loaded on first use, so importing ``memgpt.agent.events`` stays light."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "AgentEvent", "Limits", "TurnResult"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Agent":
-        from memgpt.agent.agent import Agent
+    if name in __all__:
+        from memgpt.agent import agent
 
-        return Agent
+        return getattr(agent, name)
     raise AttributeError(f"module 'memgpt.agent' has no attribute {name!r}")

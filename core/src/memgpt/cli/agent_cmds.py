@@ -227,21 +227,20 @@ def delete(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete an agent with all its messages and archival memory."""
-    from memgpt.config import home, load_config
-    from memgpt.locking import AgentLock
-    from memgpt.runtime import open_storage
+    from memgpt.config import load_config
+    from memgpt.runtime import agent_lock, open_storage
 
     if kind != "agent":
         fail(f"unknown kind {kind!r}; only `memgpt delete agent NAME` is supported", code=2)
     if not yes and stdin_is_terminal() and not typer.confirm(f"Delete agent {name!r} and all its memory?"):
         raise typer.Exit(1)
-    with AgentLock(home(), name):  # never under a session that has it open
-        storage = open_storage(load_config())
-        try:
+    storage = open_storage(load_config())
+    try:
+        with agent_lock(storage, name):  # never under a session that has it open (the engine's lock where it has one)
             if not storage.delete_agent(name):
                 fail(f"no agent named {name!r} (see `memgpt list agents`)")
-        finally:
-            storage.close()
+    finally:
+        storage.close()
     typer.echo(f"Deleted agent {name!r}")
 
 

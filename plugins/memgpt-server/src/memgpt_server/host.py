@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memgpt.agent.agent import EARLIER_KEY, PENDING_KEY, AgentEvent
-from memgpt.config import Config, home, load_config
+from memgpt.config import Config, load_config
 from memgpt.errors import AgentBusyError
 from memgpt.runtime import AgentOptions, Session, open_session, open_storage
 
@@ -264,7 +264,7 @@ class Host:
             self.release(slot)
 
     def delete(self, name: str) -> None:
-        from memgpt.locking import AgentLock
+        from memgpt.runtime import agent_lock
 
         slot = self.claim(name)
         try:
@@ -272,7 +272,7 @@ class Host:
             if not self._exists(name):
                 raise AgentNotFound(name)
             try:
-                with AgentLock(home(), name), self.storage() as storage:
+                with self.storage() as storage, agent_lock(storage, name):  # the engine's lock where it has one
                     storage.delete_agent(name)
             except AgentBusyError:
                 raise AgentInUse(
