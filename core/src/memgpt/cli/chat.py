@@ -124,6 +124,33 @@ def _unreplied(agent: Any) -> str | None:
     return None
 
 
+#: How many of the last exchanges (a user message and the agent's replies) a resumed session shows.
+RECENT_TURNS = 3
+#: Each line of them is cut to this many characters.
+RECENT_CHARS = 160
+#: How many stored messages are read back to find them (heartbeats, calls and results come between).
+RECENT_SCAN = 80
+
+
+def _one_line(text: str, limit: int = RECENT_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def recent_exchanges(storage: Any, agent: str, turns: int = RECENT_TURNS) -> list[tuple[str, str, Any]]:
+    """The last ``turns`` exchanges of the conversation, oldest first: (``"you"`` or ``"agent"``, the text,
+    when). Only what was said: user messages and ``send_message`` replies, as recall search indexes them."""
+    from memgpt.storage._recall import searchable_text
+
+    said = [
+        ("you" if m.role == "user" else "agent", text, m.created_at)
+        for m in storage.recent_messages(agent, RECENT_SCAN)
+        if (text := searchable_text(m))
+    ]
+    starts = [i for i, (who, _, _) in enumerate(said) if who == "you"]
+    return said[starts[-turns] :] if len(starts) >= turns else said[starts[0] :] if starts else said
+
+
 class RichView:
     """Inner thoughts, calls, replies and alerts styled apart in the terminal."""
 
@@ -160,6 +187,8 @@ class RichView:
             f"[bold]{what} agent {agent.name!r}[/] — {session.model.backend} / {session.model.wrapper}, "
             f"context {agent.context_window} tokens. /help lists commands.",
         )
+        if not session.created:
+            self.recent(session)
         unanswered = [_abbreviated(m) for m in agent.pending_messages]
         if len(unanswered) == 1:
             self.console.print(f"[magenta]Your last message was not answered:[/] {unanswered[0]} — /retry sends it again.")
@@ -172,6 +201,20 @@ class RichView:
             said = _unreplied(agent)
             if said is not None:
                 self.console.print(f"[magenta]Your last message got no reply:[/] {_abbreviated(said)} — /retry sends it again.")
+
+    def recent(self, session: Any) -> None:
+        """The last exchanges of a resumed conversation, a line each."""
+        said = recent_exchanges(session.storage, session.agent.name)
+        if not said:
+            return
+        self.console.print("[dim]Recent conversation:[/]")
+        for who, text, when in said:
+            if who == "you":
+                line, style = f"  {when.astimezone():%Y-%m-%d %H:%M} you: {_one_line(text)}", "dim"
+            else:
+                line, style = f"  {session.agent.name}: {_one_line(text)}", "dim cyan"
+            # one line each, however narrow the terminal
+            self.console.print(line, style=style, markup=False, no_wrap=True, overflow="ellipsis")
 
     def event(self, event: AgentEvent) -> None:
         if event.kind == "result" and event.function == "send_message":
