@@ -216,6 +216,40 @@ def server_load() -> str:
     )
 
 
+@renderer("storage-engines")
+def storage_engines() -> str:
+    rnd, clu = load("bench_storage_engines.json"), load("bench_storage_engines-clustered-archival.json")
+    a, c = rnd["archival"], clu["archival"]
+
+    def cells(key: str) -> str:
+        return f"{a[key]['p50_ms']:.0f} | {a[key]['p95_ms']:.0f} | {c[key]['p50_ms']:.0f} | {c[key]['p95_ms']:.0f}"
+
+    recall, both = rnd["recall"], rnd["two_processes_postgres"]
+    return (
+        f"Archival search, {rnd['passages']:,} passages of {rnd['dims']}-d vectors, top 10 (ms):\n\n"
+        "| | random vectors p50 | p95 | clustered vectors p50 | p95 |\n|---|---|---|---|---|\n"
+        f"| SQLite (exact) | {cells('sqlite')} |\n| PostgreSQL exact scan | {cells('postgres_exact')} |\n"
+        f"| PostgreSQL HNSW | {cells('postgres_hnsw')} |\n\n"
+        f"- HNSW recall@10 against the exact answer: {c['postgres_hnsw_recall_at_10']} on clustered vectors (near "
+        f"neighbours much nearer than the rest, as with sentence embeddings), but {a['postgres_hnsw_recall_at_10']} on "
+        "random ones (every point about as far from every other: the worst case for a graph index). Check recall on "
+        "your own embeddings before relying on it; raise `exact_below` to keep exact answers.\n"
+        f"- Building the index over {rnd['passages']:,} passages took {c['postgres_hnsw_build_seconds']} s (clustered) and "
+        f"{a['postgres_hnsw_build_seconds']} s (random); once it exists PostgreSQL inserts "
+        f"{a['postgres_insert_passages_per_second_with_hnsw']}–{c['postgres_insert_passages_per_second_with_hnsw']} "
+        f"passages/s, against {a['insert_passages_per_second']['postgres']:,}/s before it (SQLite: "
+        f"{a['insert_passages_per_second']['sqlite']:,}/s).\n"
+        f"- Recall full-text search over {rnd['messages']:,} messages: SQLite p50 {recall['sqlite']['search']['p50_ms']:.0f} ms / "
+        f"p95 {recall['sqlite']['search']['p95_ms']:.0f} ms, PostgreSQL p50 {recall['postgres']['search']['p50_ms']:.0f} ms / "
+        f"p95 {recall['postgres']['search']['p95_ms']:.0f} ms.\n"
+        f"- Two processes each stepping its own agent on one database: {both['turns_each']} turns each in "
+        f"{both['wall_seconds_both']} s together ({both['turns_per_second_total']} turns/s, scripted backend); every turn "
+        f"stored: {both['every_turn_stored']}; a third process asking for a held agent was refused: {both['same_agent_refused']}.\n\n"
+        f"From {source('bench_storage_engines.json', rnd)} and {source('bench_storage_engines-clustered-archival.json', clu)}; "
+        f"{_machine(rnd)}, with other work loading it (read them as ratios, not absolutes).\n"
+    )
+
+
 # ---- the documents ----
 
 
