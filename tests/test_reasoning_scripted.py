@@ -9,6 +9,7 @@ from typing import Any
 
 from memgpt import catalog
 from memgpt.agent.agent import Limits
+from memgpt.errors import EmptyCompletion
 from memgpt.llm.backend import Capabilities
 from memgpt.memory.core import CoreMemory
 from memgpt.storage.base import AgentRecord
@@ -94,3 +95,14 @@ def test_a_summary_comes_without_the_thinking_before_it(tmp_path: Path) -> None:
     (alert,) = [e for e in result.events if e.kind == "alert"]
     assert alert.data["summary"] == "Ada said hello three times."
     assert backend.requests[-1].prompt.endswith("<｜Assistant｜><think>\n")
+
+
+def test_a_thinking_request_that_comes_back_empty_still_gets_the_call(tmp_path: Path) -> None:
+    # A backend raises EmptyCompletion when the model ends its turn at once (llama.cpp in process does).
+    backend = SchemaOnlyBackend([EmptyCompletion("the model ended its turn at once"), CALL])
+    agent = make_agent(tmp_path, backend, "qwen3-grammar")
+    result = agent.send("Hello")
+    assert [e for e in result.events if e.kind == "error"] == []
+    assert backend.requests[1].prompt.endswith("<think>\n\n</think>\n\n")
+    (reply,) = stored_replies(agent)
+    assert reply.content is None and reply.function_call.arguments["message"] == "Hi Ada!"

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from memgpt._faults import reached
 from memgpt.agent import events
 from memgpt.agent import summarize as summ
-from memgpt.errors import BackendError, ContextOverflowError, GrammarError, ParseError
+from memgpt.errors import BackendError, ContextOverflowError, EmptyCompletion, GrammarError, ParseError
 from memgpt.functions.spec import FunctionSpec
 from memgpt.llm.backend import Backend
 from memgpt.llm.parsing import cut_off, split_thinking, validate_call
@@ -622,8 +622,11 @@ class Agent:
                     "constraint": None,
                 }
             )
-            parts.append(self.backend.complete(free))
-            thinking = parts[0].text.split(shape.think_close.strip(), 1)[0][: shape.max_think_chars].rstrip()
+            try:
+                parts.append(self.backend.complete(free))
+                thinking = parts[0].text.split(shape.think_close.strip(), 1)[0][: shape.max_think_chars].rstrip()
+            except EmptyCompletion:
+                pass  # closed the block at once (or ended the turn): an empty thinking, and the call still comes
         block = shape.think_open + thinking + shape.think_close
         used = sum(p.usage.completion_tokens for p in parts)
         call = self.backend.complete(
