@@ -66,7 +66,8 @@ def export_agent(storage: Any, config: Any, name: str) -> dict[str, Any]:
     record = storage.get_agent(name)
     if record is None:
         raise LookupError(name)
-    messages = storage.recent_messages(name, max(storage.count_messages(name), 1)) if storage.count_messages(name) else []
+    count = storage.count_messages(name)
+    messages = storage.recent_messages(name, count) if count else []  # the whole conversation, oldest first
     index = {m.id: i for i, m in enumerate(messages)}
     passages = list(storage.iter_passages(name))
     embedder_info: dict[str, Any] | None = None
