@@ -18,6 +18,7 @@ from typing import Any
 import typer
 
 from memgpt.cli.app import fail
+from memgpt.cli.completion_cmd import agent_names
 
 
 def content_hash(text: str) -> str:
@@ -57,7 +58,9 @@ def _unmatched_note(unmatched: list[Path]) -> str:
 
 def load(
     paths: list[Path] = typer.Argument(..., help="Text / markdown files or directories to load."),
-    agent: str = typer.Option(..., "--agent", help="The agent whose archival memory receives the text."),
+    agent: str = typer.Option(
+        ..., "--agent", help="The agent whose archival memory receives the text.", autocompletion=agent_names
+    ),
     glob: list[str] = typer.Option(
         [],
         "--glob",
