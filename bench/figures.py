@@ -250,6 +250,29 @@ def storage_engines() -> str:
     )
 
 
+@renderer("reasoning")
+def reasoning() -> str:
+    data = load("bench_reasoning.json")
+    labels = {
+        "constrained": "grammar from token 0",
+        "think_grammar": "think then call, one grammar",
+        "think_fallback": "two-request fallback (JSON schema only)",
+        "repair": "no constraint, repair",
+    }
+    rows = [
+        f"| {labels.get(name, name)} | {m['valid_calls']}/{m['turns']} | {m['with_thinking']}/{m['turns']} "
+        f"| {m['completion_tokens_mean']:.0f} | {m['seconds_mean']:.1f} ({m['seconds_median']:.1f}) |"
+        for name, m in data["modes"].items()
+    ]
+    return (
+        "| mode | valid calls | with thinking | completion tokens, mean | seconds per turn, mean (median) |\n"
+        "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        f"SmolLM2 in process, {len(data['messages'])} messages × {data['seeds']} seeds, max_tokens {data['max_tokens']}, "
+        f"thinking bounded to {data['max_think_chars']} characters, {data['threads']} thread, {_machine(data)} "
+        f"({source('bench_reasoning.json', data)}).\n"
+    )
+
+
 # ---- the documents ----
 
 
