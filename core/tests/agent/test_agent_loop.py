@@ -416,3 +416,23 @@ def test_failed_calls_in_a_row_hand_control_back(make_agent: MakeAgent, backend:
     assert result.steps == 2 and len(backend.script) == 2
     assert result.events[-1].kind == "alert" and "2 failed calls in a row" in result.events[-1].text
     assert storage.get_agent("sam").core_memory["human"] == "Name: unknown\nLikes: tea"
+
+
+def test_long_messages_among_the_last_few_are_summarized_out_instead_of_blocking_every_later_turn(
+    make_agent: MakeAgent, storage: Any
+) -> None:
+    """Two pasted messages, each cut to the most one message may take, fill the window with messages the
+    summarizer normally never moves (the last few): they must go out too (they are whole in recall), or the
+    agent could never answer again."""
+    backend = SummarizingBackend()
+    agent = make_agent(context_window=2000, limits=Limits(max_tokens=128, reply_step=False))
+    agent.backend = backend
+    for i in range(3):
+        backend.add(call("send_message", "reply", message=f"Got paste {i}."))
+        result = agent.send(f"paste {i}: " + "lorem ipsum dolor sit amet " * 400)
+        assert [e.text for e in result.events if e.kind == "error"] == [], result.events
+        assert [e for e in result.events if e.kind == "assistant"], result.events
+    backend.add(call("send_message", "reply", message="Still here."))
+    after = agent.send("Are you still there?")
+    assert [e.text for e in after.events if e.kind == "assistant"] == ["Still here."]
+    assert storage.count_messages("sam") >= 8  # every paste is kept whole in recall

@@ -695,13 +695,17 @@ class Agent:
         prompt = self._prompt(inputs)
         used = self._tokens(prompt)
         if used > budget:
-            # Each round moves about 3/4 of the movable messages out; a few rounds reach the floor
-            # (the last KEEP_LAST messages) from any history length.
-            for _ in range(4):
-                if not self._summarize(result):
-                    break
-                prompt = self._prompt(inputs)
-                used = self._tokens(prompt)
+            # Each round moves about 3/4 of the movable messages out; a few rounds reach the floor (the last
+            # KEEP_LAST messages) from any history length. When even the floor does not fit (a long message among
+            # the last few, kept whole in recall anyway), the last messages go too, or no later turn could run.
+            for keep_last in (summ.KEEP_LAST, 0):
+                for _ in range(4):
+                    if not self._summarize(result, keep_last=keep_last):
+                        break
+                    prompt = self._prompt(inputs)
+                    used = self._tokens(prompt)
+                    if used <= budget:
+                        break
                 if used <= budget:
                     break
             if used > budget:
@@ -731,9 +735,10 @@ class Agent:
         self._summarize(result)
         return result
 
-    def _summarize(self, result: TurnResult) -> bool:
-        """Move the oldest messages out of context behind a summary; False if nothing could move."""
-        cut = summ.cutoff(self.messages)
+    def _summarize(self, result: TurnResult, keep_last: int = summ.KEEP_LAST) -> bool:
+        """Move the oldest messages out of context behind a summary (never the last ``keep_last``); False if
+        nothing could move."""
+        cut = summ.cutoff(self.messages, keep_last=keep_last)
         if cut == 0:
             return False
         old, kept = self.messages[:cut], self.messages[cut:]
