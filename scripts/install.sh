@@ -27,7 +27,7 @@ say "upgrading pip"
 say "installing CPU torch 2.13.0 (taken from local disk where available)"
 "${pip[@]}" install --quiet "torch==2.13.0"
 say "installing core and plugins (editable); llama-cpp-python compiles from source the first time (~5 min)"
-editables=(-e "core[embeddings,testing]")
+editables=(-e "core[embeddings,testing,eval]")
 for plugin in plugins/*/; do editables+=(-e "$plugin"); done
 "${pip[@]}" install --quiet "${editables[@]}" --group dev
 "${pip[@]}" check >/dev/null 2>&1 || "${pip[@]}" install "${editables[@]}" --group dev
