@@ -62,22 +62,22 @@ def _machine(data: dict[str, Any]) -> str:
 # ---- the renderers ----
 
 
-@renderer("compare")
-def compare() -> str:
+def _compare(name: str) -> str:
     sys.path.insert(0, str(ROOT / "bench" / "compare"))
     import report
 
-    data = load("compare-2026-12-02.json")
-    return f"From {source('compare-2026-12-02.json', data)}:\n\n{report.text(data)}\n"
+    data = load(name)
+    return f"From {source(name, data)}:\n\n{report.text(data)}\n"
+
+
+@renderer("compare")
+def compare() -> str:
+    return _compare("compare-2026-12-02.json")
 
 
 @renderer("compare-default")
 def compare_default() -> str:
-    sys.path.insert(0, str(ROOT / "bench" / "compare"))
-    import report
-
-    data = load("compare-2026-12-02-default.json")
-    return f"From {source('compare-2026-12-02-default.json', data)}:\n\n{report.text(data)}\n"
+    return _compare("compare-2026-12-02-default.json")
 
 
 def _default_turns() -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -8,6 +8,8 @@ the whole matrix. Top-k uses ``argpartition`` (linear) and sorts only the k winn
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,21 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return matrix / norms
+
+
+def passage_rows(texts: list[str], embeddings: Any, metadata: Sequence[Any] | None = None) -> np.ndarray:
+    """The L2-normalised float32 rows of ``add_passages``'s embeddings, after the checks every storage engine
+    makes: one finite row per text, and one metadata entry per text when given (``StorageError`` otherwise)."""
+    matrix = np.asarray(embeddings, dtype=np.float32)
+    if matrix.ndim == 1 and len(texts) == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.ndim != 2 or matrix.shape[0] != len(texts):
+        raise StorageError(f"got {len(texts)} passages but embeddings of shape {matrix.shape}; pass one embedding row per text")
+    if not np.isfinite(matrix).all():
+        raise StorageError("an embedding contains NaN or infinity; the embedder failed on that text, re-embed it")
+    if metadata is not None and len(metadata) != len(texts):
+        raise StorageError(f"got {len(texts)} passages but {len(metadata)} metadata entries; pass one per text or none")
+    return normalize_rows(matrix) if len(texts) else matrix
 
 
 class VectorIndex:

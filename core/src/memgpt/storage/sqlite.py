@@ -31,7 +31,7 @@ from memgpt.llm.types import FunctionCall, Message, utcnow
 from memgpt.storage import _recall, _schema
 from memgpt.storage._errors import translate_errors
 from memgpt.storage._schema import from_text, to_text
-from memgpt.storage._vectors import VectorCache, normalize_rows
+from memgpt.storage._vectors import VectorCache, passage_rows
 from memgpt.storage.base import AgentRecord, Passage
 
 _T = TypeVar("_T")
@@ -373,20 +373,9 @@ class SQLiteStorage:
         self, agent: str, texts: Sequence[str], embeddings: Any, metadata: Sequence[dict[str, Any]] | None = None
     ) -> list[int]:
         texts = list(texts)
-        matrix = np.asarray(embeddings, dtype=np.float32)
-        if matrix.ndim == 1 and len(texts) == 1:
-            matrix = matrix.reshape(1, -1)
-        if matrix.ndim != 2 or matrix.shape[0] != len(texts):
-            raise StorageError(
-                f"got {len(texts)} passages but embeddings of shape {matrix.shape}; pass one embedding row per text"
-            )
-        if not np.isfinite(matrix).all():
-            raise StorageError("an embedding contains NaN or infinity; the embedder failed on that text, re-embed it")
-        if metadata is not None and len(metadata) != len(texts):
-            raise StorageError(f"got {len(texts)} passages but {len(metadata)} metadata entries; pass one per text or none")
+        rows = passage_rows(texts, embeddings, metadata)
         if not texts:
             return []
-        rows = normalize_rows(matrix)
         now = to_text(utcnow())
         ids: list[int] = []
         with self.transaction():

@@ -41,7 +41,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from memgpt.errors import AgentBusyError, StorageError
 from memgpt.llm.types import FunctionCall, Message, utcnow
 from memgpt.storage import _recall
-from memgpt.storage._vectors import normalize_rows
+from memgpt.storage._vectors import passage_rows
 from memgpt.storage.base import AgentRecord, Passage
 from memgpt_storage_postgres import schema
 
@@ -534,22 +534,11 @@ class PostgresStorage:
         """``Storage.add_passages``; ``created_at`` (one per text) keeps the times of passages copied from
         another store (``memgpt migrate``), else they are now."""
         texts = list(texts)
-        matrix = np.asarray(embeddings, dtype=np.float32)
-        if matrix.ndim == 1 and len(texts) == 1:
-            matrix = matrix.reshape(1, -1)
-        if matrix.ndim != 2 or matrix.shape[0] != len(texts):
-            raise StorageError(
-                f"got {len(texts)} passages but embeddings of shape {matrix.shape}; pass one embedding row per text"
-            )
-        if not np.isfinite(matrix).all():
-            raise StorageError("an embedding contains NaN or infinity; the embedder failed on that text, re-embed it")
-        if metadata is not None and len(metadata) != len(texts):
-            raise StorageError(f"got {len(texts)} passages but {len(metadata)} metadata entries; pass one per text or none")
+        rows = passage_rows(texts, embeddings, metadata)
         if created_at is not None and len(created_at) != len(texts):
             raise StorageError(f"got {len(texts)} passages but {len(created_at)} creation times; pass one per text or none")
         if not texts:
             return []
-        rows = normalize_rows(matrix)
         dims = int(rows.shape[1])
         now = utcnow()
         values = [
