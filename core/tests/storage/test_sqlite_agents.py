@@ -5,21 +5,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from memgpt.errors import StorageError
-from memgpt.storage.base import AgentRecord, Storage
 from memgpt.storage.sqlite import SQLiteStorage
 
-from .conftest import says, user
-
-
-def test_implements_the_storage_protocol(store: SQLiteStorage) -> None:
-    assert isinstance(store, Storage)
+from .conftest import user
 
 
 def test_file_is_private_and_in_wal_mode(store: SQLiteStorage, db_path: Path) -> None:
@@ -30,79 +23,6 @@ def test_file_is_private_and_in_wal_mode(store: SQLiteStorage, db_path: Path) ->
     assert wal.exists() and stat.S_IMODE(os.stat(wal).st_mode) == 0o600
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-
-
-def test_agent_record_round_trips_exactly(store: SQLiteStorage) -> None:
-    created = datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=timezone(timedelta(hours=-8)))
-    record = AgentRecord(
-        name="ana",
-        settings={"preset": "memgpt_chat", "model": {"context_window": 8192, "wrapper": "chatml"}, "flags": [1, None, True]},
-        core_memory={"persona": "I am Ana. 🌱", "human": 'Name: Bob\nLikes: "quotes" and ünïcode'},
-        in_context=[3, 1, 2],
-        created_at=created,
-        updated_at=datetime(2024, 3, 1, 8, 0, tzinfo=UTC),
-    )
-    store.save_agent(record)
-    loaded = store.get_agent("ana")
-    assert loaded == record
-    assert loaded is not None and loaded.created_at.tzinfo == UTC
-    assert loaded.created_at == datetime(2024, 3, 1, 7, 59, 59, 123456, tzinfo=UTC)
-
-
-def test_list_agents_sorted_and_get_missing(store: SQLiteStorage) -> None:
-    store.save_agent(AgentRecord(name="bob"))
-    store.save_agent(AgentRecord(name="alice"))
-    assert [r.name for r in store.list_agents()] == ["alice", "bob", "sam"]
-    assert store.get_agent("nobody") is None
-
-
-def test_saving_again_updates_without_losing_memory(store: SQLiteStorage) -> None:
-    store.add_messages("sam", [user("keep me")])
-    store.add_passages("sam", ["a passage"], np.ones((1, 4)))
-    record = store.get_agent("sam")
-    assert record is not None
-    record.core_memory["human"] = "changed"
-    store.save_agent(record)  # an upsert: INSERT OR REPLACE would have cascade-deleted the messages
-    assert store.get_agent("sam").core_memory == {"human": "changed"}  # type: ignore[union-attr]
-    assert store.count_messages("sam") == 1 and store.count_passages("sam") == 1
-
-
-def test_delete_agent_removes_its_messages_and_passages(store: SQLiteStorage) -> None:
-    store.save_agent(AgentRecord(name="other"))
-    store.add_messages("sam", [user("pizza for sam"), says("noted, pizza")])
-    store.add_messages("other", [user("pizza for other")])
-    store.add_passages("sam", ["sam's fact"], np.ones((1, 4)))
-    store.add_passages("other", ["other's fact"], np.ones((1, 4)))
-    assert store.search_passages("sam", np.ones(4))[1] == 1  # load the cached index too
-
-    assert store.delete_agent("sam") is True
-    assert store.get_agent("sam") is None
-    assert store.count_messages("sam") == 0 and store.count_passages("sam") == 0
-    assert store.search_messages("sam", "pizza") == ([], 0)
-    assert store.search_passages("sam", np.ones(4)) == ([], 0)
-    # the FTS index forgot sam's rows, and the other agent is untouched
-    assert store.conn.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'pizza'").fetchone()[0] == 1
-    assert store.search_messages("other", "pizza")[1] == 1 and store.count_passages("other") == 1
-    assert store.delete_agent("sam") is False
-
-
-def test_memory_of_an_unknown_agent_is_refused(store: SQLiteStorage) -> None:
-    with pytest.raises(StorageError, match=r"no agent named 'ghost'.*save_agent"):
-        store.add_messages("ghost", [user("hi")])
-    with pytest.raises(StorageError, match="no agent named 'ghost'"):
-        store.add_passages("ghost", ["x"], np.ones((1, 4)))
-
-
-def test_reopening_keeps_everything(db_path: Path, store: SQLiteStorage) -> None:
-    [stored] = store.add_messages("sam", [user("persisted")])
-    store.add_passages("sam", ["persisted passage"], np.ones((1, 4)))
-    store.close()
-    again = SQLiteStorage(db_path)
-    try:
-        assert again.get_messages("sam", [stored.id]) == [stored]  # type: ignore[list-item]
-        assert [p.text for p in again.iter_passages("sam")] == ["persisted passage"]
-    finally:
-        again.close()
 
 
 def test_corrupt_file_is_a_storage_error_naming_it(tmp_path: Path) -> None:
@@ -121,20 +41,6 @@ def test_unwritable_location_is_a_storage_error(tmp_path: Path) -> None:
         SQLiteStorage(blocker / "memgpt.db")  # its "directory" is a file
     with pytest.raises(StorageError, match="not a file"):
         SQLiteStorage(tmp_path)
-
-
-def test_a_closed_store_says_so(store: SQLiteStorage) -> None:
-    store.close()
-    with pytest.raises(StorageError, match="closed"):
-        store.list_agents()
-
-
-def test_newer_schema_is_refused(db_path: Path, store: SQLiteStorage) -> None:
-    store.close()
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("UPDATE schema_version SET version = 99")
-    with pytest.raises(StorageError, match=r"schema version 99.*upgrade memgpt"):
-        SQLiteStorage(db_path)
 
 
 def test_migration_hook_runs_new_migrations_once(db_path: Path, store: SQLiteStorage) -> None:

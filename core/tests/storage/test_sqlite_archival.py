@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memgpt.errors import StorageError
 from memgpt.storage.sqlite import SQLiteStorage
 
 
@@ -40,17 +39,6 @@ def test_default_page_is_five_and_pages_do_not_overlap(store: SQLiteStorage) -> 
     ranked = [p.score for page, _ in pages for p in page]
     assert ranked == sorted(ranked, reverse=True)  # type: ignore[type-var]
     assert len({p.id for page, _ in pages for p in page}) == 13
-
-
-def test_an_insert_is_visible_to_the_next_search(store: SQLiteStorage) -> None:
-    rng = np.random.default_rng(2)
-    store.add_passages("sam", [f"p{i}" for i in range(20)], rng.normal(size=(20, 8)))
-    query = rng.normal(size=8)
-    before, _ = store.search_passages("sam", query, limit=1)  # the index is loaded and cached now
-    [new_id] = store.add_passages("sam", ["exactly the query"], query.reshape(1, -1))
-    after, total = store.search_passages("sam", query, limit=1)
-    assert total == 21 and after[0].id == new_id and after[0].id != before[0].id
-    assert after[0].score == pytest.approx(1.0, abs=1e-5)
 
 
 def test_an_insert_by_another_process_is_visible(store: SQLiteStorage, db_path: Path) -> None:
@@ -93,47 +81,3 @@ def test_rolled_back_inserts_leave_the_index(store: SQLiteStorage) -> None:
     found, total = store.search_passages("sam", np.array([0.0, 1.0]))
     assert total == 1 and [p.text for p in found] == ["kept"]
     assert store.count_passages("sam") == 1
-
-
-def test_metadata_and_iteration(store: SQLiteStorage) -> None:
-    ids = store.add_passages("sam", ["a", "b"], np.eye(2), [{"source": "notes.md", "chunk": 0}, {"source": "ü.txt"}])
-    passages = list(store.iter_passages("sam"))
-    assert [p.id for p in passages] == ids
-    assert [p.metadata for p in passages] == [{"source": "notes.md", "chunk": 0}, {"source": "ü.txt"}]
-    assert all(p.score is None and p.created_at.tzinfo is not None for p in passages)
-    assert store.add_passages("sam", [], np.empty((0, 2))) == []
-
-
-def test_iteration_crosses_batches(store: SQLiteStorage) -> None:
-    store.add_passages("sam", [str(i) for i in range(2500)], np.ones((2500, 2)))
-    assert [p.text for p in store.iter_passages("sam")] == [str(i) for i in range(2500)]
-
-
-@pytest.mark.parametrize(
-    ("texts", "embeddings", "metadata", "message"),
-    [
-        (["a", "b"], np.ones((1, 4)), None, "one embedding row per text"),
-        (["a"], np.array([[np.nan, 1.0]]), None, "NaN"),
-        (["a"], np.ones((1, 2)), [{}, {}], "metadata"),
-    ],
-)
-def test_bad_inserts_are_refused_whole(store: SQLiteStorage, texts, embeddings, metadata, message) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(StorageError, match=message):
-        store.add_passages("sam", texts, embeddings, metadata)
-    assert store.count_passages("sam") == 0
-
-
-def test_changing_embedding_size_is_explained(store: SQLiteStorage) -> None:
-    store.add_passages("sam", ["384-d"], np.ones((1, 384)))
-    with pytest.raises(StorageError, match=r"384-dimensional.*768.*embedding model changed"):
-        store.add_passages("sam", ["768-d"], np.ones((1, 768)))
-    with pytest.raises(StorageError, match=r"768 dimensions.*384"):
-        store.search_passages("sam", np.ones(768))
-    store.search_passages("sam", np.ones(384))  # loads the index; the cached path checks too
-    with pytest.raises(StorageError, match="embedding model changed"):
-        store.add_passages("sam", ["768-d"], np.ones((1, 768)))
-
-
-def test_search_on_an_empty_archive(store: SQLiteStorage) -> None:
-    assert store.search_passages("sam", np.ones(8)) == ([], 0)
-    assert store.search_passages("nobody", np.ones(8)) == ([], 0)

@@ -11,11 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from memgpt.errors import StorageError
-from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
 
 from .conftest import user
@@ -27,56 +24,6 @@ def outside_view(path: Path) -> tuple[int, int]:
         return conn.execute("SELECT count(*) FROM messages").fetchone()[0], conn.execute(
             "SELECT count(*) FROM passages"
         ).fetchone()[0]
-
-
-def test_writes_commit_together(store: SQLiteStorage, db_path: Path) -> None:
-    with store.transaction():
-        store.add_messages("sam", [user("one"), user("two")])
-        store.add_passages("sam", ["p"], np.ones((1, 4)))
-        record = store.get_agent("sam")
-        assert record is not None
-        record.in_context = [1, 2]
-        store.save_agent(record)
-        assert outside_view(db_path) == (0, 0)  # nothing visible before the commit
-    assert outside_view(db_path) == (2, 1)
-    assert store.get_agent("sam").in_context == [1, 2]  # type: ignore[union-attr]
-
-
-def test_an_exception_rolls_everything_back(store: SQLiteStorage) -> None:
-    with pytest.raises(KeyboardInterrupt), store.transaction():
-        store.add_messages("sam", [user("lost")])
-        store.add_passages("sam", ["lost"], np.ones((1, 4)))
-        store.save_agent(AgentRecord(name="sam", core_memory={"human": "lost"}))
-        store.save_agent(AgentRecord(name="new"))
-        raise KeyboardInterrupt  # Ctrl-C mid-step
-    assert store.count_messages("sam") == 0 and store.count_passages("sam") == 0
-    assert store.get_agent("sam").core_memory == {}  # type: ignore[union-attr]
-    assert store.get_agent("new") is None
-
-
-def test_nested_blocks_join_the_outer_transaction(store: SQLiteStorage, db_path: Path) -> None:
-    with pytest.raises(RuntimeError), store.transaction():
-        with store.transaction():
-            store.add_messages("sam", [user("inner")])
-        assert outside_view(db_path) == (0, 0)  # the inner block did not commit on its own
-        raise RuntimeError
-    assert store.count_messages("sam") == 0
-
-
-def test_a_failed_inner_block_undoes_only_its_own_writes(store: SQLiteStorage) -> None:
-    with store.transaction():
-        store.add_messages("sam", [user("outer")])
-        with pytest.raises(StorageError), store.transaction():
-            store.add_messages("sam", [user("inner")])
-            store.add_messages("ghost", [user("fails")])
-        store.add_messages("sam", [user("outer again")])
-    assert [m.content for m in store.recent_messages("sam", 10)] == [user("outer").content, user("outer again").content]
-
-
-def test_each_method_alone_is_atomic(store: SQLiteStorage) -> None:
-    with pytest.raises(StorageError):
-        store.add_messages("sam", [user("fine"), user("fine too").model_copy(update={"id": 7})])
-    assert store.count_messages("sam") == 0
 
 
 def test_another_thread_waits_for_the_transaction(store: SQLiteStorage) -> None:
