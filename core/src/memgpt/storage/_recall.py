@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from memgpt.llm.types import Message
 
@@ -72,3 +73,15 @@ def like_pattern(query: str) -> str:
     """A LIKE pattern matching ``query`` as a substring (``\\`` escapes the wildcards)."""
     escaped = query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def day_range(start: date, end: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """``messages_between``'s bounds: [``start`` 00:00, the day after ``end`` 00:00) in ``tz``, so the whole end day
+    is included; datetimes count by their date, and a reversed range means the same days."""
+    if isinstance(start, datetime):
+        start = start.date()
+    if isinstance(end, datetime):
+        end = end.date()
+    if end < start:
+        start, end = end, start
+    return datetime.combine(start, time.min, tzinfo=tz), datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz)

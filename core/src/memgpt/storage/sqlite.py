@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, tzinfo
 from pathlib import Path
 from time import monotonic, sleep
 from typing import Any, TypeVar
@@ -352,15 +352,7 @@ class SQLiteStorage:
         self, agent: str, start: date, end: date, *, limit: int = 5, offset: int = 0, tz: tzinfo = UTC
     ) -> tuple[list[Message], int]:
         _check_page(limit, offset)
-        if isinstance(start, datetime):
-            start = start.date()
-        if isinstance(end, datetime):
-            end = end.date()
-        if end < start:
-            start, end = end, start  # a reversed range means the same days
-        # [start 00:00, day after end 00:00) in ``tz``: the whole end day is included.
-        low = to_text(datetime.combine(start, time.min, tzinfo=tz))
-        high = to_text(datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz))
+        low, high = (to_text(bound) for bound in _recall.day_range(start, end, tz))
         where = "agent = ? AND created_at >= ? AND created_at < ? AND search_text IS NOT NULL"
         params = [agent, low, high]
         total = int(self.conn.execute(f"SELECT count(*) FROM messages WHERE {where}", params).fetchone()[0])

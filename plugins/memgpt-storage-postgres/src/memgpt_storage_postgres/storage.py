@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from time import monotonic
 from typing import Any, TypeVar
 
@@ -504,14 +504,7 @@ class PostgresStorage:
         self, agent: str, start: date, end: date, *, limit: int = 5, offset: int = 0, tz: tzinfo = UTC
     ) -> tuple[list[Message], int]:
         _check_page(limit, offset)
-        if isinstance(start, datetime):
-            start = start.date()
-        if isinstance(end, datetime):
-            end = end.date()
-        if end < start:
-            start, end = end, start
-        low = datetime.combine(start, time.min, tzinfo=tz)
-        high = datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz)
+        low, high = _recall.day_range(start, end, tz)
         where = "agent = %s AND created_at >= %s AND created_at < %s AND search_text IS NOT NULL"
         params: list[Any] = [agent, low, high]
         with self._connection() as conn:
