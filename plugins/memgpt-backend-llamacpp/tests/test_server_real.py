@@ -55,9 +55,11 @@ class TestLlamaServerContract(BackendContract):
         return LlamaServerBackend(BackendSettings(endpoint=llama_server.url, timeout=120.0))
 
 
-def test_twenty_calls_under_the_call_grammar_are_all_valid(backend: LlamaServerBackend) -> None:
+def test_ten_calls_under_the_call_grammar_are_all_valid(backend: LlamaServerBackend) -> None:
+    # each user line under two seeds; the call grammar's validity rate over 200 turns is
+    # bench/bench_grammar.py's figure
     constraint = build_call_constraint(SCHEMAS, SHAPE)
-    for i in range(20):
+    for i in range(2 * len(USER_LINES)):
         prompt = CALL_PROMPT + USER_LINES[i % len(USER_LINES)] + "<|im_end|>\n<|im_start|>assistant\n"
         sampling = SamplingParams(temperature=0.8, seed=100 + i)
         completion = backend.complete(
