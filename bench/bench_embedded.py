@@ -23,10 +23,10 @@ from pathlib import Path
 
 THREADS = int(os.environ.get("MEMGPT_THREADS", "1"))
 
+from memgpt.contract.backend import BackendSettings  # noqa: E402
+from memgpt.contract.types import CompletionRequest, Constraint, FunctionSchema, SamplingParams  # noqa: E402
 from memgpt.grammar.call import build_call_constraint  # noqa: E402
-from memgpt.llm.backend import BackendSettings  # noqa: E402
-from memgpt.llm.types import CompletionRequest, Constraint, FunctionSchema, SamplingParams  # noqa: E402
-from memgpt.models import default_model_path  # noqa: E402
+from memgpt_backend_llamacpp.models import default_model_path  # noqa: E402
 
 SAMPLING = SamplingParams(temperature=0.7, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, seed=11)
 GREEDY = SamplingParams(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1)

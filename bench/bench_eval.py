@@ -27,8 +27,8 @@ import _results
 
 from memgpt.config import Config, EmbeddingSettings, ModelSettings
 from memgpt.eval import builtin_suites, load_suite, run_suite, scoreboard
-from memgpt.models import default_model_path
 from memgpt.plugins import get_registry
+from memgpt_backend_llamacpp.models import default_model_path
 
 THREADS = int(os.environ.get("MEMGPT_THREADS", "1"))
 BINARY = Path(os.environ.get("MEMGPT_LLAMA_SERVER") or _results.ROOT / ".cache/llama-server/bin/llama-server")

@@ -67,12 +67,12 @@ def main() -> None:
     import llama_cpp
     from llama_cpp import Llama, LlamaGrammar
 
+    from memgpt.contract.types import Message
     from memgpt.grammar.call import build_call_constraint, shape_for_budget
-    from memgpt.grammar.validate import check_gbnf
-    from memgpt.llm.parsing import parse_call
-    from memgpt.llm.types import Message
-    from memgpt.models import default_model_path
+    from memgpt.parsing import parse_call
     from memgpt.testing.wrapper import sample_functions
+    from memgpt_backend_llamacpp.grammar_check import check_gbnf
+    from memgpt_backend_llamacpp.models import default_model_path
     from memgpt_wrappers_builtin.families import WRAPPER_NAMES
     from memgpt_wrappers_builtin.render import FamilyWrapper
 
@@ -123,8 +123,8 @@ def main() -> None:
     }
 
     # 0. the default backend, as `memgpt run` uses it
-    from memgpt.llm.backend import BackendSettings
-    from memgpt.llm.types import CompletionRequest, SamplingParams
+    from memgpt.contract.backend import BackendSettings
+    from memgpt.contract.types import CompletionRequest, SamplingParams
     from memgpt.plugins import get_registry
 
     backend = (
@@ -243,8 +243,8 @@ def main() -> None:
             llama_cpp.llama_sampler_free(sampler)
         return statistics.median(samples) * 1000
 
+    from memgpt.contract.types import CallShape
     from memgpt.grammar.call import call_gbnf
-    from memgpt.llm.types import CallShape
 
     full_1200 = call_gbnf(function_sets[-1], CallShape(max_string_chars=1200))
     report["design"] = {

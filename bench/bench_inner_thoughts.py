@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _results
 
+from memgpt.contract import BackendSettings, CallShape, CompletionRequest
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.grammar.call import build_call_constraint, shape_for_budget
-from memgpt.llm import BackendSettings, CallShape, CompletionRequest
 from memgpt.testing.scripted import first_request
 from memgpt_backend_llamacpp.embedded import EmbeddedBackend
 

@@ -30,11 +30,11 @@ BINARY = Path(os.environ.get("MEMGPT_LLAMA_SERVER") or ROOT / ".cache/llama-serv
 RUNS = 3
 DECODE_TOKENS = 128
 
+from memgpt.contract import BackendSettings, CallShape, CompletionRequest, Constraint, FunctionCall, Message, SamplingParams  # noqa: E402
 from memgpt.functions.memory import FUNCTIONS  # noqa: E402
 from memgpt.grammar.call import build_call_constraint  # noqa: E402
-from memgpt.llm import BackendSettings, CallShape, CompletionRequest, Constraint, FunctionCall, Message, SamplingParams  # noqa: E402
-from memgpt.models import default_model_path  # noqa: E402
-from memgpt.runtime import open_wrapper  # noqa: E402
+from memgpt.session import open_wrapper  # noqa: E402
+from memgpt_backend_llamacpp.models import default_model_path  # noqa: E402
 from memgpt_backend_llamacpp.server import LlamaServerBackend  # noqa: E402
 
 SCHEMAS = [spec.schema for spec in FUNCTIONS]

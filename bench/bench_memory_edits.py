@@ -29,9 +29,9 @@ from typing import Any
 os.environ.setdefault("MEMGPT_HOME", tempfile.mkdtemp(prefix="memgpt-bench-"))
 
 from memgpt.agent.agent import Agent, Limits
+from memgpt.contract.backend import Backend, BackendSettings
+from memgpt.contract.types import Completion, CompletionRequest, Constraint, FunctionCall
 from memgpt.grammar.gbnf import gbnf_literal
-from memgpt.llm.backend import Backend, BackendSettings
-from memgpt.llm.types import Completion, CompletionRequest, Constraint, FunctionCall
 from memgpt.plugins import get_registry
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage

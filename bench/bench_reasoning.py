@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _results
 
 from memgpt.agent.agent import Agent
+from memgpt.contract import BackendSettings, CallShape, Completion, Constraint
 from memgpt.errors import EmptyCompletion, ParseError
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.grammar.call import build_call_constraint, shape_for_budget
-from memgpt.llm import BackendSettings, CallShape, Completion, Constraint
-from memgpt.llm.parsing import parse_call, validate_call
+from memgpt.parsing import parse_call, validate_call
 from memgpt.testing.scripted import first_request
 from memgpt_backend_llamacpp.embedded import EmbeddedBackend
 

@@ -129,9 +129,9 @@ def fuzz(n: int, seeds: int) -> dict[str, Any]:
 
 
 def slow_inputs() -> list[dict[str, Any]]:
+    from memgpt.contract.types import FunctionSchema
     from memgpt.errors import ParseError
-    from memgpt.llm.parsing import parse_call
-    from memgpt.llm.types import FunctionSchema
+    from memgpt.parsing import parse_call
 
     note = FunctionSchema(
         name="note", parameters={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}

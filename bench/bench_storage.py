@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memgpt.llm.types import FunctionCall, Message
+from memgpt.contract.types import FunctionCall, Message
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
 

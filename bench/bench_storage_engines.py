@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import machine, write
 
-from memgpt.llm.types import FunctionCall, Message
+from memgpt.contract.types import FunctionCall, Message
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
 

@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 from pydantic import SecretStr  # noqa: E402
 
+from memgpt.contract import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams  # noqa: E402
 from memgpt.functions.memory import FUNCTIONS  # noqa: E402
 from memgpt.grammar.call import build_call_constraint, shape_for_budget  # noqa: E402
-from memgpt.llm import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams  # noqa: E402
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, GREEDY, TOKENIZER_SAMPLES  # noqa: E402
 from memgpt_backend_koboldcpp.backend import KoboldCppBackend  # noqa: E402
 from tests.dialects.recording import RecordingProxy  # noqa: E402

@@ -52,10 +52,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from memgpt.contract import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams  # noqa: E402
 from memgpt.errors import BackendError  # noqa: E402
 from memgpt.functions.memory import FUNCTIONS  # noqa: E402
 from memgpt.grammar.call import build_call_constraint, shape_for_budget  # noqa: E402
-from memgpt.llm import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams  # noqa: E402
 from memgpt.testing.backend import TOKENIZER_SAMPLES  # noqa: E402
 from memgpt_backend_webui.backend import WebUIBackend  # noqa: E402
 from tests.dialects.recording import RecordingProxy  # noqa: E402

@@ -45,7 +45,7 @@ else
   echo "$venv_digest" > "$venv_stamp"
 fi
 
-gguf="$(PYTHONWARNINGS=ignore "$root/.venv/bin/python" -c "from memgpt.models import default_model_path; print(default_model_path())")"
+gguf="$(PYTHONWARNINGS=ignore "$root/.venv/bin/python" -c "from memgpt_backend_llamacpp.models import default_model_path; print(default_model_path())")"
 model_stamp="$model/.memgpt-vllm-stamp"
 model_digest="$(sha256sum "$gguf" "$root/scripts/convert_gguf_to_hf.py" | cut -d' ' -f1 | tr '\n' ' ')"
 if [[ -f "$model_stamp" && "$(cat "$model_stamp")" == "$model_digest" ]]; then

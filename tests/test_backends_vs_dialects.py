@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from memgpt.contract import BackendSettings, CompletionRequest, Constraint
 from memgpt.errors import BackendHTTPError, BackendProtocolError, BackendTimeout, BackendUnreachable, EmptyCompletion
-from memgpt.llm import BackendSettings, CompletionRequest, Constraint
-from memgpt.llm.http_backend import HTTPBackend
+from memgpt.http._backend import HTTPBackend
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, GREEDY, BackendContract
 from memgpt_backend_koboldcpp.backend import KoboldCppBackend
 from memgpt_backend_lmstudio.backend import LMStudioBackend

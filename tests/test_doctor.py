@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from memgpt.contract import BackendSettings
 from memgpt.doctor import doctor
-from memgpt.llm import BackendSettings
 from memgpt.plugins import get_registry
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,8 @@ import pytest
 from memgpt.agent import events
 from memgpt.agent.agent import Limits
 from memgpt.config import Config, ModelSettings
-from memgpt.llm.parsing import parse_call
-from memgpt.runtime import AgentOptions, open_session
+from memgpt.parsing._call import parse_call
+from memgpt.session import AgentOptions, open_session
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

@@ -18,7 +18,7 @@ import pytest
 from memgpt.agent import events
 from memgpt.config import Config, ModelSettings
 from memgpt.errors import BackendError
-from memgpt.runtime import AgentOptions, open_session
+from memgpt.session import AgentOptions, open_session
 from tests.figures import record
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]

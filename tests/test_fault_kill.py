@@ -32,7 +32,7 @@ CHILD = textwrap.dedent(
     from memgpt.agent.agent import Agent
     from memgpt.functions.memory import FUNCTIONS
     from memgpt.plugins import get_registry
-    from memgpt.runtime import load_preset, open_wrapper
+    from memgpt.session import load_preset, open_wrapper
     from memgpt.storage.base import AgentRecord
     from memgpt.storage.sqlite import SQLiteStorage
     from memgpt.testing.scripted import ScriptedBackend, call

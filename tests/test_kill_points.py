@@ -38,7 +38,7 @@ CHILD = textwrap.dedent(
     import re, sys
     from memgpt import hookimpl, plugins
     from memgpt.agent.summarize import SUMMARY_SYSTEM
-    from memgpt.llm.backend import BackendSpec, Capabilities
+    from memgpt.contract.backend import BackendSpec, Capabilities
     from memgpt.testing.scripted import ScriptedBackend, call
 
     USER = re.compile(r'"type": "user_message", "message": "([^"]*)"')

@@ -13,8 +13,8 @@ import pytest
 
 from memgpt.agent.agent import Limits
 from memgpt.config import Config, ModelSettings
-from memgpt.llm.parsing import split_thinking
-from memgpt.runtime import AgentOptions, open_session
+from memgpt.parsing._call import split_thinking
+from memgpt.session import AgentOptions, open_session
 from tests.servers import RealServer, free_port, serve
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]

@@ -9,8 +9,8 @@ from typing import Any
 
 from memgpt import catalog
 from memgpt.agent.agent import Limits
+from memgpt.contract.backend import Capabilities
 from memgpt.errors import EmptyCompletion
-from memgpt.llm.backend import Capabilities
 from memgpt.memory.core import CoreMemory
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage

@@ -184,7 +184,7 @@ def test_memgpt_threads_that_is_not_a_thread_count_is_one_config_error(monkeypat
 @pytest.mark.parametrize(("raw", "threads"), [("", None), ("1", 1), (" 4 ", 4)])
 def test_memgpt_threads_read_once_for_every_backend(monkeypatch: pytest.MonkeyPatch, raw: str, threads: int | None) -> None:
     from memgpt.config import ModelSettings, env_threads
-    from memgpt.runtime import backend_settings
+    from memgpt.session import backend_settings
 
     monkeypatch.setenv("MEMGPT_THREADS", raw)
     assert env_threads() == threads

@@ -20,7 +20,7 @@ from memgpt.locking import AgentLock, lock_path
 HOLD = """
 import sys
 from memgpt.config import load_config
-from memgpt.runtime import AgentOptions, open_session
+from memgpt.session import AgentOptions, open_session
 session = open_session(load_config(), AgentOptions(name="shared"))
 print("ready", flush=True)
 sys.stdin.read()  # hold the session until killed
@@ -93,7 +93,7 @@ def test_a_running_session_keeps_others_off_its_agent_until_it_dies(tmp_path: Pa
 def test_a_session_that_fails_to_open_releases_everything() -> None:
     from memgpt.config import Config, ModelSettings
     from memgpt.errors import UnknownNameError
-    from memgpt.runtime import AgentOptions, open_session
+    from memgpt.session import AgentOptions, open_session
 
     with pytest.raises(UnknownNameError):
         open_session(Config(model=ModelSettings(wrapper="no-such-wrapper")), AgentOptions(name="sam"))

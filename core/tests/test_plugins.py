@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from memgpt import hookimpl, hookspecs
+from memgpt.contract import WrapperSpec
 from memgpt.errors import UnknownNameError
-from memgpt.llm import WrapperSpec
 from memgpt.plugins import KINDS, build_registry, get_registry, reset_registry
 from memgpt.storage import StorageSpec
 
@@ -92,14 +92,14 @@ def registered_by(hook: str, spec: Any, kind: str) -> Any:
 
 
 def test_hook_register_backends() -> None:
-    from memgpt.llm import BackendSpec
+    from memgpt.contract import BackendSpec
 
     registered_by("register_backends", BackendSpec(name="b", factory=lambda s: None), "backends")  # type: ignore[arg-type,return-value]
 
 
 def test_hook_register_grammars() -> None:
+    from memgpt.contract import Constraint
     from memgpt.grammar import GrammarSpec
-    from memgpt.llm import Constraint
 
     registered_by("register_grammars", GrammarSpec(name="g", build=lambda f, s: Constraint()), "grammars")
 
@@ -115,8 +115,8 @@ def test_hook_register_embedders() -> None:
 
 
 def test_hook_register_functions() -> None:
+    from memgpt.contract import FunctionSchema
     from memgpt.functions import FunctionSpec
-    from memgpt.llm import FunctionSchema
 
     spec = FunctionSpec(name="f", schema=FunctionSchema(name="f"), handler=lambda agent: "ok")
     registered_by("register_functions", spec, "functions")
@@ -245,7 +245,7 @@ def test_every_hookspec_is_documented_and_has_a_test() -> None:
 
 
 def test_builtin_name_wins_over_a_third_party_plugin_that_sorts_first() -> None:
-    from memgpt.llm import BackendSpec
+    from memgpt.contract import BackendSpec
 
     def ours(register: Any) -> None:
         register(BackendSpec(name="llamacpp", factory=lambda s: "ours"))  # type: ignore[arg-type,return-value]
@@ -263,8 +263,8 @@ def test_builtin_name_wins_over_a_third_party_plugin_that_sorts_first() -> None:
 
 
 def test_a_factory_that_raises_is_a_plugin_error_naming_the_plugin() -> None:
+    from memgpt.contract import BackendSpec
     from memgpt.errors import PluginError
-    from memgpt.llm import BackendSpec
 
     def boom(settings: Any) -> Any:
         raise RuntimeError("no GPU here")

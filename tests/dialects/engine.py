@@ -8,7 +8,7 @@ stopped). The lock serialises requests because a ``Llama`` object is not safe to
 
 A grammar is validated before it reaches llama.cpp: ``LlamaGrammar.from_string`` checks nothing, and a
 grammar llama.cpp cannot parse makes ``llama_sampler_init_grammar`` return NULL, which the binding then
-dereferences (the process dies). ``Engine.check_grammar`` runs ``memgpt.grammar.validate.check_gbnf`` for a
+dereferences (the process dies). ``Engine.check_grammar`` runs ``memgpt_backend_llamacpp.grammar_check.check_gbnf`` for a
 readable reason and then the vocabulary-aware native parser as the last guard.
 """
 
@@ -122,7 +122,7 @@ class Engine:
         import llama_cpp
 
         try:
-            from memgpt.grammar.validate import check_gbnf
+            from memgpt_backend_llamacpp.grammar_check import check_gbnf
         except ImportError:  # the shared validator is optional; the native check below is the real guard
             check_gbnf = None
         if check_gbnf is not None:

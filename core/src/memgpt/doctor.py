@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from memgpt.llm.backend import NOT_STATED, Backend, BackendSettings, BackendSpec
-from memgpt.llm.types import BackendStatus, CompletionRequest, Constraint, ConstraintKind, SamplingParams
+from memgpt.contract.backend import NOT_STATED, Backend, BackendSettings, BackendSpec
+from memgpt.contract.types import BackendStatus, CompletionRequest, Constraint, ConstraintKind, SamplingParams
 
 #: Every constraint kind a backend may declare, in the order they are probed when none is declared.
 ALL_KINDS: tuple[ConstraintKind, ...] = get_args(ConstraintKind)

@@ -20,6 +20,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers see; at run time each name is imported on first use (below)
     from memgpt import hookimpl
     from memgpt.cli.spec import CommandSpec
+    from memgpt.contract.backend import Backend, BackendSettings, BackendSpec, Capabilities
+    from memgpt.contract.types import (
+        BackendStatus,
+        CallShape,
+        Completion,
+        CompletionRequest,
+        Constraint,
+        ConstraintKind,
+        FinishReason,
+        FunctionCall,
+        FunctionSchema,
+        Message,
+        SamplingParams,
+        Usage,
+    )
+    from memgpt.contract.wrapper import Prompt, Wrapper, WrapperOptions, WrapperSpec, wrapper_factory
     from memgpt.embeddings.spec import EmbedderSpec
     from memgpt.errors import (
         ArgumentError,
@@ -44,91 +60,74 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     from memgpt.functions.docs import describe_type, function_docs, system_text
     from memgpt.functions.spec import FunctionContext, FunctionSpec
     from memgpt.grammar import GrammarSpec
-    from memgpt.llm.backend import Backend, BackendSettings, BackendSpec, Capabilities
-    from memgpt.llm.http import HTTPClient, normalize_endpoint
-    from memgpt.llm.http_backend import HTTPBackend, first_model, openai_completion, openai_request
-    from memgpt.llm.parsing import ParsedCall, parse_call, validate_call
-    from memgpt.llm.types import (
-        BackendStatus,
-        CallShape,
-        Completion,
-        CompletionRequest,
-        Constraint,
-        ConstraintKind,
-        FinishReason,
-        FunctionCall,
-        FunctionSchema,
-        Message,
-        SamplingParams,
-        Usage,
-    )
-    from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions, WrapperSpec, wrapper_factory
+    from memgpt.http import HTTPBackend, HTTPClient, first_model, normalize_endpoint, openai_completion, openai_request
+    from memgpt.parsing import ParsedCall, parse_call, validate_call
     from memgpt.storage.base import AgentRecord, Passage, Storage
     from memgpt.storage.spec import StorageOptions, StorageSpec
 
 _WHERE = {
     "AgentRecord": "memgpt.storage.base",
     "ArgumentError": "memgpt.errors",
-    "Backend": "memgpt.llm.backend",
+    "Backend": "memgpt.contract.backend",
     "BackendError": "memgpt.errors",
     "BackendHTTPError": "memgpt.errors",
     "BackendProtocolError": "memgpt.errors",
-    "BackendSettings": "memgpt.llm.backend",
-    "BackendSpec": "memgpt.llm.backend",
-    "BackendStatus": "memgpt.llm.types",
+    "BackendSettings": "memgpt.contract.backend",
+    "BackendSpec": "memgpt.contract.backend",
+    "BackendStatus": "memgpt.contract.types",
     "BackendTimeout": "memgpt.errors",
     "BackendUnreachable": "memgpt.errors",
-    "CallShape": "memgpt.llm.types",
-    "Capabilities": "memgpt.llm.backend",
+    "CallShape": "memgpt.contract.types",
+    "Capabilities": "memgpt.contract.backend",
     "CommandSpec": "memgpt.cli.spec",
-    "Completion": "memgpt.llm.types",
-    "CompletionRequest": "memgpt.llm.types",
+    "Completion": "memgpt.contract.types",
+    "CompletionRequest": "memgpt.contract.types",
     "ConfigError": "memgpt.errors",
-    "Constraint": "memgpt.llm.types",
-    "ConstraintKind": "memgpt.llm.types",
+    "Constraint": "memgpt.contract.types",
+    "ConstraintKind": "memgpt.contract.types",
     "ContextOverflowError": "memgpt.errors",
     "EmbedderSpec": "memgpt.embeddings.spec",
     "EmbeddingError": "memgpt.errors",
     "EmptyCompletion": "memgpt.errors",
-    "FinishReason": "memgpt.llm.types",
-    "FunctionCall": "memgpt.llm.types",
+    "FinishReason": "memgpt.contract.types",
+    "FunctionCall": "memgpt.contract.types",
     "FunctionContext": "memgpt.functions.spec",
-    "FunctionSchema": "memgpt.llm.types",
+    "FunctionSchema": "memgpt.contract.types",
     "FunctionSpec": "memgpt.functions.spec",
     "GrammarError": "memgpt.errors",
     "GrammarSpec": "memgpt.grammar",
-    "HTTPBackend": "memgpt.llm.http_backend",
-    "HTTPClient": "memgpt.llm.http",
+    "HTTPBackend": "memgpt.http",
+    "HTTPClient": "memgpt.http",
     "MemGPTError": "memgpt.errors",
-    "Message": "memgpt.llm.types",
+    "Message": "memgpt.contract.types",
     "ModelLoadError": "memgpt.errors",
     "ParseError": "memgpt.errors",
-    "ParsedCall": "memgpt.llm.parsing",
+    "ParsedCall": "memgpt.parsing",
     "Passage": "memgpt.storage.base",
     "PluginError": "memgpt.errors",
-    "Prompt": "memgpt.llm.wrapper",
-    "SamplingParams": "memgpt.llm.types",
+    "Prompt": "memgpt.contract.wrapper",
+    "SamplingParams": "memgpt.contract.types",
     "Storage": "memgpt.storage.base",
     "StorageError": "memgpt.errors",
     "StorageOptions": "memgpt.storage.spec",
     "StorageSpec": "memgpt.storage.spec",
     "UnknownFunctionError": "memgpt.errors",
     "UnknownNameError": "memgpt.errors",
-    "Usage": "memgpt.llm.types",
-    "Wrapper": "memgpt.llm.wrapper",
-    "WrapperOptions": "memgpt.llm.wrapper",
-    "WrapperSpec": "memgpt.llm.wrapper",
+    "Usage": "memgpt.contract.types",
+    "Wrapper": "memgpt.contract.wrapper",
+    "WrapperOptions": "memgpt.contract.wrapper",
+    "WrapperSpec": "memgpt.contract.wrapper",
     "describe_type": "memgpt.functions.docs",
-    "first_model": "memgpt.llm.http_backend",
+    "first_model": "memgpt.http",
     "function_docs": "memgpt.functions.docs",
     "hookimpl": "memgpt",
-    "normalize_endpoint": "memgpt.llm.http",
-    "openai_completion": "memgpt.llm.http_backend",
-    "openai_request": "memgpt.llm.http_backend",
-    "parse_call": "memgpt.llm.parsing",
+    "normalize_endpoint": "memgpt.http",
+    "openai_completion": "memgpt.http",
+    "openai_request": "memgpt.http",
+    "parse_call": "memgpt.parsing",
     "system_text": "memgpt.functions.docs",
-    "validate_call": "memgpt.llm.parsing",
-    "wrapper_factory": "memgpt.llm.wrapper",
+    "validate_call": "memgpt.parsing",
+    "wrapper_factory": "memgpt.contract.wrapper",
 }
 
 __all__ = [

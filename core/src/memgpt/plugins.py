@@ -34,11 +34,11 @@ log = logging.getLogger("memgpt.plugins")
 
 if TYPE_CHECKING:
     from memgpt.cli.spec import CommandSpec
+    from memgpt.contract.backend import BackendSpec
+    from memgpt.contract.wrapper import WrapperSpec
     from memgpt.embeddings.spec import EmbedderSpec
     from memgpt.functions.spec import FunctionSpec
     from memgpt.grammar.spec import GrammarSpec
-    from memgpt.llm.backend import BackendSpec
-    from memgpt.llm.wrapper import WrapperSpec
     from memgpt.storage.spec import StorageSpec
 
 GROUP = "memgpt"

@@ -11,8 +11,8 @@ import pytest
 
 from memgpt.agent import events
 from memgpt.agent.agent import Agent, Limits
+from memgpt.contract.types import Completion, CompletionRequest, Usage
 from memgpt.errors import BackendTimeout, BackendUnreachable, ContextOverflowError
-from memgpt.llm.types import Completion, CompletionRequest, Usage
 from memgpt.testing.scripted import LetterEmbedder, ScriptedBackend, call
 
 MakeAgent = Callable[..., Agent]

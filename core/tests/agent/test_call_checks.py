@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from memgpt.agent.agent import Agent, Limits
+from memgpt.contract.types import Completion, CompletionRequest, FunctionCall, FunctionSchema
+from memgpt.contract.wrapper import Prompt
 from memgpt.errors import ParseError
-from memgpt.llm.types import Completion, CompletionRequest, FunctionCall, FunctionSchema
-from memgpt.llm.wrapper import Prompt
 from memgpt.testing.scripted import ScriptedBackend, call
 
 

@@ -13,7 +13,7 @@ import pytest
 from memgpt.agent import events
 from memgpt.agent.agent import Agent
 from memgpt.cli.chat import JsonView, run_scripted
-from memgpt.llm.types import Completion, CompletionRequest, Usage
+from memgpt.contract.types import Completion, CompletionRequest, Usage
 from memgpt.testing.scripted import ScriptedBackend, call
 
 MakeAgent = Callable[..., Agent]

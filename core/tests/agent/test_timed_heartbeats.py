@@ -17,7 +17,7 @@ from rich.console import Console
 from memgpt.agent import events
 from memgpt.agent.agent import Agent, Limits
 from memgpt.cli.chat import LineReader, RichView, run_interactive
-from memgpt.llm.types import Completion, CompletionRequest
+from memgpt.contract.types import Completion, CompletionRequest
 from memgpt.testing.scripted import ScriptedBackend, call
 
 MakeAgent = Callable[..., Agent]

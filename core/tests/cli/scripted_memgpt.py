@@ -20,9 +20,9 @@ import time
 from typing import Any
 
 from memgpt import hookimpl, plugins
+from memgpt.contract.backend import BackendSpec, Capabilities
+from memgpt.contract.types import Completion, CompletionRequest
 from memgpt.embeddings.spec import EmbedderSpec
-from memgpt.llm.backend import BackendSpec, Capabilities
-from memgpt.llm.types import Completion, CompletionRequest
 from memgpt.testing.scripted import LetterEmbedder, ScriptedBackend, call
 
 WINDOW = 8192

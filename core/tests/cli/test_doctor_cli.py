@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from memgpt.contract.backend import NOT_STATED, Backend, BackendSettings, BackendSpec, Capabilities
+from memgpt.contract.conformance import schema_violation
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Usage
 from memgpt.doctor import PROBE_KEY, diagnose, judge, probe_constraint, random_word
-from memgpt.grammar.validate import check_gbnf
-from memgpt.llm.backend import NOT_STATED, Backend, BackendSettings, BackendSpec, Capabilities
-from memgpt.llm.conformance import schema_violation
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, Usage
+from memgpt_backend_llamacpp.grammar_check import check_gbnf
 
 LAUNCHER = Path(__file__).parent / "scripted_memgpt.py"
 SHIPPED = ("koboldcpp", "llamacpp", "llamacpp-embedded", "lmstudio", "vllm", "webui")
@@ -243,7 +243,7 @@ ECHO_PLUGIN = '''
 """A third-party backend: answers every constrained request with what its JSON schema admits."""
 import json
 from memgpt import hookimpl
-from memgpt.llm import Backend, BackendSpec, BackendStatus, Capabilities, Completion
+from memgpt.contract import Backend, BackendSpec, BackendStatus, Capabilities, Completion
 
 class Echo(Backend):
     name = "echo"

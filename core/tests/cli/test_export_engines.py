@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from memgpt.cli import export_cmd
+from memgpt.contract.types import Message
 from memgpt.errors import StorageError
-from memgpt.llm.types import Message
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
 from memgpt.testing.scripted import LetterEmbedder

@@ -21,11 +21,11 @@ import pytest
 
 from memgpt.agent.summarize import SUMMARY_SYSTEM
 from memgpt.config import Config, EmbeddingSettings, ModelSettings
+from memgpt.contract.backend import BackendSpec
+from memgpt.contract.types import Completion, CompletionRequest
 from memgpt.embeddings.spec import EmbedderSpec
 from memgpt.eval.scoring import mentions
 from memgpt.eval.suite import Turn
-from memgpt.llm.backend import BackendSpec
-from memgpt.llm.types import Completion, CompletionRequest
 from memgpt.plugins import get_registry
 from memgpt.testing.scripted import ScriptedBackend, call
 

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from memgpt.cli.app import get_app
+from memgpt.contract.backend import BackendSpec
+from memgpt.contract.types import Completion, CompletionRequest
 from memgpt.eval import chart
-from memgpt.llm.backend import BackendSpec
-from memgpt.llm.types import Completion, CompletionRequest
 from memgpt.plugins import get_registry
 from memgpt.testing.scripted import ScriptedBackend, call
 

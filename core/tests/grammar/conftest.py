@@ -148,7 +148,7 @@ def gbnf_to_regex(grammar: str) -> re.Pattern[str]:
 
 def gbnf_ok(grammar: str) -> None:
     """llama.cpp's parser accepts ``grammar`` (``check_gbnf`` raises ``GrammarError`` otherwise)."""
-    from memgpt.grammar.validate import check_gbnf
+    from memgpt_backend_llamacpp.grammar_check import check_gbnf
 
     check_gbnf(grammar)
 

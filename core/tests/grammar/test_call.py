@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memgpt.contract.types import CallShape, FunctionSchema
 from memgpt.errors import GrammarError
 from memgpt.grammar.call import build_call_constraint, call_gbnf, max_call_chars, params_schema, shape_for_budget
-from memgpt.llm.parsing import parse_call
-from memgpt.llm.types import CallShape, FunctionSchema
+from memgpt.parsing._call import parse_call
 from memgpt.plugins import get_registry
 from memgpt.testing.wrapper import sample_functions
 

@@ -11,11 +11,11 @@ import json
 
 import pytest
 
+from memgpt.contract.types import FunctionSchema, Message
 from memgpt.grammar.call import build_call_constraint, shape_for_budget
-from memgpt.grammar.validate import check_gbnf
-from memgpt.llm.parsing import parse_call
-from memgpt.llm.types import FunctionSchema, Message
+from memgpt.parsing._call import parse_call
 from memgpt.testing.wrapper import USER_MESSAGES, sample_functions
+from memgpt_backend_llamacpp.grammar_check import check_gbnf
 
 MAX_TOKENS = 256  # the turn's budget; strings are bounded so that a call always closes within it
 

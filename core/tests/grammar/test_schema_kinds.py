@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memgpt.contract.types import CallShape, FunctionSchema
 from memgpt.errors import GrammarError
 from memgpt.grammar.call import build_call_constraint, max_call_chars, params_schema
 from memgpt.grammar.gbnf import schema_to_gbnf
-from memgpt.llm.parsing import parse_call
-from memgpt.llm.types import CallShape, FunctionSchema
+from memgpt.parsing._call import parse_call
 
 
 def admits(to_regex, schema: dict, value: object) -> bool:

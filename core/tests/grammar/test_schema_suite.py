@@ -50,7 +50,7 @@ def test_the_vendored_suite_is_complete() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_each_schema_is_compiled_exactly_or_refused_with_a_grammar_error(case: SuiteCase, matcher: Any) -> None:
-    from memgpt.grammar.validate import check_gbnf
+    from memgpt_backend_llamacpp.grammar_check import check_gbnf
 
     try:
         grammar = schema_to_gbnf(case.schema)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from memgpt.contract.types import CallShape
 from memgpt.grammar.call import call_gbnf, call_json_schema, max_call_chars, shape_for_budget, think_chars
-from memgpt.llm.types import CallShape
 from memgpt.testing.wrapper import sample_functions
 
 SAMPLE = sample_functions()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from memgpt.contract.types import CallShape, FunctionSchema
 from memgpt.functions.docs import describe_type, function_docs, system_text
-from memgpt.llm.types import CallShape, FunctionSchema
 from memgpt.testing.wrapper import sample_functions
 
 

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from memgpt.contract.types import FunctionCall, FunctionSchema
 from memgpt.errors import ParseError
-from memgpt.llm.parsing import THOUGHTS_ALIASES, parse_call
-from memgpt.llm.types import FunctionCall, FunctionSchema
+from memgpt.parsing._call import THOUGHTS_ALIASES, parse_call
 from memgpt.testing.wrapper import CANONICAL_CALLS
 
 BASE_CALLS = (

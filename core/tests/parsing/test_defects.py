@@ -9,11 +9,12 @@ from collections.abc import Sequence
 
 import pytest
 
+from memgpt.contract.types import CallShape, FunctionCall, FunctionSchema, Message
+from memgpt.contract.wrapper import Prompt, Wrapper
 from memgpt.errors import ArgumentError, ParseError, UnknownFunctionError
-from memgpt.llm import json_text, parsing
-from memgpt.llm.parsing import parse_call
-from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
-from memgpt.llm.wrapper import Prompt, Wrapper
+from memgpt.parsing import _call as parsing
+from memgpt.parsing import _json_text as json_text
+from memgpt.parsing._call import parse_call
 from memgpt.testing.wrapper import sample_functions
 
 FUNCTIONS = sample_functions()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from memgpt import errors
-from memgpt.llm.parsing import parse_call
+from memgpt.parsing._call import parse_call
 from memgpt.testing.wrapper import sample_functions
 
 FUNCTIONS = sample_functions()

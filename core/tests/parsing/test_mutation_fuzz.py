@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from memgpt.llm.types import FunctionCall
+from memgpt.contract.types import FunctionCall
 from memgpt.testing.wrapper import sample_functions
 
 from .mutation_fuzz import FUZZ_CASES, fuzz, unsupported

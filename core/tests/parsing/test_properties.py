@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memgpt.errors import ParseError
-from memgpt.llm.parsing import ParsedCall, parse_call
+from memgpt.parsing._call import ParsedCall, parse_call
 from memgpt.testing.wrapper import sample_functions
 
 FUNCTIONS = sample_functions()

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from memgpt.contract.types import CallShape
 from memgpt.errors import ParseError
-from memgpt.llm.parsing import cut_off, parse_call, split_thinking
-from memgpt.llm.types import CallShape
+from memgpt.parsing._call import cut_off, parse_call, split_thinking
 from memgpt.testing.wrapper import sample_functions
 
 FUNCTIONS = sample_functions()

@@ -54,7 +54,7 @@ def test_registering_a_spec_imports_neither_the_http_kit_nor_the_parser() -> Non
 
     code = (
         "import sys; from memgpt.plugin import BackendSpec, hookimpl; "
-        "print(','.join(m for m in ('httpx', 'memgpt.llm.parsing', 'memgpt.llm.http_backend') if m in sys.modules))"
+        "print(','.join(m for m in ('httpx', 'memgpt.parsing._call', 'memgpt.http._backend') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

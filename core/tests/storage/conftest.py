@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from memgpt.llm.types import FunctionCall, Message
+from memgpt.contract.types import FunctionCall, Message
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
 

@@ -48,7 +48,7 @@ def test_another_thread_waits_for_the_transaction(store: SQLiteStorage) -> None:
 WRITER = r"""
 import sys
 import numpy as np
-from memgpt.llm.types import Message
+from memgpt.contract.types import Message
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
 

@@ -21,8 +21,8 @@ import pytest
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
-from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
-from memgpt.llm.conformance import schema_violation
+from memgpt.contract import BackendSettings, CompletionRequest, Constraint, SamplingParams
+from memgpt.contract.conformance import schema_violation
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA
 from memgpt_backend_koboldcpp.backend import KoboldCppBackend
 from tests.dialects.recording import shape_mismatches

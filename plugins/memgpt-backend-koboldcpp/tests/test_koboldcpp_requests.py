@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 from pytest_httpx import HTTPXMock
 
-from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
+from memgpt.contract import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
 from memgpt_backend_koboldcpp.backend import KoboldCppBackend
 

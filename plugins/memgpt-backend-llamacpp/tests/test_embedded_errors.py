@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from memgpt import models
+from memgpt.contract import BackendSettings, CompletionRequest
 from memgpt.errors import GrammarError, ModelLoadError
-from memgpt.grammar.validate import MAX_NESTING, check_gbnf
-from memgpt.llm import BackendSettings, CompletionRequest
+from memgpt_backend_llamacpp import models
 from memgpt_backend_llamacpp.embedded import EmbeddedBackend
+from memgpt_backend_llamacpp.grammar_check import MAX_NESTING, check_gbnf
 
 # ---- check_gbnf ----
 
@@ -68,7 +68,7 @@ def test_token_references_are_left_to_the_backend_that_has_a_vocabulary() -> Non
 def test_a_rejected_grammar_leaves_the_process_alive_and_stderr_restored() -> None:
     # In a child process: a crash (the binding's segfault on a bad grammar) would show as a signal exit.
     code = (
-        "from memgpt.grammar.validate import check_gbnf\n"
+        "from memgpt_backend_llamacpp.grammar_check import check_gbnf\n"
         "from memgpt.errors import GrammarError\n"
         "for g in ['root ::= \"a', 'x ::= \"a\"', 'root ::= root']:\n"
         "    try:\n        check_gbnf(g)\n    except GrammarError as e:\n        print('refused:', e)\n"
@@ -165,7 +165,7 @@ def test_a_user_path_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_llama_cpp_is_imported_only_when_the_model_is_used() -> None:
     code = (
         "import sys\n"
-        "from memgpt.llm import BackendSettings\n"
+        "from memgpt.contract import BackendSettings\n"
         "import memgpt_backend_llamacpp\n"
         "from memgpt_backend_llamacpp.embedded import EmbeddedBackend\n"
         "backend = EmbeddedBackend(BackendSettings(threads=1))\n"
@@ -196,8 +196,8 @@ def test_an_interrupt_mid_decode_leaves_the_engine_usable(
     and must be what a clean engine writes."""
     from llama_cpp import llama_cpp as C
 
-    from memgpt.llm import BackendSettings, CompletionRequest, SamplingParams
-    from memgpt_backend_llamacpp import runtime
+    from memgpt.contract import BackendSettings, CompletionRequest, SamplingParams
+    from memgpt_backend_llamacpp import llama_model as runtime
     from memgpt_backend_llamacpp.embedded import EmbeddedBackend
 
     greedy = SamplingParams(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=1)
@@ -238,11 +238,11 @@ def test_an_interrupt_mid_decode_leaves_the_engine_usable(
 def persisted_state(smollm2: Path, threads: int, folder: Path) -> tuple[Path, list[int]]:
     """An engine evaluates a prompt and saves its KV state under ``folder``: the file and the prompt."""
     from memgpt_backend_llamacpp import engine as engines
-    from memgpt_backend_llamacpp.runtime import LlamaRuntime
+    from memgpt_backend_llamacpp.llama_model import LlamaModel
 
     prompt_text = "<|im_start|>system\n" + "You are a helpful assistant who knows about animals. " * 30 + "<|im_end|>\n"
     first = engines.Engine(
-        LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=folder, persist_max_bytes=2**30
+        LlamaModel(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=folder, persist_max_bytes=2**30
     )
     try:
         prompt = first.rt.tokenize(prompt_text, add_special=True)
@@ -256,9 +256,9 @@ def persisted_state(smollm2: Path, threads: int, folder: Path) -> tuple[Path, li
 def reloaded(smollm2: Path, threads: int, folder: Path) -> Any:
     """A new engine on the same model and folder: it reads the saved state when it starts."""
     from memgpt_backend_llamacpp import engine as engines
-    from memgpt_backend_llamacpp.runtime import LlamaRuntime
+    from memgpt_backend_llamacpp.llama_model import LlamaModel
 
-    return engines.Engine(LlamaRuntime(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=folder)
+    return engines.Engine(LlamaModel(smollm2, n_ctx=1024, n_threads=threads), state_cache_bytes=0, persist_dir=folder)
 
 
 @pytest.mark.model

@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 from scipy.stats import chi2_contingency
 
-from memgpt.llm import SamplingParams
+from memgpt.contract import SamplingParams
 from memgpt_backend_llamacpp import engine as engines
-from memgpt_backend_llamacpp.runtime import LlamaRuntime
+from memgpt_backend_llamacpp.llama_model import LlamaModel
 
 pytestmark = [pytest.mark.model, pytest.mark.server]
 
@@ -55,7 +55,7 @@ def agent_turn(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def engine(smollm2: Path, threads: int) -> Iterator[engines.Engine]:
-    loaded = engines.Engine(LlamaRuntime(smollm2, n_ctx=4096, n_threads=threads), state_cache_bytes=2**30)
+    loaded = engines.Engine(LlamaModel(smollm2, n_ctx=4096, n_threads=threads), state_cache_bytes=2**30)
     yield loaded
     loaded.close()
 
@@ -241,7 +241,7 @@ def test_the_next_token_distribution_is_the_same_cold_reused_restored_and_from_d
 ) -> None:
     prompt, _ = agent_turn
     continued = prompt + '{"function": "send_message", "params": {"inner_thoughts": "'
-    runtime = LlamaRuntime(smollm2, n_ctx=4096, n_threads=threads)
+    runtime = LlamaModel(smollm2, n_ctx=4096, n_threads=threads)
     engine = engines.Engine(runtime, state_cache_bytes=2**30, persist_dir=tmp_path, persist_max_bytes=2**30)
     tokens = runtime.tokenize(continued, add_special=True)
 
@@ -274,7 +274,7 @@ def test_the_next_token_distribution_is_the_same_cold_reused_restored_and_from_d
         assert engine.persist()
     finally:
         engine.close()
-    again = engines.Engine(LlamaRuntime(smollm2, n_ctx=4096, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path)
+    again = engines.Engine(LlamaModel(smollm2, n_ctx=4096, n_threads=threads), state_cache_bytes=0, persist_dir=tmp_path)
     try:
         assert again.prepare(tokens)[0] == len(tokens) - 1  # restored from disk
         from_disk = np.ctypeslib.as_array(again.rt.logits(), shape=(again.rt.n_vocab,)).copy()

@@ -15,12 +15,12 @@ import uuid
 
 import pytest
 
+from memgpt.contract import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams
+from memgpt.contract.conformance import schema_violation
 from memgpt.errors import BackendHTTPError
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.grammar.call import build_call_constraint, shape_for_budget
-from memgpt.llm import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams
-from memgpt.llm.conformance import schema_violation
-from memgpt.llm.parsing import parse_call
+from memgpt.parsing._call import parse_call
 from memgpt.testing.backend import GREEDY, TOKENIZER_SAMPLES, BackendContract
 from memgpt_backend_llamacpp.server import LlamaServerBackend
 

@@ -20,8 +20,8 @@ import httpx
 import jsonschema
 import pytest
 
+from memgpt.contract import BackendSettings, CompletionRequest, Constraint
 from memgpt.errors import BackendHTTPError, BackendProtocolError, BackendTimeout, BackendUnreachable, EmptyCompletion
-from memgpt.llm import BackendSettings, CompletionRequest, Constraint
 from memgpt.testing.backend import ANSWER_SCHEMA, GREEDY, BackendContract
 from memgpt_backend_ollama.backend import OllamaBackend
 from tests.dialects.clients import OLLAMA, OLLAMA_MODEL

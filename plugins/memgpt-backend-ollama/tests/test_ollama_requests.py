@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pytest_httpx import HTTPXMock
 
+from memgpt.contract import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.errors import BackendError, BackendHTTPError
-from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
 from memgpt_backend_ollama.backend import OllamaBackend
 

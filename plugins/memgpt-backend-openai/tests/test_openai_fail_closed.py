@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from memgpt.config import load_config
+from memgpt.contract import BackendSettings, CompletionRequest, Constraint
 from memgpt.functions.memory import FUNCTIONS
-from memgpt.llm import BackendSettings, CompletionRequest, Constraint
-from memgpt.llm.parsing import parse_call
-from memgpt.runtime import open_backend
+from memgpt.parsing._call import parse_call
+from memgpt.session import open_backend
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, GREEDY
 from memgpt_backend_openai.backend import CANDIDATES, OpenAIBackend, forget_servers
 from tests.dialects import openai_lenient

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from memgpt.llm import BackendSettings, Completion, CompletionRequest, Constraint, SamplingParams
+from memgpt.contract import BackendSettings, Completion, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
 from memgpt_backend_openai import CAPABILITIES
 from memgpt_backend_openai.backend import PROBE_PROMPT, PROBE_TEXT, OpenAIBackend, _shows_probe, forget_servers

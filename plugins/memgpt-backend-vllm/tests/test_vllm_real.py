@@ -18,11 +18,11 @@ import uuid
 import httpx
 import pytest
 
+from memgpt.contract import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams
+from memgpt.contract.conformance import schema_violation
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.grammar.call import build_call_constraint, shape_for_budget
-from memgpt.llm import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams
-from memgpt.llm.conformance import schema_violation
-from memgpt.llm.parsing import parse_call
+from memgpt.parsing._call import parse_call
 from memgpt.testing.backend import ANSWER_SCHEMA, GREEDY, TOKENIZER_SAMPLES, BackendContract
 from memgpt_backend_vllm.backend import VLLMBackend
 

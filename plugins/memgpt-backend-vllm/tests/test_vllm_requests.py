@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pytest_httpx import HTTPXMock
 
-from memgpt.llm import BackendSettings, CompletionRequest, Constraint, SamplingParams
+from memgpt.contract import BackendSettings, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
 from memgpt_backend_vllm.backend import VLLMBackend
 

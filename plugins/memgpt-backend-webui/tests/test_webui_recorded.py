@@ -29,10 +29,10 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
+from memgpt.contract import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams
+from memgpt.contract.conformance import schema_violation
 from memgpt.functions.memory import FUNCTIONS
 from memgpt.grammar.call import build_call_constraint, shape_for_budget
-from memgpt.llm import BackendSettings, CallShape, CompletionRequest, Constraint, SamplingParams
-from memgpt.llm.conformance import schema_violation
 from memgpt.testing.backend import ANSWER_GBNF
 from memgpt_backend_webui.backend import GrammarRefused, PromptOverContext, WebUIBackend
 from tests.dialects.recording import shape_mismatches

@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 from memgpt import hookimpl, plugins
+from memgpt.contract.backend import Backend, BackendSpec, Capabilities
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Usage
 from memgpt.embeddings.spec import EmbedderSpec
 from memgpt.errors import BackendUnreachable
-from memgpt.llm.backend import Backend, BackendSpec, Capabilities
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, Usage
 from memgpt.testing.scripted import LetterEmbedder, call
 
 WINDOW = 8192

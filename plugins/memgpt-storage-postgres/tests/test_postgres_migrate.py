@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from memgpt.config import home
-from memgpt.llm.types import Message
+from memgpt.contract.types import Message
 from memgpt.storage.base import AgentRecord
 from memgpt.storage.sqlite import SQLiteStorage
 from memgpt.testing.storage import says, user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memgpt.llm.wrapper import WrapperOptions
+from memgpt.contract.wrapper import WrapperOptions
 from memgpt.plugins import get_registry
 from memgpt.testing.wrapper import SYSTEM, sample_conversation, sample_functions
 from memgpt_wrappers_builtin.auto import TemplateWrapper, family_for_template, make_auto, wrapper_for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memgpt.llm.wrapper import Wrapper, WrapperOptions
+from memgpt.contract.wrapper import Wrapper, WrapperOptions
 from memgpt.testing.wrapper import WrapperContract
 from memgpt_wrappers_builtin.families import WRAPPER_NAMES
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from memgpt.grammar.call import call_gbnf, max_call_chars, shape_for_budget
-from memgpt.grammar.validate import check_gbnf
 from memgpt.testing.wrapper import SYSTEM, sample_conversation, sample_functions
+from memgpt_backend_llamacpp.grammar_check import check_gbnf
 from memgpt_wrappers_builtin.auto import TemplateWrapper, reasoning_for_template
 from memgpt_wrappers_builtin.families import FAMILIES, GPT_OSS_CHANNELS, THINK, THINK_OPENED, WRAPPER_NAMES
 from memgpt_wrappers_builtin.render import FamilyWrapper

@@ -10,7 +10,7 @@ import sys
 from typer.testing import CliRunner
 
 from memgpt.cli.app import get_app
-from memgpt.llm.wrapper import WrapperOptions
+from memgpt.contract.wrapper import WrapperOptions
 from memgpt.plugins import get_registry
 
 NAMES = {

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
+from memgpt.contract.types import Message
 from memgpt.functions.docs import system_text
-from memgpt.llm.types import Message
 from memgpt.testing.wrapper import SYSTEM, sample_conversation, sample_functions
 from memgpt_wrappers_builtin.families import FAMILIES, WRAPPER_NAMES
 from memgpt_wrappers_builtin.render import FamilyWrapper, call_json, function_result, hint_text

@@ -31,11 +31,8 @@ from typing import Any, Literal
 from memgpt._faults import reached
 from memgpt.agent import events
 from memgpt.agent import summarize as summ
-from memgpt.errors import BackendError, ContextOverflowError, EmptyCompletion, GrammarError, ParseError
-from memgpt.functions.spec import FunctionSpec
-from memgpt.llm.backend import Backend
-from memgpt.llm.parsing import cut_off, split_thinking, validate_call
-from memgpt.llm.types import (
+from memgpt.contract.backend import Backend
+from memgpt.contract.types import (
     CallShape,
     Completion,
     CompletionRequest,
@@ -45,9 +42,12 @@ from memgpt.llm.types import (
     SamplingParams,
     Usage,
 )
-from memgpt.llm.wrapper import Prompt, Wrapper
+from memgpt.contract.wrapper import Prompt, Wrapper
+from memgpt.errors import BackendError, ContextOverflowError, EmptyCompletion, GrammarError, ParseError
+from memgpt.functions.spec import FunctionSpec
 from memgpt.memory.chunking import chunk_text, chunking_for
 from memgpt.memory.core import CoreMemory, MemoryEditError
+from memgpt.parsing import cut_off, split_thinking, validate_call
 from memgpt.storage.base import AgentRecord, Storage
 
 log = logging.getLogger("memgpt.agent")

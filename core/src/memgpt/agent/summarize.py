@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from memgpt.agent import events
-from memgpt.llm.types import Message
+from memgpt.contract.types import Message
 
 SUMMARY_SYSTEM = (
     "You summarize conversations for an AI assistant whose memory is limited. Write a short summary (at most "

@@ -21,7 +21,7 @@ from memgpt.config import Config
 
 def saved_agents(config: Config) -> list[Any]:
     """The saved agents' records, most recently used first."""
-    from memgpt.runtime import open_storage
+    from memgpt.session import open_storage
 
     storage = open_storage(config)
     try:

@@ -1,4 +1,4 @@
-"""``memgpt run | list | add | delete | load``: thin commands over ``memgpt.runtime`` and the agent."""
+"""``memgpt run | list | add | delete | load``: thin commands over ``memgpt.session`` and the agent."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def run(
     """Chat with an agent. Without --message / --non-interactive it is an interactive session."""
 
     from memgpt.config import load_config
-    from memgpt.runtime import AgentOptions, open_session
+    from memgpt.session import AgentOptions, open_session
 
     if debug:
         _debug_log()
@@ -139,7 +139,7 @@ def list_cmd(
         fail(f"unknown list {kind!r}; choose one of: {', '.join(LIST_KINDS)}", code=2)
     if kind == "agents":
         from memgpt.config import load_config
-        from memgpt.runtime import open_storage
+        from memgpt.session import open_storage
 
         storage = open_storage(load_config())
         try:
@@ -228,7 +228,7 @@ def delete(
 ) -> None:
     """Delete an agent with all its messages and archival memory."""
     from memgpt.config import load_config
-    from memgpt.runtime import agent_lock, open_storage
+    from memgpt.session import agent_lock, open_storage
 
     if kind != "agent":
         fail(f"unknown kind {kind!r}; only `memgpt delete agent NAME` is supported", code=2)
@@ -252,7 +252,7 @@ def show(
     """Show an agent (its model, backend, endpoint, wrapper, context window, persona, human and memory
     sizes), or the text of a persona, human or preset."""
     from memgpt.config import load_config
-    from memgpt.runtime import AGENT_MODEL_KEYS, open_storage
+    from memgpt.session import AGENT_MODEL_KEYS, open_storage
 
     texts = {"persona": "personas", "human": "humans", "preset": "presets"}
     if kind in texts:

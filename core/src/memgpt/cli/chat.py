@@ -326,7 +326,7 @@ def _busy(view: Any, session: Any, what: str) -> Any:
 def _attempt(view: Any, action: Callable[[], TurnResult | None]) -> bool:
     """Run one turn (under the turn deadline, if one is set); show its summary, or its error. True if it
     went through."""
-    from memgpt.llm.http import turn_deadline
+    from memgpt.http import turn_deadline
 
     try:
         with turn_deadline(getattr(view, "turn_timeout", None)):

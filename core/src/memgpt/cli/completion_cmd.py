@@ -34,7 +34,7 @@ def agent_names(incomplete: str) -> list[str]:
     """Saved agents whose name starts with ``incomplete`` (nothing when the store cannot be read)."""
     try:
         from memgpt.config import load_config
-        from memgpt.runtime import open_storage
+        from memgpt.session import open_storage
 
         storage = open_storage(load_config())
         try:

@@ -262,7 +262,7 @@ def check_backend(
     from memgpt.config import ModelSettings, check_endpoint, load_config
     from memgpt.doctor import doctor
     from memgpt.plugins import get_registry
-    from memgpt.runtime import backend_settings
+    from memgpt.session import backend_settings
 
     registry = get_registry()
     saved = load_config().model

@@ -112,7 +112,7 @@ def _parse(data: Any) -> tuple[Any, list[Any], list[dict[str, Any]], Any, dict[s
     """Validate an export document: (record, messages, passages, embeddings or None, embedder info)."""
     import numpy as np
 
-    from memgpt.llm.types import Message
+    from memgpt.contract.types import Message
     from memgpt.storage.base import AgentRecord
 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -195,7 +195,7 @@ def export_command(
 ) -> None:
     """Write an agent (settings, core memory, the whole conversation, archival memory) to one JSON file."""
     from memgpt.config import load_config
-    from memgpt.runtime import open_storage
+    from memgpt.session import open_storage
 
     if kind != "agent":
         fail(f"unknown kind {kind!r}; only `memgpt export agent NAME` is supported", code=2)
@@ -226,7 +226,7 @@ def import_command(
 ) -> None:
     """Create an agent from a file written by `memgpt export agent` (nothing is created if it fails)."""
     from memgpt.config import load_config
-    from memgpt.runtime import agent_lock, open_storage
+    from memgpt.session import agent_lock, open_storage
 
     if name is not None and not name.strip():
         fail("--name must not be empty", code=2)

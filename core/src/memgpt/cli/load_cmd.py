@@ -75,7 +75,7 @@ def load(
     from memgpt.config import load_config
     from memgpt.errors import LoadError
     from memgpt.memory.chunking import collect_files
-    from memgpt.runtime import open_storage
+    from memgpt.session import open_storage
 
     config = load_config()
     skipped: list[tuple[Path, str]] = []

@@ -63,7 +63,7 @@ def search(
 ) -> None:
     """Search an agent's conversation (recall, the default) or archival memory."""
     from memgpt.config import load_config
-    from memgpt.runtime import open_storage
+    from memgpt.session import open_storage
 
     if archival and recall:
         fail("give one of --archival or --recall", code=2)

@@ -86,7 +86,7 @@ def _in_context(agent: Any, text: str) -> bool:
 
 
 def _options(suite: Suite, wrapper: str) -> Any:
-    from memgpt.runtime import AgentOptions
+    from memgpt.session import AgentOptions
 
     model: dict[str, Any] = {"wrapper": wrapper}
     if suite.context_window:
@@ -108,7 +108,7 @@ def run_suite(
     """One run of ``suite`` with ``wrapper`` on a new agent in a new, temporary MEMGPT_HOME (removed after).
     ``on_turn`` is told each turn before it is sent; ``progress`` gets each turn's record after it."""
     from memgpt.config import StorageSettings
-    from memgpt.runtime import open_session, open_storage
+    from memgpt.session import open_session, open_storage
 
     # A throwaway agent never goes into the user's database: SQLite in the temporary home.
     config = config.model_copy(update={"storage": StorageSettings()})

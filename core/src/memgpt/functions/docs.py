@@ -12,8 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from memgpt.contract.types import CallShape, FunctionSchema
 from memgpt.grammar.call import HEARTBEAT_KEY, params_schema
-from memgpt.llm.types import CallShape, FunctionSchema
 
 _THOUGHTS_TEXT = "your private inner monologue; the user never sees it. Keep it short."
 _HEARTBEAT_TEXT = "true to continue right after the call (to chain another function); false to wait for the user."

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from memgpt.contract.types import FunctionSchema
 from memgpt.functions.spec import FunctionContext, FunctionSpec
-from memgpt.llm.types import FunctionSchema
 
 PAGE_SIZE = 5
 #: Longest text a model may put in one string argument (the grammar bounds strings to this too).

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from memgpt.llm.types import FunctionSchema
+from memgpt.contract.types import FunctionSchema
 
 
 class FunctionContext(Protocol):

@@ -31,6 +31,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from memgpt.contract.types import CallShape, Constraint, FunctionSchema
 from memgpt.errors import GrammarError
 from memgpt.grammar.gbnf import (
     DEFAULT_MAX_ITEMS,
@@ -42,7 +43,6 @@ from memgpt.grammar.gbnf import (
     schema_errors_as_grammar_errors,
     with_inferred_type,
 )
-from memgpt.llm.types import CallShape, Constraint, FunctionSchema
 
 HEARTBEAT_KEY = "request_heartbeat"
 MAP_KEY_CHARS = 64  # the longest key of a free-form object (a map) a call may hold

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from memgpt.llm.types import CallShape, Constraint, FunctionSchema
+from memgpt.contract.types import CallShape, Constraint, FunctionSchema
 
 GrammarBuilder = Callable[[Sequence[FunctionSchema], CallShape], Constraint]
 

@@ -11,7 +11,7 @@ import json
 import re
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from memgpt.llm.types import Message
+from memgpt.contract.types import Message
 
 # Event types whose "message" is something the user said.
 _USER_EVENT_TYPES = frozenset({"user_message"})

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Protocol, runtime_checkable
 
-from memgpt.llm.types import Message, utcnow
+from memgpt.contract.types import Message, utcnow
 
 
 @dataclass

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlite_utils import Database
 
+from memgpt.contract.types import FunctionCall, Message, utcnow
 from memgpt.errors import StorageError
-from memgpt.llm.types import FunctionCall, Message, utcnow
 from memgpt.storage import _recall, _schema
 from memgpt.storage._errors import translate_errors
 from memgpt.storage._schema import from_text, to_text

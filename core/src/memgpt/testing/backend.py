@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from memgpt.contract.backend import Backend, BackendSettings, Capabilities
+from memgpt.contract.conformance import schema_violation
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, SamplingParams
 from memgpt.errors import BackendError, BackendUnreachable
-from memgpt.llm.backend import Backend, BackendSettings, Capabilities
-from memgpt.llm.conformance import schema_violation
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, Constraint, SamplingParams
 
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",

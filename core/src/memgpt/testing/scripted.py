@@ -11,9 +11,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from memgpt.contract.backend import Backend, Capabilities
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Usage
 from memgpt.errors import BackendError, BackendProtocolError
-from memgpt.llm.backend import Backend, Capabilities
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, Usage
 
 
 def call(function: str, inner_thoughts: str = "thinking", **params: Any) -> str:
@@ -92,7 +92,7 @@ def chat_agent(
     from memgpt.agent.agent import Agent, Limits
     from memgpt.functions.memory import FUNCTIONS
     from memgpt.plugins import get_registry
-    from memgpt.runtime import load_preset, open_wrapper
+    from memgpt.session import load_preset, open_wrapper
 
     return (cls or Agent)(
         record,

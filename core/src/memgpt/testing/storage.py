@@ -54,8 +54,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memgpt.contract.types import FunctionCall, Message
 from memgpt.errors import AgentBusyError, BackendUnreachable, StorageError
-from memgpt.llm.types import FunctionCall, Message
 from memgpt.storage.base import AgentRecord, Storage
 
 OpenStore = Callable[..., Any]
@@ -777,7 +777,7 @@ class StorageContract:
 # A writer that commits steps of 50 messages + 4 passages + the agent row, forever (the kill -9 test).
 _WRITER = r"""
 import numpy as np
-from memgpt.llm.types import Message
+from memgpt.contract.types import Message
 from memgpt.storage.base import AgentRecord
 while True:
     with store.transaction():

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from memgpt.contract.types import CallShape, FunctionCall, FunctionSchema, Message
+from memgpt.contract.wrapper import Prompt, Wrapper, WrapperOptions
 from memgpt.errors import ParseError, UnknownFunctionError
-from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
-from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions
 
 _THOUGHTS = {"type": "string", "description": "Your private inner monologue."}
 _HEARTBEAT = {"type": "boolean", "description": "true to continue right after this call."}

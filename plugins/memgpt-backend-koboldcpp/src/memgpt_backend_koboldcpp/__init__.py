@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from memgpt import hookimpl
-from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
 CAPABILITIES = Capabilities(constraints=("gbnf",), tokenizer=True, context_probe=True, prefix_cache=True)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
 from memgpt.errors import BackendError
-from memgpt.llm.http_backend import HTTPBackend
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+from memgpt.http import HTTPBackend
 from memgpt_backend_koboldcpp import CAPABILITIES
 
 #: What ``GET /api/v1/model`` answers a client without the right key when koboldcpp runs with ``--password``.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from memgpt import hookimpl
-from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
 
 def _server(settings: BackendSettings) -> Any:

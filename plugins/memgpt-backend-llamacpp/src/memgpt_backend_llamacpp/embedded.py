@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memgpt.contract.backend import Backend, BackendSettings, Capabilities
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Usage
 from memgpt.errors import BackendError, EmptyCompletion, MemGPTError
-from memgpt.llm.backend import Backend, BackendSettings, Capabilities
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, Usage
-from memgpt.models import resolve_model_path
+from memgpt_backend_llamacpp.models import resolve_model_path
 
 CAPABILITIES = Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True)
 

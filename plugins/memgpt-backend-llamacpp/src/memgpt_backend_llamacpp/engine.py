@@ -16,7 +16,7 @@ from llama_cpp import llama_cpp as C
 
 from memgpt_backend_llamacpp import persist
 from memgpt_backend_llamacpp.grammars import GrammarCache
-from memgpt_backend_llamacpp.runtime import LlamaRuntime
+from memgpt_backend_llamacpp.llama_model import LlamaModel
 from memgpt_backend_llamacpp.sampling import Decoder
 from memgpt_backend_llamacpp.state_cache import StateCache, common_prefix
 
@@ -31,7 +31,7 @@ class Engine:
     """One model + context, its decoder, compiled grammars and saved states; ``lock`` serialises calls."""
 
     def __init__(
-        self, runtime: LlamaRuntime, *, state_cache_bytes: int, persist_dir: Path | None = None, persist_max_bytes: int = 0
+        self, runtime: LlamaModel, *, state_cache_bytes: int, persist_dir: Path | None = None, persist_max_bytes: int = 0
     ) -> None:
         self.rt = runtime
         self.state_path = persist.state_file(persist_dir, runtime) if persist_dir is not None else None
@@ -111,7 +111,7 @@ def acquire(
                 _engines.pop(other_key).close()  # one model at a time: free the idle ones first
             if hasattr(progress, "start"):
                 progress.start()  # type: ignore[union-attr]  # checked by hasattr
-            runtime = LlamaRuntime(path, n_ctx=n_ctx, n_threads=n_threads, progress=progress)
+            runtime = LlamaModel(path, n_ctx=n_ctx, n_threads=n_threads, progress=progress)
             engine = Engine(
                 runtime, state_cache_bytes=state_cache_bytes, persist_dir=persist_dir, persist_max_bytes=persist_max_bytes
             )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from llama_cpp import llama_cpp as C
 
-from memgpt_backend_llamacpp.runtime import SEQ, LlamaRuntime
+from memgpt_backend_llamacpp.llama_model import SEQ, LlamaModel
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 MIN_TOKENS = 256
 
 
-def state_file(directory: Path, runtime: LlamaRuntime) -> Path:
+def state_file(directory: Path, runtime: LlamaModel) -> Path:
     """Where the KV state of ``runtime``'s model at its context size is kept."""
     stat = runtime.path.stat()
     identity = f"{runtime.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{runtime.n_ctx}"
@@ -44,12 +44,12 @@ MAGIC = b"MEMGPT-KV\n"
 FORMAT = 1
 
 
-def _identity(runtime: LlamaRuntime) -> dict[str, object]:
+def _identity(runtime: LlamaModel) -> dict[str, object]:
     stat = runtime.path.stat()
     return {"model": str(runtime.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "n_ctx": runtime.n_ctx}
 
 
-def save(runtime: LlamaRuntime, path: Path, max_bytes: int) -> bool:
+def save(runtime: LlamaModel, path: Path, max_bytes: int) -> bool:
     """Write the live KV state (and the tokens it holds) to ``path``; False when skipped or refused."""
     tokens = runtime.tokens
     if len(tokens) < MIN_TOKENS:
@@ -90,7 +90,7 @@ def _discard(path: Path, why: str) -> int:
     return 0
 
 
-def load(runtime: LlamaRuntime, path: Path) -> int:
+def load(runtime: LlamaModel, path: Path) -> int:
     """Fill the (empty) KV cache from ``path``; the number of tokens restored, 0 when none. A file that is
     damaged, foreign or refused is deleted with one warning line."""
     if runtime.tokens or not path.is_file():

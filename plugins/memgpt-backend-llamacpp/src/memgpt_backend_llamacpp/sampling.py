@@ -47,9 +47,9 @@ from typing import Any
 import numpy as np
 from llama_cpp import llama_cpp as C
 
+from memgpt.contract.types import FinishReason, SamplingParams
 from memgpt.errors import BackendError
-from memgpt.llm.types import FinishReason, SamplingParams
-from memgpt_backend_llamacpp.runtime import LlamaRuntime
+from memgpt_backend_llamacpp.llama_model import LlamaModel
 
 MAX_FORCED_BYTES = 128
 REFINE_BUCKET = 4096  # tokens sharing a first byte beyond which the rejection path looks at two bytes
@@ -125,7 +125,7 @@ class Generation:
 class Decoder:
     """Generates from whatever the runtime's KV cache holds; one per loaded model (reuses its buffers)."""
 
-    def __init__(self, runtime: LlamaRuntime) -> None:
+    def __init__(self, runtime: LlamaModel) -> None:
         self.rt = runtime
         self.full = _Candidates(np.arange(runtime.n_vocab))
         self.single = _Candidates(np.zeros(1))

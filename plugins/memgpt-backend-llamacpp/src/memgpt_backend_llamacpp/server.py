@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any, ClassVar
 
+from memgpt.contract.backend import Capabilities
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
 from memgpt.errors import BackendError, BackendUnreachable
-from memgpt.llm.backend import Capabilities
-from memgpt.llm.http import HTTPClient
-from memgpt.llm.http_backend import HTTPBackend, first_model
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+from memgpt.http import HTTPBackend, HTTPClient, first_model
 
 #: llama-server announces that its default port moves from 8080 to 9931; a user who kept the default
 #: endpoint may be running either.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from memgpt import hookimpl
-from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
 # No tokenizer endpoint: token counts are estimates, corrected from each answer's usage.
 CAPABILITIES = Capabilities(constraints=("json_schema",), tokenizer=False, context_probe=True, prefix_cache=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from memgpt.contract.backend import BackendSettings
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 from memgpt.errors import BackendError, BackendHTTPError
-from memgpt.llm.backend import BackendSettings
-from memgpt.llm.http_backend import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, first_model, openai_completion, openai_request
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, first_model, openai_completion, openai_request
 from memgpt_backend_lmstudio import CAPABILITIES
 
 #: Prompts shorter than this say little about the model's characters-per-token ratio.

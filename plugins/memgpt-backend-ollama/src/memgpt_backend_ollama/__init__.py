@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from memgpt import hookimpl
-from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
 # JSON schema only: Ollama's `format` takes a schema (or "json") and no GBNF. No exact tokenizer: released
 # Ollama has no tokenize endpoint, so counts are estimates unless a server answers /api/tokenize.

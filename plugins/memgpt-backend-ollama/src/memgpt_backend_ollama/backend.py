@@ -24,10 +24,10 @@ import os
 import re
 from typing import Any, ClassVar
 
+from memgpt.contract.backend import BackendSettings
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
 from memgpt.errors import BackendError, BackendHTTPError
-from memgpt.llm.backend import BackendSettings
-from memgpt.llm.http_backend import DEFAULT_CHARS_PER_TOKEN, HTTPBackend
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend
 from memgpt_backend_ollama import CAPABILITIES
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from memgpt import hookimpl
-from memgpt.llm import BackendSettings, BackendSpec, Capabilities
+from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
 # GBNF first: vLLM's default engine (xgrammar) reads our grammars, and under vLLM's JSON-schema path the model
 # may spend tokens on free whitespace between fields (seen on a real vLLM 0.32 with SmolLM2).

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from memgpt.llm.backend import BackendSettings
-from memgpt.llm.http_backend import HTTPBackend, first_model, openai_completion, openai_request
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+from memgpt.contract.backend import BackendSettings
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+from memgpt.http import HTTPBackend, first_model, openai_completion, openai_request
 from memgpt_backend_vllm import CAPABILITIES
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 from memgpt.errors import BackendError, EmptyCompletion
-from memgpt.llm.http_backend import HTTPBackend, openai_completion, openai_request
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+from memgpt.http import HTTPBackend, openai_completion, openai_request
 from memgpt_backend_webui import CAPABILITIES
 
 

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memgpt.agent.agent import TurnResult
 from memgpt.errors import BackendError, BackendTimeout, ConfigError, MemGPTError, UnknownNameError
-from memgpt.runtime import AGENT_MODEL_KEYS, AgentOptions, new_agent_name
+from memgpt.session import AGENT_MODEL_KEYS, AgentOptions, new_agent_name
 from memgpt_server.host import AgentInUse, AgentNotFound, Host, NoCapacity, Turn, check_name, pending_of
 
 #: Longest user message accepted, in characters (a request body is also bounded in bytes: ``max_body``).

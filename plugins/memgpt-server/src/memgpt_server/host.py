@@ -8,7 +8,7 @@ whether or not the client is still listening: a client that goes away never leav
 because the step is the agent's own (``memgpt.agent``: each step commits in one transaction) and it runs
 to its end.
 
-An agent is opened with ``memgpt.runtime.open_session``, exactly as ``memgpt run`` opens it, so the
+An agent is opened with ``memgpt.session.open_session``, exactly as ``memgpt run`` opens it, so the
 one-session-per-agent file lock (``memgpt.locking``) is held for as long as the server keeps the agent
 open: a ``memgpt run`` on the same agent fails while the server holds it, and the server answers 409 for
 an agent a ``memgpt run`` holds. An agent idle for ``idle_close`` seconds is closed (its lock released);
@@ -32,7 +32,7 @@ from typing import Any
 from memgpt.agent.agent import EARLIER_KEY, PENDING_KEY, AgentEvent
 from memgpt.config import Config, load_config
 from memgpt.errors import AgentBusyError
-from memgpt.runtime import AgentOptions, Session, open_session, open_storage
+from memgpt.session import AgentOptions, Session, open_session, open_storage
 
 log = logging.getLogger("memgpt.server")
 
@@ -264,7 +264,7 @@ class Host:
             self.release(slot)
 
     def delete(self, name: str) -> None:
-        from memgpt.runtime import agent_lock
+        from memgpt.session import agent_lock
 
         slot = self.claim(name)
         try:
@@ -302,7 +302,7 @@ class Host:
         to ``sink`` as it happens, releases the claim when the turn ends (whatever the client does) and
         then calls ``on_done``.
         Claiming and opening happen here, so ``AgentInUse`` / ``AgentNotFound`` come before any event."""
-        from memgpt.llm.http import turn_deadline
+        from memgpt.http import turn_deadline
 
         slot = self.claim(name)
         try:

@@ -38,8 +38,8 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from memgpt.contract.types import FunctionCall, Message, utcnow
 from memgpt.errors import AgentBusyError, StorageError
-from memgpt.llm.types import FunctionCall, Message, utcnow
 from memgpt.storage import _recall
 from memgpt.storage._vectors import passage_rows
 from memgpt.storage.base import AgentRecord, Passage

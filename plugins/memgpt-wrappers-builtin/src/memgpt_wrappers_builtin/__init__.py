@@ -13,7 +13,7 @@ from memgpt import hookimpl
 
 @hookimpl
 def register_wrappers(register: Any) -> None:
-    from memgpt.llm.wrapper import WrapperOptions, WrapperSpec
+    from memgpt.contract.wrapper import WrapperOptions, WrapperSpec
     from memgpt_wrappers_builtin.families import DEFAULT, WRAPPER_NAMES
 
     def factory_for(name: str) -> Any:

@@ -14,10 +14,10 @@ import logging
 import re
 from collections.abc import Sequence
 
+from memgpt.contract.types import CallShape, FunctionCall, FunctionSchema, Message
+from memgpt.contract.wrapper import Prompt, Wrapper, WrapperOptions
 from memgpt.functions.docs import system_text
-from memgpt.llm.parsing import parse_call
-from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
-from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions
+from memgpt.parsing import parse_call
 from memgpt_wrappers_builtin.families import (
     DEFAULT,
     FAMILIES,

@@ -19,11 +19,11 @@ import time
 from collections import OrderedDict
 from typing import Any, ClassVar
 
+from memgpt.contract.backend import Backend, BackendSettings
+from memgpt.contract.conformance import violation
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
 from memgpt.errors import BackendError, EmptyCompletion
-from memgpt.llm.backend import Backend, BackendSettings
-from memgpt.llm.conformance import violation
-from memgpt.llm.http import CONNECT_TIMEOUT, Deadlines, HTTPClient, normalize_endpoint, retry_call
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+from memgpt.http._client import CONNECT_TIMEOUT, Deadlines, HTTPClient, normalize_endpoint, retry_call
 
 log = logging.getLogger(__name__)
 

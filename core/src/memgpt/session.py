@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from memgpt.config import Config, ModelSettings, env_threads, home, load_api_key
+from memgpt.contract.backend import Backend, BackendSettings
+from memgpt.contract.wrapper import Wrapper, WrapperOptions
 from memgpt.errors import BackendError, ConfigError, UnknownNameError
-from memgpt.llm.backend import Backend, BackendSettings
-from memgpt.llm.wrapper import Wrapper, WrapperOptions
 from memgpt.plugins import Registry, get_registry
 
 #: Used when neither the config nor the backend can tell the context size.

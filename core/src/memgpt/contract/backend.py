@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 
 
 class Capabilities(BaseModel):

@@ -1,4 +1,4 @@
-"""Model text → the JSON value it holds: steps 1-5 of ``memgpt.llm.parsing`` (see there).
+"""Model text → the JSON value it holds: steps 1-5 of ``memgpt.parsing._call`` (see there).
 
 The value is found, cut out of prose and fences, closed when the output stopped early, or repaired by
 ``json-repair``, and every one of those is named; nothing here ever changes what the model wrote (a

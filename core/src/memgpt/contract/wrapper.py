@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema, Message
+from memgpt.contract.types import CallShape, FunctionCall, FunctionSchema, Message
 
 
 class Prompt(BaseModel):
@@ -57,11 +57,11 @@ class Wrapper(abc.ABC):
     def parse(self, text: str, functions: Sequence[FunctionSchema], prompt: Prompt | None = None) -> FunctionCall:
         """Turn the model's output (after ``prompt.prefill``) into a validated call, or raise ``ParseError``.
 
-        The default reads ``prompt.prefill + text`` with ``memgpt.llm.parsing.parse_call`` in this wrapper's
+        The default reads ``prompt.prefill + text`` with ``memgpt.parsing.parse_call`` in this wrapper's
         ``call_shape`` (repair, then validation against the function's schema); override it only for an
         output format of your own. Whatever a wrapper returns, the agent validates the call again before
         running it."""
-        from memgpt.llm.parsing import parse_call
+        from memgpt.parsing import parse_call
 
         return parse_call((prompt.prefill if prompt is not None else "") + text, functions, self.call_shape).call
 

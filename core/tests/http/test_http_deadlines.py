@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from memgpt.contract.backend import BackendSettings, Capabilities
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Usage
 from memgpt.errors import BackendTimeout, BackendUnreachable
-from memgpt.llm import http
-from memgpt.llm.backend import BackendSettings, Capabilities
-from memgpt.llm.http import Deadlines, HTTPClient, turn_deadline
-from memgpt.llm.http_backend import ASSUMED_TOKENS_PER_SECOND, HTTPBackend
-from memgpt.llm.types import BackendStatus, Completion, CompletionRequest, Usage
+from memgpt.http import _client as http
+from memgpt.http._backend import ASSUMED_TOKENS_PER_SECOND, HTTPBackend
+from memgpt.http._client import Deadlines, HTTPClient, turn_deadline
 from memgpt.testing.backend import dead_endpoint
 
 

@@ -1,7 +1,7 @@
 """The contracts between core and plugins: backends, wrappers and the data they exchange."""
 
-from memgpt.llm.backend import Backend, BackendSettings, BackendSpec, Capabilities
-from memgpt.llm.types import (
+from memgpt.contract.backend import Backend, BackendSettings, BackendSpec, Capabilities
+from memgpt.contract.types import (
     BackendStatus,
     CallShape,
     Completion,
@@ -13,7 +13,7 @@ from memgpt.llm.types import (
     SamplingParams,
     Usage,
 )
-from memgpt.llm.wrapper import Prompt, Wrapper, WrapperOptions, WrapperSpec
+from memgpt.contract.wrapper import Prompt, Wrapper, WrapperOptions, WrapperSpec
 
 __all__ = [
     "Backend",

@@ -30,7 +30,7 @@ and the thinking becomes ``inner_thoughts`` when the call has none (``thinking_a
 nothing after the block, the call is looked for inside it: ``call_in_think`` (closed) or ``unclosed_think``
 (the model never closed it). ``ParsedCall.thinking`` keeps the text.
 
-Steps 1-5 (text → JSON value) live in ``memgpt.llm.json_text``; 6 and 7 (JSON → call) here. Pure (no I/O),
+Steps 1-5 (text → JSON value) live in ``memgpt.parsing._json_text``; 6 and 7 (JSON → call) here. Pure (no I/O),
 and it raises nothing but ``ParseError`` subclasses; ``ParseError.raw`` keeps the text.
 """
 
@@ -44,9 +44,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from memgpt.contract.types import CallShape, FunctionCall, FunctionSchema
 from memgpt.errors import ArgumentError, ParseError, UnknownFunctionError
-from memgpt.llm.json_text import read_json
-from memgpt.llm.types import CallShape, FunctionCall, FunctionSchema
+from memgpt.parsing._json_text import read_json
 
 log = logging.getLogger("memgpt.parse")
 

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from memgpt.llm.types import Constraint
+from memgpt.contract.types import Constraint
 
 
 def violation(text: str, constraint: Constraint) -> str | None:

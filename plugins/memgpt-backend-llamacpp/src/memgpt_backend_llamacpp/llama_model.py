@@ -53,7 +53,7 @@ def check_gguf_header(path: Path) -> None:
         )
 
 
-class LlamaRuntime:
+class LlamaModel:
     """A loaded model and one context; ``tokens`` is exactly what the context's KV cache holds.
 
     ``prepare(prompt)`` makes the KV cache hold the prompt, evaluating only what differs from what it held,
