@@ -151,22 +151,28 @@ class Registry:
         return None
 
     def backend(self, name: str) -> BackendSpec:
-        return self.get("backends", name)
+        spec: BackendSpec = self.get("backends", name)
+        return spec
 
     def wrapper(self, name: str) -> WrapperSpec:
-        return self.get("wrappers", name)
+        spec: WrapperSpec = self.get("wrappers", name)
+        return spec
 
     def grammar(self, name: str) -> GrammarSpec:
-        return self.get("grammars", name)
+        spec: GrammarSpec = self.get("grammars", name)
+        return spec
 
     def storage_engine(self, name: str) -> StorageSpec:
-        return self.get("storage", name)
+        spec: StorageSpec = self.get("storage", name)
+        return spec
 
     def embedder(self, name: str) -> EmbedderSpec:
-        return self.get("embedders", name)
+        spec: EmbedderSpec = self.get("embedders", name)
+        return spec
 
     def function(self, name: str) -> FunctionSpec:
-        return self.get("functions", name)
+        spec: FunctionSpec = self.get("functions", name)
+        return spec
 
 
 def _env_names(var: str) -> list[str] | None:

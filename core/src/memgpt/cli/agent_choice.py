@@ -73,7 +73,8 @@ def pick(agents: list[Any]) -> str | None:
             return None
         if answer.isdigit():
             if 1 <= int(answer) <= len(names):
-                return names[int(answer) - 1]
+                chosen: str = names[int(answer) - 1]
+                return chosen
             console.print(f"[red]choose 1 to {len(names)}, a name, or blank for a new agent[/]")
             continue
         return answer  # a saved agent by name, or a new agent with that name

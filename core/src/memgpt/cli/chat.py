@@ -413,7 +413,8 @@ class LineReader:
 def _ask(view: RichView, reader: Any, deadline: float | None) -> str | None:
     """The user's next line; None when the deadline (the next timed heartbeat) comes first."""
     if not isinstance(reader, LineReader):  # the terminal's line editor prints its own prompt
-        return reader.readline(deadline)
+        line: str | None = reader.readline(deadline)
+        return line
     view.console.print(f"{PROMPT}: ", end="")
     line = reader.readline(deadline)
     if line is None:

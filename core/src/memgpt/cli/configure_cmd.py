@@ -19,7 +19,7 @@ def _choose(label: str, choices: list[str], default: str | None, interactive: bo
     if default not in choices:
         default = choices[0]
     if not interactive:
-        return default  # type: ignore[return-value]
+        return default
     from rich.prompt import Prompt
 
     answer = Prompt.ask(f"Select {label}", choices=choices, default=default, case_sensitive=False)

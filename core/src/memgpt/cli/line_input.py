@@ -101,7 +101,8 @@ class TerminalInput:
         async def ask() -> str:
             timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.time()), expire)
             try:
-                return await self.session.prompt_async(self.message, default=draft)
+                line: str = await self.session.prompt_async(self.message, default=draft)
+                return line
             finally:
                 timer.cancel()
 

@@ -97,7 +97,7 @@ def load_suite(name_or_path: str) -> Suite:
 def _decode(text: str, source: str, *, yaml: bool) -> Any:
     if yaml:
         try:
-            import yaml as pyyaml  # type: ignore[import-untyped]
+            import yaml as pyyaml
         except ImportError:
             raise ConfigError(f"{source}: YAML suites need PyYAML (pip install pyyaml), or write the suite as JSON") from None
         try:

@@ -186,7 +186,8 @@ class GbnfBuilder:
         unknown = set(schema) - _ALLOWED[kind] - _ANNOTATIONS
         if unknown:
             raise GrammarError(f"{path}: schema keyword(s) {sorted(unknown)} are not supported for type {kind!r}")
-        return getattr(self, f"_{kind}")(schema, path)
+        rule: str = getattr(self, f"_{kind}")(schema, path)
+        return rule
 
     def _object(self, schema: dict[str, Any], path: str) -> str:
         properties = schema.get("properties", {})
@@ -399,8 +400,12 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
 
 __all__: Sequence[str] = [
     "CHAR_RULE",
+    "DEFAULT_MAX_ITEMS",
+    "MAX_FRAC_DIGITS",
+    "MAX_INT_DIGITS",
     "GbnfBuilder",
     "gbnf_literal",
+    "int_bounds",
     "int_range_gbnf",
     "json_literal",
     "schema_errors_as_grammar_errors",

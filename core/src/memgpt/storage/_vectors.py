@@ -21,7 +21,8 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return matrix / norms
+    unit: np.ndarray = matrix / norms
+    return unit
 
 
 def passage_rows(texts: list[str], embeddings: Any, metadata: Sequence[Any] | None = None) -> np.ndarray:

@@ -27,6 +27,7 @@ from memgpt.contract.backend import Backend, BackendSettings, Capabilities
 from memgpt.contract.conformance import schema_violation
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, SamplingParams
 from memgpt.errors import BackendError, BackendUnreachable
+from memgpt.http import HTTPBackend
 
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -224,7 +225,7 @@ class HTTPFaultContract:
     backend probes something before its first completion (a model name, a version).
     """
 
-    backend_class: type[Backend]
+    backend_class: type[HTTPBackend]
     reply: dict[str, Any]
     empty_reply: dict[str, Any]
     endpoint: str = "http://127.0.0.1:9"
@@ -233,13 +234,13 @@ class HTTPFaultContract:
     def make(self, **settings: Any) -> Any:
         settings.setdefault("retries", 0)
         settings.setdefault("timeout", 5.0)
-        return self.backend_class(BackendSettings(endpoint=self.endpoint, options={"backoff": 0.0}, **settings))  # type: ignore[call-arg]
+        return self.backend_class(BackendSettings(endpoint=self.endpoint, options={"backoff": 0.0}, **settings))
 
     def prepare(self, httpx_mock: Any) -> None:
         """Register (optional, reusable) answers to whatever the backend asks before completing."""
 
     def complete_url(self) -> str:
-        return self.endpoint + self.backend_class.complete_path  # type: ignore[attr-defined]
+        return self.endpoint + self.backend_class.complete_path
 
     def completion_requests(self, httpx_mock: Any) -> list[Any]:
         return [r for r in httpx_mock.get_requests() if str(r.url) == self.complete_url()]

@@ -78,7 +78,8 @@ def says(text: str, thoughts: str = "thinking", at: datetime | None = None) -> M
 
 
 def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    scaled: np.ndarray = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return scaled
 
 
 class StorageContract:
