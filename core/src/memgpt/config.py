@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from memgpt._home import home as home  # re-exported: memgpt.config.home is the public name
 from memgpt.errors import ConfigError
 
 CONFIG_VERSION = 1
@@ -89,21 +90,6 @@ def env_threads() -> int | None:
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(f"MEMGPT_THREADS={raw!r} is not a thread count; set it to a whole number of 1 or more, or unset it")
     return int(raw)
-
-
-def home() -> Path:
-    """The MemGPT home directory (``MEMGPT_HOME`` or ``~/.memgpt``), created user-only."""
-    path = Path(os.environ.get("MEMGPT_HOME") or Path.home() / ".memgpt").expanduser()
-    if not path.exists():
-        try:
-            path.mkdir(parents=True, mode=0o700)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the memgpt home {path} ({exc.strerror}); set MEMGPT_HOME to a writable folder"
-            ) from None
-    elif not path.is_dir():
-        raise ConfigError(f"the memgpt home {path} is not a folder; set MEMGPT_HOME to a folder")
-    return path
 
 
 def check_endpoint(url: str) -> str:

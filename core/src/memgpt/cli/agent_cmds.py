@@ -133,36 +133,17 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List agents, personas, humans or presets."""
-    from memgpt import catalog
-
     if kind not in LIST_KINDS:
         fail(f"unknown list {kind!r}; choose one of: {', '.join(LIST_KINDS)}", code=2)
     if kind == "agents":
-        from memgpt.config import load_config
-        from memgpt.session import open_storage
+        from memgpt._home import home
+        from memgpt.cli import agent_list
 
-        storage = open_storage(load_config())
-        try:
-            rows = [
-                {
-                    # most telling first: a narrow terminal shows the leading columns
-                    "name": r.name,
-                    "backend": r.settings.get("model", {}).get("backend"),
-                    "messages": storage.count_messages(r.name),
-                    "last_used": f"{r.updated_at.astimezone():%Y-%m-%d %H:%M}",
-                    "wrapper": r.settings.get("model", {}).get("wrapper"),
-                    "passages": storage.count_passages(r.name),
-                    "persona": r.settings.get("persona"),
-                    "human": r.settings.get("human"),
-                    "preset": r.settings.get("preset"),
-                    "created_at": r.created_at.isoformat(),
-                    "updated_at": r.updated_at.isoformat(),
-                }
-                for r in sorted(storage.list_agents(), key=lambda r: r.updated_at, reverse=True)
-            ]
-        finally:
-            storage.close()
+        quick = agent_list.rows(home())
+        rows = quick if quick is not None else _agent_rows()
     else:
+        from memgpt import catalog
+
         rows = [{"name": n} for n in catalog.names(kind)]  # type: ignore[arg-type]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -171,6 +152,25 @@ def list_cmd(
 
     # the table leaves the ISO timestamps to --json: last_used says it in a line's width
     print_rows(kind, rows, columns=[c for c in (rows[0] if rows else ["name"]) if c not in ("created_at", "updated_at")])
+
+
+def _agent_rows() -> list[dict[str, Any]]:
+    """``memgpt list agents`` through the configured storage engine (``agent_list.rows`` reads the default one
+    directly when nothing can differ)."""
+    from memgpt.cli.agent_list import agent_row
+    from memgpt.config import load_config
+    from memgpt.session import open_storage
+
+    storage = open_storage(load_config())
+    try:
+        return [
+            agent_row(
+                r.name, r.settings, r.created_at, r.updated_at, storage.count_messages(r.name), storage.count_passages(r.name)
+            )
+            for r in sorted(storage.list_agents(), key=lambda r: r.updated_at, reverse=True)
+        ]
+    finally:
+        storage.close()
 
 
 def add(

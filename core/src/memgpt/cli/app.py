@@ -9,9 +9,11 @@ from typing import NoReturn
 import typer
 
 from memgpt import __version__
+from memgpt.cli.plain_params import PlainTextCommand, PlainTextGroup
 
 app = typer.Typer(
     name="memgpt",
+    cls=PlainTextGroup,
     help="MemGPT agents on open, local LLMs: agents that manage their own memory.",
     no_args_is_help=True,
     add_completion=False,
@@ -71,41 +73,98 @@ def main(
     """MemGPT agents on open, local LLMs."""
 
 
-_registered = False
+#: The built-in commands, in the order ``memgpt --help`` lists them: name -> (module in memgpt.cli, function).
+BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "plugins": ("plugins_cmd", "plugins"),
+    "configure": ("configure_cmd", "configure"),
+    "doctor": ("configure_cmd", "doctor_command"),
+    "eval": ("eval_cmd", "eval_command"),
+    "run": ("agent_cmds", "run"),
+    "list": ("agent_cmds", "list_cmd"),
+    "show": ("agent_cmds", "show"),
+    "add": ("agent_cmds", "add"),
+    "delete": ("agent_cmds", "delete"),
+    "load": ("load_cmd", "load"),
+    "search": ("search_cmd", "search"),
+    "export": ("export_cmd", "export_command"),
+    "import": ("export_cmd", "import_command"),
+    "completion": ("completion_cmd", "completion"),
+}
+
+#: How the plugins' commands are attached: "" not yet, "listed" from the cache (names and help only, for
+#: ``memgpt --help``), "loaded" from the plugins themselves.
+_plugins_attached = ""
+
+
+def _attach_builtins(names: list[str]) -> None:
+    """Attach these built-in commands (those not attached yet), keeping ``BUILTIN_COMMANDS``' order first."""
+    import importlib
+
+    attached = {info.name for info in app.registered_commands}
+    for name in names:
+        if name not in attached:
+            module, function = BUILTIN_COMMANDS[name]
+            app.command(name, cls=PlainTextCommand)(getattr(importlib.import_module(f"memgpt.cli.{module}"), function))
+    order = list(BUILTIN_COMMANDS)
+    app.registered_commands.sort(key=lambda info: order.index(info.name) if info.name in order else len(order))
 
 
 def _register(argv: list[str] | None = None) -> None:
-    """Attach the sub-commands (once). Their modules import what they need only when run. Plugin commands
-    need every plugin loaded, so they are attached only when ``argv`` (the command line, when known) does not
-    name a built-in command: ``memgpt run`` or ``memgpt list`` never pay for loading plugins they do not use."""
-    global _registered
-    if _registered:
-        return
-    _registered = True
-    from memgpt.cli import configure_cmd, eval_cmd, plugins_cmd
+    """Attach the sub-commands. Their modules import what they need only when run.
 
-    app.command("plugins")(plugins_cmd.plugins)
-    app.command("configure")(configure_cmd.configure)
-    app.command("doctor")(configure_cmd.doctor_command)
-    app.command("eval")(eval_cmd.eval_command)
-    try:
-        from memgpt.cli import agent_cmds
-    except ImportError:
-        agent_cmds = None  # type: ignore[assignment]
-    if agent_cmds is not None:
-        agent_cmds.register(app)
-    else:
-        app.command("run")(_not_implemented("run"))
-    builtin = {info.name for info in app.registered_commands} | {group.name for group in app.registered_groups if group.name}
+    With ``argv`` (the command line, when known) naming a built-in command, only that command is attached:
+    typer builds no other, and no plugin is loaded (``memgpt list agents`` pays for neither). Without a command
+    (``memgpt --help``, ``memgpt``) every built-in is attached, and the plugins' commands are listed from
+    ``command_cache`` when it is up to date, so that listing them imports no plugin. Anything else (a plugin's
+    command, ``memgpt plugins``, which reports refused commands, shell completion, ``MEMGPT_TRACE_PLUGINS``,
+    ``argv=None``) loads the plugins and attaches their commands."""
+    global _plugins_attached
     command = next((arg for arg in argv or [] if not arg.startswith("-")), None)
-    if argv is None or command not in builtin or command == "plugins":  # `plugins` reports refused commands
-        _plugin_commands()
+    if argv is not None and command in BUILTIN_COMMANDS and command != "plugins":
+        _attach_builtins([command])
+        return
+    _attach_builtins(list(BUILTIN_COMMANDS))
+    if _plugins_attached == "loaded":
+        return
+    listing = argv is not None and command is None
+    if listing and not os.environ.get("_MEMGPT_COMPLETE") and not os.environ.get("MEMGPT_TRACE_PLUGINS"):
+        if _plugins_attached == "listed" or _list_cached_plugin_commands():
+            return
+    _plugin_commands(remember=argv is not None)
 
 
-def _plugin_commands() -> None:
-    """Attach the sub-commands plugins register (``register_commands``); a built-in name is never replaced."""
+def _list_cached_plugin_commands() -> bool:
+    """Attach the plugins' commands as ``command_cache`` remembers them (names and help, for the listing only);
+    False when it has nothing up to date."""
+    global _plugins_attached
+    from memgpt.cli import command_cache
+
+    commands = command_cache.load()
+    if commands is None:
+        return False
+    for command in commands:
+        app.command(command["name"], help=command["help"])(_listed_only(command["name"]))
+    _plugins_attached = "listed"
+    return True
+
+
+def _listed_only(name: str):  # type: ignore[no-untyped-def]
+    """What a listed plugin command runs: never run (``_register`` loads the plugins before running one)."""
+
+    def command() -> None:
+        raise RuntimeError(f"plugin command {name!r} was listed from the cache but not loaded")
+
+    return command
+
+
+def _plugin_commands(remember: bool = False) -> None:
+    """Attach the sub-commands plugins register (``register_commands``); a built-in name is never replaced.
+    With ``remember``, what was attached is written to ``command_cache`` for the next ``memgpt --help``."""
+    global _plugins_attached
     from memgpt.plugins import PluginFailure, get_registry
 
+    if _plugins_attached == "listed":
+        app.registered_commands[:] = [info for info in app.registered_commands if info.name in BUILTIN_COMMANDS]
     registry = get_registry()
     taken = {info.name for info in app.registered_commands}
     for name, spec in registry.commands.items():
@@ -114,14 +173,11 @@ def _plugin_commands() -> None:
             registry.failures.append(PluginFailure(spec.plugin, None, "register_commands", why))
             continue
         app.command(name, help=spec.help or None)(spec.callback)
+    _plugins_attached = "loaded"
+    if remember:
+        from memgpt.cli import command_cache
 
-
-def _not_implemented(name: str):  # type: ignore[no-untyped-def]
-    def command() -> None:
-        fail(f"`memgpt {name}` is not available in this build", code=2)
-
-    command.__doc__ = f"(not available in this build) {name}"
-    return command
+        command_cache.save(registry, command_cache.listed(registry))
 
 
 def get_app() -> typer.Typer:
