@@ -21,7 +21,9 @@ hookspec = pluggy.HookspecMarker("memgpt")
 def register_backends(register: Any) -> None:
     """Register model backends: ``register(BackendSpec(name, factory, ...))``.
 
-    ``factory(BackendSettings) -> Backend`` is called when an agent starts or ``configure`` checks it."""
+    ``factory(BackendSettings) -> Backend`` is called when an agent starts or ``configure`` checks it. The
+    spec declares the backend's name, default endpoint and capabilities; the class the factory opens names it
+    (``spec = THE_SPEC``) and takes them from it."""
 
 
 @hookspec

@@ -18,7 +18,7 @@ from pytest_httpx import HTTPXMock
 
 from memgpt.contract import BackendSettings, Completion, CompletionRequest, Constraint, SamplingParams
 from memgpt.testing.backend import ANSWER_GBNF, ANSWER_SCHEMA, HTTPFaultContract
-from memgpt_backend_openai import CAPABILITIES
+from memgpt_backend_openai import OPENAI
 from memgpt_backend_openai.backend import PROBE_PROMPT, PROBE_TEXT, OpenAIBackend, _shows_probe, forget_servers
 
 URL = "http://127.0.0.1:9"
@@ -247,7 +247,7 @@ def test_an_answer_that_breaks_an_honoured_constraint_is_reported_unconstrained(
 def test_a_server_down_at_first_gives_the_optimistic_capabilities_and_is_probed_when_up(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_exception(httpx.ConnectError("refused"), url=f"{URL}/v1/models")
     b = backend(retries=0)
-    assert b.capabilities == CAPABILITIES
+    assert b.capabilities == OPENAI.capabilities
     server = FakeServer(httpx_mock, honours=frozenset({"grammar"}))
     assert b.capabilities.constraints == ("gbnf",) and server.probes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -48,10 +48,37 @@ class Backend(abc.ABC):
     """A model server (or in-process model) that completes raw prompts.
 
     Implementations raise the ``BackendError`` subclasses from ``memgpt.errors`` and nothing else.
+
+    A class that implements a registered backend names its registration in ``spec``; its ``name`` and
+    ``capabilities`` (and an ``HTTPBackend``'s ``default_endpoint``) are then the spec's, declared once there.
+    Declaring one of them in the class as well is a ``TypeError``; a *property* may still override
+    ``capabilities`` with what the backend finds out at run time (the ``openai`` plugin probes its server).
     """
+
+    #: The registration this class implements; ``None`` for a backend no plugin registers (a test's fake).
+    spec: ClassVar[BackendSpec | None] = None
+    #: The attributes a class takes from its ``spec``.
+    from_spec: ClassVar[tuple[str, ...]] = ("name", "capabilities")
 
     name: str = ""
     capabilities: Capabilities = Capabilities()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is None:
+            return
+        own = vars(cls)
+        twice = [attr for attr in cls.from_spec if attr in own and not isinstance(own[attr], property)]
+        if twice:
+            raise TypeError(
+                f"{cls.__qualname__} declares {', '.join(twice)} and takes its spec's ({spec.name!r}): declare each "
+                "once, in the spec"
+            )
+        for attr in cls.from_spec:
+            value = getattr(spec, attr)
+            if attr not in own and value is not None:
+                setattr(cls, attr, value)
 
     @abc.abstractmethod
     def complete(self, request: CompletionRequest) -> Completion:
@@ -80,6 +107,10 @@ class Backend(abc.ABC):
 @dataclass(frozen=True)
 class BackendSpec:
     """What ``register_backends`` registers: a name, a factory, and what the user is shown.
+
+    The spec is where a backend's ``name``, ``default_endpoint`` and ``capabilities`` are declared; the class it
+    opens says ``spec = THE_SPEC`` and takes them from it (``Backend``). The registration module keeps the spec
+    and a factory that imports the class when the backend is opened, so listing plugins stays cheap.
 
     ``verified`` says what the backend was verified against, in a few words (``"real server"``,
     ``"documentation only (dialect test server)"``); ``memgpt plugins`` shows it. ``None``: the plugin does

@@ -69,8 +69,11 @@ class TokenCountCache:
 class HTTPBackend(Backend):
     """Base of the backends that talk to a model server over HTTP (see the module docstring)."""
 
+    from_spec: ClassVar[tuple[str, ...]] = (*Backend.from_spec, "default_endpoint")
+
     #: Human name of the server, for messages ("llama-server", "koboldcpp").
     server: ClassVar[str] = "server"
+    #: Where the server is when the user names no endpoint (a registered backend's comes from its ``spec``).
     default_endpoint: ClassVar[str] = "http://localhost:8080"
     #: Path prefixes users paste along with the endpoint that the backend adds itself.
     strip_suffixes: ClassVar[tuple[str, ...]] = ("/v1",)

@@ -10,8 +10,6 @@ from typing import Any
 from memgpt import hookimpl
 from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
-CAPABILITIES = Capabilities(constraints=("gbnf",), tokenizer=True, context_probe=True, prefix_cache=True)
-
 
 def _open(settings: BackendSettings) -> Any:
     from memgpt_backend_koboldcpp.backend import KoboldCppBackend
@@ -19,16 +17,17 @@ def _open(settings: BackendSettings) -> Any:
     return KoboldCppBackend(settings)
 
 
+#: The backend's one declaration of its name, endpoint and capabilities; ``KoboldCppBackend.spec`` is this.
+KOBOLDCPP = BackendSpec(
+    name="koboldcpp",
+    factory=_open,
+    description="koboldcpp over HTTP (/api/v1/generate with a GBNF grammar)",
+    default_endpoint="http://localhost:5001",
+    capabilities=Capabilities(constraints=("gbnf",), tokenizer=True, context_probe=True, prefix_cache=True),
+    verified="real server, recorded (koboldcpp 1.76, 2da346a; tests/test_koboldcpp_recorded.py replays it)",
+)
+
+
 @hookimpl
 def register_backends(register: Any) -> None:
-    register(
-        BackendSpec(
-            name="koboldcpp",
-            factory=_open,
-            description="koboldcpp over HTTP (/api/v1/generate with a GBNF grammar)",
-            default_endpoint="http://localhost:5001",
-            needs_endpoint=True,
-            capabilities=CAPABILITIES,
-            verified="real server, recorded (koboldcpp 1.76, 2da346a; tests/test_koboldcpp_recorded.py replays it)",
-        )
-    )
+    register(KOBOLDCPP)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
 from memgpt.errors import BackendError
 from memgpt.http import HTTPBackend
-from memgpt_backend_koboldcpp import CAPABILITIES
+from memgpt_backend_koboldcpp import KOBOLDCPP
 
 #: What ``GET /api/v1/model`` answers a client without the right key when koboldcpp runs with ``--password``.
 PROTECTED_MODEL = "koboldcpp/protected-model"
@@ -26,14 +26,12 @@ def _cut_at_stop(text: str, stops: tuple[str, ...] | list[str]) -> tuple[str, bo
 
 
 class KoboldCppBackend(HTTPBackend):
-    """Backend ``koboldcpp``: a running koboldcpp (default ``http://localhost:5001``)."""
+    """Backend ``koboldcpp``: a running koboldcpp."""
 
-    name = "koboldcpp"
+    spec = KOBOLDCPP
     server: ClassVar[str] = "koboldcpp"
-    default_endpoint: ClassVar[str] = "http://localhost:5001"
     strip_suffixes: ClassVar[tuple[str, ...]] = ("/api/v1", "/api", "/v1")
     complete_path: ClassVar[str] = "/api/v1/generate"
-    capabilities = CAPABILITIES
 
     def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
         s = request.sampling

@@ -24,27 +24,28 @@ def _embedded(settings: BackendSettings) -> Any:
     return EmbeddedBackend(settings)
 
 
+#: The ``llamacpp`` backend's one declaration of its name, endpoint and capabilities; ``LlamaServerBackend.spec``.
+LLAMACPP = BackendSpec(
+    name="llamacpp",
+    factory=_server,
+    description="llama.cpp llama-server over HTTP (/completion with GBNF or JSON schema)",
+    default_endpoint="http://localhost:8080",
+    capabilities=Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True),
+    verified="real server (llama.cpp llama-server, built by scripts/build-llama-server.sh; tests/test_server_real.py)",
+)
+
+#: The ``llamacpp-embedded`` backend's one declaration; ``EmbeddedBackend.spec``.
+LLAMACPP_EMBEDDED = BackendSpec(
+    name="llamacpp-embedded",
+    factory=_embedded,
+    description="llama.cpp in process (llama-cpp-python): any GGUF file, no server; default SmolLM2-135M",
+    needs_endpoint=False,
+    capabilities=Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True),
+    verified="real (llama-cpp-python in process; tests/test_embedded_backend.py)",
+)
+
+
 @hookimpl
 def register_backends(register: Any) -> None:
-    register(
-        BackendSpec(
-            name="llamacpp",
-            factory=_server,
-            description="llama.cpp llama-server over HTTP (/completion with GBNF or JSON schema)",
-            default_endpoint="http://localhost:8080",
-            needs_endpoint=True,
-            capabilities=Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True),
-            verified="real server (llama.cpp llama-server, built by scripts/build-llama-server.sh; tests/test_server_real.py)",
-        )
-    )
-    register(
-        BackendSpec(
-            name="llamacpp-embedded",
-            factory=_embedded,
-            description="llama.cpp in process (llama-cpp-python): any GGUF file, no server; default SmolLM2-135M",
-            default_endpoint=None,
-            needs_endpoint=False,
-            capabilities=Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True),
-            verified="real (llama-cpp-python in process; tests/test_embedded_backend.py)",
-        )
-    )
+    register(LLAMACPP)
+    register(LLAMACPP_EMBEDDED)

@@ -26,12 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memgpt.contract.backend import Backend, BackendSettings, Capabilities
+from memgpt.contract.backend import Backend, BackendSettings
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Usage
 from memgpt.errors import BackendError, EmptyCompletion, MemGPTError
+from memgpt_backend_llamacpp import LLAMACPP_EMBEDDED
 from memgpt_backend_llamacpp.models import resolve_model_path
-
-CAPABILITIES = Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True)
 
 
 def default_threads() -> int:
@@ -99,8 +98,7 @@ class StderrProgress:
 class EmbeddedBackend(Backend):
     """llama.cpp in this process; see the module docstring for settings and options."""
 
-    name = "llamacpp-embedded"
-    capabilities = CAPABILITIES
+    spec = LLAMACPP_EMBEDDED
 
     def __init__(self, settings: BackendSettings | None = None, *, progress: Callable[[float], None] | None = None) -> None:
         self.settings = settings or BackendSettings()

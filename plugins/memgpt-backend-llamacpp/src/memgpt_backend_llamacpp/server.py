@@ -10,26 +10,22 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any, ClassVar
 
-from memgpt.contract.backend import Capabilities
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
 from memgpt.errors import BackendError, BackendUnreachable
 from memgpt.http import HTTPBackend, HTTPClient, first_model
+from memgpt_backend_llamacpp import LLAMACPP
 
 #: llama-server announces that its default port moves from 8080 to 9931; a user who kept the default
 #: endpoint may be running either.
 NEXT_DEFAULT_ENDPOINT = "http://localhost:9931"
 
-CAPABILITIES = Capabilities(constraints=("gbnf", "json_schema"), tokenizer=True, context_probe=True, prefix_cache=True)
-
 
 class LlamaServerBackend(HTTPBackend):
-    """Backend ``llamacpp``: a running llama.cpp ``llama-server`` (default ``http://localhost:8080``)."""
+    """Backend ``llamacpp``: a running llama.cpp ``llama-server``."""
 
-    name = "llamacpp"
+    spec = LLAMACPP
     server: ClassVar[str] = "llama-server"
-    default_endpoint: ClassVar[str] = "http://localhost:8080"
     complete_path: ClassVar[str] = "/completion"
-    capabilities = CAPABILITIES
 
     def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
         s = request.sampling

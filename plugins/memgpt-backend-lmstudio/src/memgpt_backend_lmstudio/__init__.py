@@ -10,9 +10,6 @@ from typing import Any
 from memgpt import hookimpl
 from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
-# No tokenizer endpoint: token counts are estimates, corrected from each answer's usage.
-CAPABILITIES = Capabilities(constraints=("json_schema",), tokenizer=False, context_probe=True, prefix_cache=True)
-
 
 def _open(settings: BackendSettings) -> Any:
     from memgpt_backend_lmstudio.backend import LMStudioBackend
@@ -20,16 +17,18 @@ def _open(settings: BackendSettings) -> Any:
     return LMStudioBackend(settings)
 
 
+#: The backend's one declaration of its name, endpoint and capabilities; ``LMStudioBackend.spec`` is this.
+LMSTUDIO = BackendSpec(
+    name="lmstudio",
+    factory=_open,
+    description="LM Studio over its OpenAI-compatible API (/v1/completions with response_format json_schema)",
+    default_endpoint="http://localhost:1234",
+    # No tokenizer endpoint: token counts are estimates, corrected from each answer's usage.
+    capabilities=Capabilities(constraints=("json_schema",), tokenizer=False, context_probe=True, prefix_cache=True),
+    verified="documentation only (dialect test server; LM Studio is closed source)",
+)
+
+
 @hookimpl
 def register_backends(register: Any) -> None:
-    register(
-        BackendSpec(
-            name="lmstudio",
-            factory=_open,
-            description="LM Studio over its OpenAI-compatible API (/v1/completions with response_format json_schema)",
-            default_endpoint="http://localhost:1234",
-            needs_endpoint=True,
-            capabilities=CAPABILITIES,
-            verified="documentation only (dialect test server; LM Studio is closed source)",
-        )
-    )
+    register(LMSTUDIO)

@@ -15,21 +15,19 @@ from memgpt.contract.backend import BackendSettings
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 from memgpt.errors import BackendError, BackendHTTPError
 from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, first_model, openai_completion, openai_request
-from memgpt_backend_lmstudio import CAPABILITIES
+from memgpt_backend_lmstudio import LMSTUDIO
 
 #: Prompts shorter than this say little about the model's characters-per-token ratio.
 MIN_PROMPT_TOKENS_FOR_RATIO = 16
 
 
 class LMStudioBackend(HTTPBackend):
-    """Backend ``lmstudio``: LM Studio's local server (default ``http://localhost:1234``)."""
+    """Backend ``lmstudio``: LM Studio's local server."""
 
-    name = "lmstudio"
+    spec = LMSTUDIO
     server: ClassVar[str] = "LM Studio"
-    default_endpoint: ClassVar[str] = "http://localhost:1234"
     strip_suffixes: ClassVar[tuple[str, ...]] = ("/v1", "/api/v0")
     complete_path: ClassVar[str] = "/v1/completions"
-    capabilities = CAPABILITIES
 
     def __init__(self, settings: BackendSettings):
         super().__init__(settings)

@@ -10,10 +10,6 @@ from typing import Any
 from memgpt import hookimpl
 from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
-# JSON schema only: Ollama's `format` takes a schema (or "json") and no GBNF. No exact tokenizer: released
-# Ollama has no tokenize endpoint, so counts are estimates unless a server answers /api/tokenize.
-CAPABILITIES = Capabilities(constraints=("json_schema",), tokenizer=False, context_probe=True, prefix_cache=True)
-
 
 def _open(settings: BackendSettings) -> Any:
     from memgpt_backend_ollama.backend import OllamaBackend
@@ -21,16 +17,19 @@ def _open(settings: BackendSettings) -> Any:
     return OllamaBackend(settings)
 
 
+#: The backend's one declaration of its name, endpoint and capabilities; ``OllamaBackend.spec`` is this.
+OLLAMA = BackendSpec(
+    name="ollama",
+    factory=_open,
+    description="Ollama over its native API (/api/generate with a raw prompt and a JSON schema in `format`)",
+    default_endpoint="http://localhost:11434",
+    # JSON schema only: Ollama's `format` takes a schema (or "json") and no GBNF. No exact tokenizer: released
+    # Ollama has no tokenize endpoint, so counts are estimates unless a server answers /api/tokenize.
+    capabilities=Capabilities(constraints=("json_schema",), tokenizer=False, context_probe=True, prefix_cache=True),
+    verified="documentation only (dialect test server from Ollama's docs/api.md, 2026-08-11)",
+)
+
+
 @hookimpl
 def register_backends(register: Any) -> None:
-    register(
-        BackendSpec(
-            name="ollama",
-            factory=_open,
-            description="Ollama over its native API (/api/generate with a raw prompt and a JSON schema in `format`)",
-            default_endpoint="http://localhost:11434",
-            needs_endpoint=True,
-            capabilities=CAPABILITIES,
-            verified="documentation only (dialect test server from Ollama's docs/api.md, 2026-08-11)",
-        )
-    )
+    register(OLLAMA)

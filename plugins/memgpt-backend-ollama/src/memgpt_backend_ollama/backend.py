@@ -28,7 +28,7 @@ from memgpt.contract.backend import BackendSettings
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
 from memgpt.errors import BackendError, BackendHTTPError
 from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend
-from memgpt_backend_ollama import CAPABILITIES
+from memgpt_backend_ollama import OLLAMA
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,12 @@ _MISSING_MODEL = re.compile(r"model ['\"][^'\"]*['\"] not found")
 
 
 class OllamaBackend(HTTPBackend):
-    """Backend ``ollama``: a running ``ollama serve`` (default ``http://localhost:11434``)."""
+    """Backend ``ollama``: a running ``ollama serve``."""
 
-    name = "ollama"
+    spec = OLLAMA
     server: ClassVar[str] = "Ollama"
-    default_endpoint: ClassVar[str] = "http://localhost:11434"
     strip_suffixes: ClassVar[tuple[str, ...]] = ("/api", "/v1")
     complete_path: ClassVar[str] = "/api/generate"
-    capabilities = CAPABILITIES
 
     def __init__(self, settings: BackendSettings):
         super().__init__(settings)
@@ -175,7 +173,7 @@ class OllamaBackend(HTTPBackend):
         except BackendError:
             return
         self.has_tokenizer = True
-        self.capabilities = CAPABILITIES.model_copy(update={"tokenizer": True})
+        self.capabilities = OLLAMA.capabilities.model_copy(update={"tokenizer": True})
 
     def _count(self, text: str) -> int:
         body = self.http.post_json(TOKENIZE_PATH, {"model": self.model(), "text": text}, retry=False)

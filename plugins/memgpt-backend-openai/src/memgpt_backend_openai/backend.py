@@ -39,7 +39,7 @@ from memgpt.contract.backend import BackendSettings, Capabilities
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, ConstraintKind, SamplingParams
 from memgpt.errors import BackendError, BackendHTTPError, BackendProtocolError
 from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, openai_completion, openai_request
-from memgpt_backend_openai import CAPABILITIES
+from memgpt_backend_openai import OPENAI
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,10 @@ def carry(name: str, constraint: Constraint) -> dict[str, Any]:
 
 
 class OpenAIBackend(HTTPBackend):
-    """Backend ``openai``: any OpenAI-compatible completions server (default ``http://localhost:8000``)."""
+    """Backend ``openai``: any OpenAI-compatible completions server."""
 
-    name = "openai"
+    spec = OPENAI
     server: ClassVar[str] = "OpenAI-compatible server"
-    default_endpoint: ClassVar[str] = "http://localhost:8000"
     complete_path: ClassVar[str] = "/v1/completions"
 
     def __init__(self, settings: BackendSettings):
@@ -143,7 +142,7 @@ class OpenAIBackend(HTTPBackend):
             context = self._context_info()[0] is not None
         except BackendError as err:
             log.debug("%s at %s not probed yet (%s)", self.server, self.endpoint, err)
-            return CAPABILITIES
+            return OPENAI.capabilities
         order = tuple(kind for kind in CANDIDATES if kind in kinds)
         return Capabilities(constraints=order, tokenizer=exact, context_probe=context, prefix_cache=True)
 

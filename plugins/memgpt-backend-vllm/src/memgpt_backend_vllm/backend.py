@@ -14,17 +14,15 @@ from typing import Any, ClassVar
 from memgpt.contract.backend import BackendSettings
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 from memgpt.http import HTTPBackend, first_model, openai_completion, openai_request
-from memgpt_backend_vllm import CAPABILITIES
+from memgpt_backend_vllm import VLLM
 
 
 class VLLMBackend(HTTPBackend):
-    """Backend ``vllm``: a running ``vllm serve`` (default ``http://localhost:8000``)."""
+    """Backend ``vllm``: a running ``vllm serve``."""
 
-    name = "vllm"
+    spec = VLLM
     server: ClassVar[str] = "vLLM"
-    default_endpoint: ClassVar[str] = "http://localhost:8000"
     complete_path: ClassVar[str] = "/v1/completions"
-    capabilities = CAPABILITIES
 
     def __init__(self, settings: BackendSettings):
         super().__init__(settings)

@@ -10,9 +10,6 @@ from typing import Any
 from memgpt import hookimpl
 from memgpt.contract import BackendSettings, BackendSpec, Capabilities
 
-# No context probe: the web UI's API does not report the loaded context size.
-CAPABILITIES = Capabilities(constraints=("gbnf",), tokenizer=True, context_probe=False, prefix_cache=True)
-
 
 def _open(settings: BackendSettings) -> Any:
     from memgpt_backend_webui.backend import WebUIBackend
@@ -20,19 +17,21 @@ def _open(settings: BackendSettings) -> Any:
     return WebUIBackend(settings)
 
 
+#: The backend's one declaration of its name, endpoint and capabilities; ``WebUIBackend.spec`` is this.
+WEBUI = BackendSpec(
+    name="webui",
+    factory=_open,
+    description="text-generation-webui over its OpenAI-compatible API (/v1/completions with grammar_string)",
+    default_endpoint="http://localhost:5000",
+    # No context probe: the web UI's API does not report the loaded context size.
+    capabilities=Capabilities(constraints=("gbnf",), tokenizer=True, context_probe=False, prefix_cache=True),
+    verified=(
+        "real server, recorded (text-generation-webui v4.7.3 @ 1dcde41d, llama.cpp loader, 2026-12-02; "
+        "tests/recordings), replayed against the dialect test server"
+    ),
+)
+
+
 @hookimpl
 def register_backends(register: Any) -> None:
-    register(
-        BackendSpec(
-            name="webui",
-            factory=_open,
-            description="text-generation-webui over its OpenAI-compatible API (/v1/completions with grammar_string)",
-            default_endpoint="http://localhost:5000",
-            needs_endpoint=True,
-            capabilities=CAPABILITIES,
-            verified=(
-                "real server, recorded (text-generation-webui v4.7.3 @ 1dcde41d, llama.cpp loader, 2026-12-02; "
-                "tests/recordings), replayed against the dialect test server"
-            ),
-        )
-    )
+    register(WEBUI)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
 from memgpt.errors import BackendError, EmptyCompletion
 from memgpt.http import HTTPBackend, openai_completion, openai_request
-from memgpt_backend_webui import CAPABILITIES
+from memgpt_backend_webui import WEBUI
 
 
 class PromptOverContext(EmptyCompletion):
@@ -38,13 +38,11 @@ class GrammarRefused(EmptyCompletion):
 
 
 class WebUIBackend(HTTPBackend):
-    """Backend ``webui``: a running text-generation-webui with its API on (default ``http://localhost:5000``)."""
+    """Backend ``webui``: a running text-generation-webui with its API on."""
 
-    name = "webui"
+    spec = WEBUI
     server: ClassVar[str] = "text-generation-webui"
-    default_endpoint: ClassVar[str] = "http://localhost:5000"
     complete_path: ClassVar[str] = "/v1/completions"
-    capabilities = CAPABILITIES
 
     def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
         body = openai_request(request, penalty_key="repetition_penalty")
