@@ -19,7 +19,9 @@
     ├── StorageError                the database could not be read or written
     │   └── AgentBusyError          the agent is open in another memgpt session
     ├── EmbeddingError              the embedding model is missing, cannot load, or cannot embed
-    └── LoadError                   a path given to `memgpt load` is missing or cannot be read
+    ├── LoadError                   a path given to `memgpt load` is missing or cannot be read
+    └── FunctionError               a function the model called failed; the message is shown to the model
+        └── MemoryEditError         a core-memory edit that cannot be applied (memgpt.memory.core)
 
 Every message says what happened and what to do about it. ``retryable`` marks errors for which an
 identical second attempt may succeed (timeouts, 5xx, refused while a server starts).
@@ -47,7 +49,7 @@ class UnknownNameError(MemGPTError, KeyError):
         super().__init__(f"unknown {kind} {name!r}; choose one of: {listed}")
 
     def __str__(self) -> str:  # KeyError would repr() the message
-        return self.args[0]
+        return str(self.args[0])
 
 
 class PluginError(MemGPTError):
@@ -133,3 +135,10 @@ class EmbeddingError(MemGPTError):
 
 class LoadError(MemGPTError):
     """A file or directory named for loading into archival memory is missing or unreadable."""
+
+
+class FunctionError(MemGPTError):
+    """A function the model called failed in a way the model should be told about: a function handler
+    raises it with a message the model reads as the call's ``Failed`` result, and can act on (a bad
+    argument, nothing found, a store that is unavailable). Any other exception a handler raises is a bug:
+    the agent logs it with its traceback and the model reads only that the function failed."""

@@ -4,11 +4,30 @@ A third-party plugin imports from this module only; every other module of the ``
 implementation and may move between releases. ``__all__`` is the public surface, pinned by a test.
 
 ```python
-from memgpt.plugin import Backend, BackendSpec, hookimpl
+# my_plugin/__init__.py, imported at every start: it declares the backend and imports nothing heavy
+from memgpt.plugin import BackendSpec, Capabilities, hookimpl
+
+def _open(settings):
+    from my_plugin.backend import MyBackend  # loaded when the backend is opened
+
+    return MyBackend(settings)
+
+MINE = BackendSpec(
+    name="mine", factory=_open, default_endpoint="http://localhost:9000",
+    capabilities=Capabilities(constraints=("gbnf",), tokenizer=True),
+)
 
 @hookimpl
 def register_backends(register):
-    register(BackendSpec(name="mine", factory=MyBackend, default_endpoint="http://localhost:9000"))
+    register(MINE)
+
+# my_plugin/backend.py
+from memgpt.plugin import HTTPBackend
+from my_plugin import MINE
+
+class MyBackend(HTTPBackend):
+    spec = MINE  # its name, default endpoint and capabilities are the spec's
+    ...
 ```
 
 The contract test bases (``BackendContract``, ``HTTPFaultContract``, ``WrapperContract``) import pytest, so
@@ -48,6 +67,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
         ContextOverflowError,
         EmbeddingError,
         EmptyCompletion,
+        FunctionError,
         GrammarError,
         MemGPTError,
         ModelLoadError,
@@ -92,6 +112,7 @@ _WHERE = {
     "FinishReason": "memgpt.contract.types",
     "FunctionCall": "memgpt.contract.types",
     "FunctionContext": "memgpt.functions.spec",
+    "FunctionError": "memgpt.errors",
     "FunctionSchema": "memgpt.contract.types",
     "FunctionSpec": "memgpt.functions.spec",
     "GrammarError": "memgpt.errors",
@@ -157,6 +178,7 @@ __all__ = [
     "FinishReason",
     "FunctionCall",
     "FunctionContext",
+    "FunctionError",
     "FunctionSchema",
     "FunctionSpec",
     "GrammarError",

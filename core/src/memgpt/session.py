@@ -14,7 +14,7 @@ from typing import Any
 from memgpt.config import Config, ModelSettings, env_threads, home, load_api_key
 from memgpt.contract.backend import Backend, BackendSettings
 from memgpt.contract.wrapper import Wrapper, WrapperOptions
-from memgpt.errors import BackendError, ConfigError, UnknownNameError
+from memgpt.errors import BackendError, ConfigError, FunctionError, UnknownNameError
 from memgpt.plugins import Registry, get_registry
 
 #: Used when neither the config nor the backend can tell the context size.
@@ -191,7 +191,7 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
             try:
                 spec = registry.embedder(embedding.provider)
             except UnknownNameError as exc:
-                raise ValueError(f"archival memory is unavailable: {exc}") from None
+                raise FunctionError(f"archival memory is unavailable: {exc}") from None
             return spec.factory(embedding.model)
 
         agent = Agent(

@@ -326,6 +326,68 @@ def test_an_edit_by_any_function_shows_the_new_block_in_its_result(make_agent: M
     assert text == "Forgot what they like.\nThe human block now reads:\nName: unknown"
 
 
+def _plugin_function(name: str, handler: Callable[..., str]) -> Any:
+    from pydantic import BaseModel
+
+    from memgpt.functions.memory import schema_of
+    from memgpt.functions.spec import FunctionSpec
+
+    class NoArgs(BaseModel):
+        pass
+
+    return FunctionSpec(name=name, schema=schema_of(name, "A plugin's function.", NoArgs, heartbeat=False), handler=handler)
+
+
+def test_a_function_error_is_shown_to_the_model_and_the_edit_undone(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
+    from memgpt.functions.memory import FUNCTIONS
+    from memgpt.plugin import FunctionError
+
+    def lookup(agent: Any) -> str:
+        agent.core_memory.blocks["human"] = "half-edited"
+        raise FunctionError("the catalogue has no such book; ask the user for its title")
+
+    agent = make_agent(functions=(*FUNCTIONS, _plugin_function("lookup", lookup)))
+    backend.add(call("lookup"), call("send_message", message="Which book?"))
+    result = agent.send("find my book")
+    (shown,) = [e for e in result.events if e.kind == "result" and e.function == "lookup"]
+    assert shown.text == "the catalogue has no such book; ask the user for its title"
+    assert shown.data == {"status": "Failed"}
+    assert result.replies == ["Which book?"]  # the failure earned a heartbeat
+    returned = events.read(stored(storage)[2].content)
+    assert returned is not None and returned["status"] == "Failed" and returned["message"] == shown.text
+    assert agent.core_memory.blocks["human"] == storage.get_agent("sam").core_memory["human"] == "Name: unknown\nLikes: tea"
+
+
+def test_any_other_exception_in_a_function_is_a_logged_bug_the_model_sees_as_internal(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An accidental ValueError is not a message for the model: it is logged (traceback at DEBUG) and the
+    model reads a generic failure; the step commits as any failed call does."""
+    from memgpt.functions.memory import FUNCTIONS
+
+    def buggy(agent: Any) -> str:
+        return str(int("not a number"))  # ValueError: a bug, not a message for the model
+
+    agent = make_agent(functions=(*FUNCTIONS, _plugin_function("buggy", buggy)))
+    backend.add(call("buggy"), call("send_message", message="Sorry, that failed."))
+    with caplog.at_level("DEBUG", logger="memgpt.agent"):
+        result = agent.send("do the thing")
+    (shown,) = [e.text for e in result.events if e.kind == "result" and e.function == "buggy"]
+    assert shown == "function failed: internal error"
+    assert "invalid literal" not in shown
+    assert result.replies == ["Sorry, that failed."]
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "buggy" in warning.getMessage() and "ValueError" in warning.getMessage() and warning.exc_info is None
+    (traced,) = [r for r in caplog.records if r.exc_info is not None]
+    assert traced.levelname == "DEBUG" and isinstance(traced.exc_info[1], ValueError)  # type: ignore[index]
+    roles = [m.role for m in stored(storage)]
+    assert roles == ["user", "assistant", "function", "user", "assistant", "function"]  # committed, nothing lost
+    returned = events.read(stored(storage)[2].content)
+    assert returned is not None and returned["status"] == "Failed" and returned["message"] == shown
+
+
 def test_an_edit_that_would_crowd_out_the_conversation_is_refused(
     make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
 ) -> None:

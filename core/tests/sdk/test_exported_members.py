@@ -25,7 +25,7 @@ SDK = {
     "MemGPTError", "ConfigError", "UnknownNameError", "PluginError",
     "BackendError", "BackendUnreachable", "BackendTimeout", "BackendHTTPError", "BackendProtocolError",
     "EmptyCompletion", "ModelLoadError", "GrammarError", "ContextOverflowError",
-    "ParseError", "UnknownFunctionError", "ArgumentError", "StorageError", "EmbeddingError",
+    "ParseError", "UnknownFunctionError", "ArgumentError", "StorageError", "EmbeddingError", "FunctionError",
 }  # fmt: skip
 
 

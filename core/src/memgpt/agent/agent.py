@@ -43,10 +43,18 @@ from memgpt.contract.types import (
     Usage,
 )
 from memgpt.contract.wrapper import Prompt, Wrapper
-from memgpt.errors import BackendError, ContextOverflowError, EmptyCompletion, GrammarError, ParseError
+from memgpt.errors import (
+    BackendError,
+    ContextOverflowError,
+    EmbeddingError,
+    EmptyCompletion,
+    FunctionError,
+    GrammarError,
+    ParseError,
+)
 from memgpt.functions.spec import FunctionSpec
 from memgpt.memory.chunking import chunk_text, chunking_for
-from memgpt.memory.core import CoreMemory, MemoryEditError
+from memgpt.memory.core import CoreMemory
 from memgpt.parsing import cut_off, split_thinking, validate_call
 from memgpt.storage.base import AgentRecord, Storage
 
@@ -64,6 +72,8 @@ REPEATED = "not run: this call is identical to your previous one. Do something e
 NO_REPLY = "the agent did not reply ({why}); /retry, or rephrase"
 REPLY_FUNCTION = "send_message"
 REPLY_NOW = "the user is still waiting for your reply: answer them now with send_message"
+#: The result the model reads when a function raised anything but a ``FunctionError`` (a bug, logged as one).
+INTERNAL_ERROR = "function failed: internal error"
 MEMORY_EDITS = frozenset({"core_memory_append", "core_memory_replace", "archival_memory_insert"})
 SEARCHES = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
 #: What the agent is doing while a function runs, for ``Agent.on_status`` (others: "running NAME").
@@ -207,12 +217,19 @@ class Agent:
     def _get_embedder(self) -> Any:
         if self._embedder is None:
             if self._embedder_factory is None:
-                raise ValueError("archival memory is unavailable: no embedder is configured")
-            self._embedder = self._embedder_factory()
+                raise FunctionError("archival memory is unavailable: no embedder is configured")
+            try:
+                self._embedder = self._embedder_factory()
+            except EmbeddingError as exc:
+                raise FunctionError(f"archival memory is unavailable: {exc}") from exc
         return self._embedder
 
     def embed(self, texts: list[str]) -> Any:
-        return self._get_embedder().embed(texts)
+        embedder = self._get_embedder()
+        try:
+            return embedder.embed(texts)
+        except EmbeddingError as exc:
+            raise FunctionError(f"archival memory is unavailable: {exc}") from exc
 
     def embedding_chunks(self, text: str) -> list[str]:
         """``text`` as passages the embedder reads whole: itself when it fits, else chunks."""
@@ -506,13 +523,20 @@ class Agent:
         before = dict(self.core_memory.blocks)
         try:
             value = spec.handler(self, **arguments)
-        except (ValueError, MemoryEditError) as exc:
+        except FunctionError as exc:  # a failure the function reports to the model
             self.core_memory.blocks = before
             return "Failed", str(exc)
-        except Exception as exc:  # a bug in a plugin's function must not kill the agent
-            log.exception("function %s raised", call.name)
+        except Exception as exc:  # anything else is a bug in the function: it must not kill the agent
+            # One line where warnings go (the terminal); the traceback only in the log (``--debug``).
+            log.warning(
+                "function %s failed with an unexpected %s: %s (a bug in the function; the model was told it failed)",
+                call.name,
+                type(exc).__name__,
+                exc,
+            )
+            log.debug("traceback of function %s's failure", call.name, exc_info=True)
             self.core_memory.blocks = before
-            return "Failed", f"{call.name} raised {type(exc).__name__}: {exc}"
+            return "Failed", INTERNAL_ERROR
         if self.core_memory.blocks != before:
             # The character limit alone cannot protect a small window: a core memory that leaves no room
             # for the conversation would stop the agent for good, so such an edit is refused like an

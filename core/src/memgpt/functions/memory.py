@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memgpt.contract.types import FunctionSchema
+from memgpt.errors import FunctionError
 from memgpt.functions.spec import FunctionContext, FunctionSpec
 
 PAGE_SIZE = 5
@@ -109,7 +110,7 @@ def _validated(args: type[BaseModel], handler: Callable[[FunctionContext, Any], 
             parsed = args.model_validate(arguments)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"invalid arguments: {problems}") from None
+            raise FunctionError(f"invalid arguments: {problems}") from None
         return handler(agent, parsed)
 
     return run
@@ -173,7 +174,7 @@ def _conversation_search(agent: FunctionContext, args: ConversationSearch) -> st
 
 def _conversation_search_date(agent: FunctionContext, args: ConversationSearchDate) -> str:
     if args.end_date < args.start_date:
-        raise ValueError(f"end_date {args.end_date} is before start_date {args.start_date}")
+        raise FunctionError(f"end_date {args.end_date} is before start_date {args.start_date}")
     # Dates are the user's local days: the events the model reads carry local times.
     local = datetime.now().astimezone().tzinfo
     found, total = agent.storage.messages_between(

@@ -24,7 +24,9 @@ class FunctionContext(Protocol):
 @dataclass(frozen=True)
 class FunctionSpec:
     """A function the agent may call. ``handler(agent, **arguments)`` runs it and returns the text the
-    model sees as the result (or raises ``ValueError`` with a message the model sees as a failure).
+    model sees as the result, or raises ``memgpt.errors.FunctionError`` (``memgpt.plugin.FunctionError``)
+    with a message the model sees as a failure. Any other exception is a bug in the handler: the agent logs
+    it and the model sees only that the function failed (``function failed: internal error``).
     ``schema`` is what prompts document and grammars are built from; ``inner_thoughts`` and
     ``request_heartbeat`` are handled by the agent and never reach the handler. A call hands control back
     to the user unless it asked for a heartbeat (or failed).

@@ -10,11 +10,13 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from memgpt.errors import FunctionError
+
 DEFAULT_LIMIT = 2000
 BLOCKS = ("persona", "human")
 
 
-class MemoryEditError(ValueError):
+class MemoryEditError(FunctionError):
     """An edit the model asked for that cannot be applied; the message is shown to the model."""
 
 
