@@ -149,6 +149,14 @@ def break_config(home: Path) -> None:
 
 
 def broken_backend(home: Path) -> None:
+def words_embedder(home: Path) -> None:
+    """The launcher's ``words`` test embedder instead of the real model, which takes seconds to load in every
+    ``memgpt load`` and tells these conditions nothing; the ``plain`` sweep keeps the real one, so the console
+    script loads with the default embedder once."""
+    text = (home / "config.toml").read_text().replace('provider = "sentence-transformers"', 'provider = "words"')
+    (home / "config.toml").write_text(text)
+
+
     text = (home / "config.toml").read_text().replace('backend = "scripted"', 'backend = "broken"')
     (home / "config.toml").write_text(text)
 
@@ -168,14 +176,22 @@ CONDITIONS: dict[str, tuple[Callable[[Path], None] | None, dict[str, object]]] =
 def test_no_command_ends_in_a_traceback(
     condition: str, tmp_path: Path, files: dict[str, Path], prepared_home: Callable[[Path], Path]
 ) -> None:
-    for i, args in enumerate(commands(files)):
+    setup, options = CONDITIONS[condition]
+
+    def run(numbered: tuple[int, list[str]]) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+        i, args = numbered
         (tmp_path / str(i)).mkdir()
         home = prepared_home(tmp_path / str(i))
-        setup, options = CONDITIONS[condition]
+        if condition != "plain":
+            words_embedder(home)
         if setup is not None:
             setup(home)
-        result = memgpt(*args, home=home, **options)  # type: ignore[arg-type]
-        assert_clean(result, f"{condition}: memgpt {' '.join(args)}")
+        return args, memgpt(*args, home=home, **options)  # type: ignore[arg-type]
+
+    # Every command has its own home, so the runs are independent: as many at once as there are cores.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for args, result in pool.map(run, enumerate(commands(files))):
+            assert_clean(result, f"{condition}: memgpt {' '.join(args)}")
 
 
 def test_a_non_utf8_byte_on_stdin_keeps_the_message(tmp_path: Path, prepared_home: Callable[[Path], Path]) -> None:
