@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,6 @@ def break_config(home: Path) -> None:
     path.write_bytes(path.read_bytes() + b"\n# caf\xe9\n")
 
 
-def broken_backend(home: Path) -> None:
 def words_embedder(home: Path) -> None:
     """The launcher's ``words`` test embedder instead of the real model, which takes seconds to load in every
     ``memgpt load`` and tells these conditions nothing; the ``plain`` sweep keeps the real one, so the console
@@ -157,6 +157,7 @@ def words_embedder(home: Path) -> None:
     (home / "config.toml").write_text(text)
 
 
+def broken_backend(home: Path) -> None:
     text = (home / "config.toml").read_text().replace('backend = "scripted"', 'backend = "broken"')
     (home / "config.toml").write_text(text)
 
