@@ -155,16 +155,21 @@ def list_cmd(
 
 
 def _agent_rows() -> list[dict[str, Any]]:
-    """``memgpt list agents`` through the configured storage engine (``agent_list.rows`` reads the default one
-    directly when nothing can differ)."""
-    from memgpt.cli.agent_list import agent_row
-    from memgpt.config import load_config
+    """``memgpt list agents`` with a config file: the default storage straight from its file (``agent_list.read``)
+    when the config names it, else through the configured storage engine."""
+    from memgpt.cli import agent_list
+    from memgpt.config import home, load_config
     from memgpt.session import open_storage
 
-    storage = open_storage(load_config())
+    config = load_config()
+    if config.storage.engine == "sqlite" and config.storage.uri is None:
+        quick = agent_list.read(home())
+        if quick is not None:
+            return quick
+    storage = open_storage(config)
     try:
         return [
-            agent_row(
+            agent_list.agent_row(
                 r.name, r.settings, r.created_at, r.updated_at, storage.count_messages(r.name), storage.count_passages(r.name)
             )
             for r in sorted(storage.list_agents(), key=lambda r: r.updated_at, reverse=True)

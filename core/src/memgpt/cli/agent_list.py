@@ -3,7 +3,8 @@
 Listing agents needs one table and two counts, not the config's pydantic models, the plugin registry or the
 storage engine (sqlite-utils, numpy). ``rows()`` reads them when the answer cannot differ from the full
 path's: there is no config file (so the storage is core's ``sqlite``, whatever plugins are installed: a
-built-in name cannot be taken over) and the database file already exists at this memgpt's schema version in
+built-in name cannot be taken over), or the config names ``sqlite`` and no URI (``read``: the config's
+models are imported to validate it, the rest is not), and the database file already exists at this memgpt's schema version in
 WAL mode (so opening it would neither create, migrate nor convert anything). Otherwise, and on any SQLite
 error, it returns ``None`` and the caller takes the full path, which says what is wrong the usual way.
 """
@@ -47,9 +48,16 @@ def agent_row(
 
 
 def rows(home: Path) -> list[dict[str, Any]] | None:
-    """The agents in ``home``'s SQLite file, most recently used first; ``None`` when the full path must answer."""
+    """The agents in ``home``'s SQLite file when there is no config file, most recently used first; ``None`` when
+    the full path must answer."""
     if (home / "config.toml").exists() or (home / "config.toml").is_symlink():
         return None
+    return read(home)
+
+
+def read(home: Path) -> list[dict[str, Any]] | None:
+    """The agents in ``home``'s SQLite file (the storage the config names is core's ``sqlite``), most recently
+    used first; ``None`` when the full path must answer."""
     path = home / "memgpt.db"
     if not path.is_file():
         return None
