@@ -14,7 +14,6 @@ passage is dated at the import.
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from datetime import datetime
@@ -61,6 +60,8 @@ def _embed(embedder: Any, texts: list[str]) -> Any:
 
 def export_agent(storage: Any, config: Any, name: str) -> dict[str, Any]:
     """The export document of agent ``name`` (which must exist)."""
+    import base64
+
     from memgpt import __version__
 
     record = storage.get_agent(name)
@@ -110,6 +111,8 @@ class BadExport(ValueError):
 
 def _parse(data: Any) -> tuple[Any, list[Any], list[dict[str, Any]], Any, dict[str, Any] | None]:
     """Validate an export document: (record, messages, passages, embeddings or None, embedder info)."""
+    import base64
+
     import numpy as np
 
     from memgpt.contract.types import Message

@@ -9,7 +9,6 @@ while to load); Ctrl-C stops after saying what was stored.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,6 +21,8 @@ from memgpt.cli.completion_cmd import agent_names
 
 
 def content_hash(text: str) -> str:
+    import hashlib
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
