@@ -840,11 +840,7 @@ class Agent:
         removed = 0
         with self.storage.transaction():
             for _ in range(n):
-                starts = [
-                    i
-                    for i, m in enumerate(self.messages)
-                    if m.role == "user" and (events.read(m.content) or {}).get("type") == "user_message"
-                ]
+                starts = [i for i, m in enumerate(self.messages) if m.role == "user" and events.user_text(m.content) is not None]
                 if not starts:
                     break
                 removed += len(self.messages) - starts[-1]
@@ -857,9 +853,9 @@ class Agent:
 
     def last_user_message(self) -> str | None:
         for m in reversed(self.messages):
-            event = events.read(m.content) if m.role == "user" else None
-            if event and event.get("type") == "user_message":
-                return str(event.get("message", ""))
+            said = events.user_text(m.content) if m.role == "user" else None
+            if said is not None:
+                return said
         return None
 
     def retry(self) -> TurnResult | None:

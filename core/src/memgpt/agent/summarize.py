@@ -35,16 +35,15 @@ def transcript_line(message: Message) -> str | None:
         if said:
             return f"assistant (to the user): {said}"
         return f"assistant (called {call.name}{f', thinking: {thought}' if thought else ''})"
-    event = events.read(message.content)
     if message.role == "function":
-        return f"result of {message.name}: {(event or {}).get('message', message.content)}"[:400]
+        return f"result of {message.name}: {events.shown_text(message.content)}"[:400]
+    event = events.parse(message.content)
     if event is None:
         return f"{message.role}: {message.content}" if message.content else None
-    kind = event.get("type")
-    if kind == "user_message":
-        return f"user: {event.get('message', '')}"
-    if kind == "system_alert":
-        return f"note: {event.get('message', '')}"
+    if event.kind == events.USER_MESSAGE:
+        return f"user: {event.text or ''}"
+    if event.kind == events.SYSTEM_ALERT:
+        return f"note: {event.text or ''}"
     return None  # logins and heartbeats carry nothing worth summarizing
 
 

@@ -118,9 +118,9 @@ def _unreplied(agent: Any) -> str | None:
         call = message.function_call
         if message.role == "assistant" and call is not None and call.name == "send_message":
             return None
-        event = events.read(message.content) if message.role == "user" else None
-        if event is not None and event.get("type") == "user_message":
-            return str(event.get("message", ""))
+        said = events.user_text(message.content) if message.role == "user" else None
+        if said is not None:
+            return said
     return None
 
 

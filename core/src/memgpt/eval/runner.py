@@ -79,8 +79,8 @@ def _load_documents(config: Config, storage: Any, documents: tuple[tuple[str, st
 
 def _in_context(agent: Any, text: str) -> bool:
     for message in agent.messages:
-        event = events.read(message.content) if message.role == "user" else None
-        if event and event.get("type") == "user_message" and text in str(event.get("message", "")):
+        said = events.user_text(message.content) if message.role == "user" else None
+        if said is not None and text in said:
             return True
     return False
 

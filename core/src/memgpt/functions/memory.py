@@ -130,9 +130,7 @@ def _describe_message(message: Any) -> str:
         if said:
             return f"{stamp} assistant: {said}"
         return f"{stamp} assistant (thinking): {message.function_call.inner_thoughts or ''}"
-    event = events.read(message.content)
-    text = event.get("message", message.content) if event else message.content
-    return f"{stamp} {message.role}: {text}"
+    return f"{stamp} {message.role}: {events.shown_text(message.content)}"
 
 
 def _send_message(agent: FunctionContext, args: SendMessage) -> str:

@@ -7,14 +7,12 @@ Only the conversation is indexed: the text of the user's messages and what the a
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date, datetime, time, timedelta, tzinfo
 
+from memgpt.agent import events
 from memgpt.contract.types import Message
 
-# Event types whose "message" is something the user said.
-_USER_EVENT_TYPES = frozenset({"user_message"})
 _SPOKEN_FUNCTIONS = frozenset({"send_message"})
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -31,20 +29,7 @@ def searchable_text(message: Message) -> str | None:
 
 
 def _user_text(content: str) -> str | None:
-    stripped = content.strip()
-    if not stripped:
-        return None
-    if not stripped.startswith("{"):
-        return stripped  # a plain-text user message (not wrapped in an event)
-    try:
-        event = json.loads(stripped)
-    except ValueError:
-        return stripped
-    if not isinstance(event, dict):
-        return stripped
-    if event.get("type") in _USER_EVENT_TYPES and isinstance(event.get("message"), str):
-        return event["message"] or None
-    return None  # login, heartbeat, system alerts: not something the user said
+    return events.spoken_text(content)  # login, heartbeat, system alerts: not something the user said
 
 
 def query_terms(query: str) -> list[str]:

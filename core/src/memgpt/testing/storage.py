@@ -54,6 +54,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memgpt.agent import events
 from memgpt.contract.types import FunctionCall, Message
 from memgpt.errors import AgentBusyError, BackendUnreachable, StorageError
 from memgpt.storage.base import AgentRecord, Storage
@@ -63,7 +64,7 @@ OpenStore = Callable[..., Any]
 
 def user(text: str, at: datetime | None = None) -> Message:
     """A user message as the agent stores it (a ``user_message`` event)."""
-    event = json.dumps({"type": "user_message", "message": text, "time": "2024-05-01 10:00:00 AM UTC"})
+    event = events.user_message(text, moment=datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC))
     return Message(role="user", content=event) if at is None else Message(role="user", content=event, created_at=at)
 
 
@@ -270,8 +271,8 @@ class StorageContract:
 
     def test_search_matches_text_not_the_json_around_it(self, store: Any) -> None:
         store.add_messages("sam", [user("hello there"), says("hi!")])
-        store.add_messages("sam", [Message(role="user", content=json.dumps({"type": "heartbeat", "reason": "pizza time"}))])
-        store.add_messages("sam", [Message(role="function", name="send_message", content='{"status": "OK", "message": "pizza"}')])
+        store.add_messages("sam", [Message(role="user", content=events.heartbeat("pizza time"))])
+        store.add_messages("sam", [Message(role="function", name="send_message", content=events.function_result("OK", "pizza"))])
         for key in ("type", "message", "user_message", "time", "inner_thoughts", "send_message"):
             assert store.search_messages("sam", key) == ([], 0), key
         assert store.search_messages("sam", "pizza") == ([], 0)

@@ -18,10 +18,12 @@ Import this module only from tests: it imports pytest.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from memgpt.agent import events
 from memgpt.contract.types import CallShape, FunctionCall, FunctionSchema, Message
 from memgpt.contract.wrapper import Prompt, Wrapper, WrapperOptions
 from memgpt.errors import ParseError, UnknownFunctionError
@@ -140,12 +142,11 @@ CANONICAL_CALLS = (
 )
 
 
-def _event(kind: str, **fields: Any) -> str:
-    return json.dumps({"type": kind, **fields, "time": "2024-05-17 10:00:00 AM UTC+0000"}, ensure_ascii=False)
+_SAID_AT = datetime(2024, 5, 17, 10, 0, 0, tzinfo=UTC)
 
 
 def _result(message: str) -> str:
-    return json.dumps({"status": "OK", "message": message, "time": "2024-05-17 10:00:01 AM UTC+0000"}, ensure_ascii=False)
+    return events.function_result("OK", message, moment=_SAID_AT + timedelta(seconds=1))
 
 
 def sample_conversation() -> list[Message]:
@@ -153,13 +154,13 @@ def sample_conversation() -> list[Message]:
     send, append, search = CANONICAL_CALLS
     return [
         Message(role="system", content=CORE_MEMORY),
-        Message(role="user", content=_event("login", last_login="Never (first login)")),
-        Message(role="user", content=_event("user_message", message="hey, I moved to Zürich — any tea tips?")),
+        Message(role="user", content=events.login(moment=_SAID_AT)),
+        Message(role="user", content=events.user_message("hey, I moved to Zürich — any tea tips?", moment=_SAID_AT)),
         Message(role="assistant", function_call=send),
         Message(role="function", name="send_message", content=_result("None")),
         Message(role="assistant", function_call=append),
         Message(role="function", name="core_memory_append", content=_result("Appended to human.")),
-        Message(role="user", content=_event("heartbeat", reason="request_heartbeat == true")),
+        Message(role="user", content=events.heartbeat(events.HEARTBEAT_REQUESTED, moment=_SAID_AT)),
         Message(role="assistant", function_call=search),
         Message(role="function", name="conversation_search", content=_result("No recall results.")),
     ]

@@ -129,8 +129,7 @@ def _message_json(message: Any) -> dict[str, Any]:
         said = call.arguments.get("message") if call.name == "send_message" else None
         out["text"] = said if isinstance(said, str) else None
     else:
-        event = events.read(message.content) if message.role in ("user", "function") else None
-        out["text"] = event.get("message", message.content) if event else message.content
+        out["text"] = events.shown_text(message.content) if message.role in ("user", "function") else message.content
         if message.name:
             out["function"] = message.name
     return out
