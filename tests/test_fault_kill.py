@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,87 @@ CHILD = textwrap.dedent(
 )
 
 
+# Starts each round's child: it imports what the child imports once, then forks a fresh child per round,
+# whose stdout is the round's FIFO and stderr the round's log, and kills and reaps it when told. A forked
+# child dies by SIGKILL mid-step exactly as a started one does; what it saves is the interpreter start-up
+# and the imports, which were most of a round, so the rounds stay many.
+ZYGOTE = textwrap.dedent(
+    """
+    import os, signal, sys
+    source = sys.argv[1]
+    exec("\\n".join(line for line in source.splitlines() if line.startswith(("import ", "from "))), {})
+    from memgpt.plugins import get_registry
+    get_registry()
+    child = compile(source, "<child>", "exec")
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command, *args = line.split("\\t")
+        args = [a.rstrip("\\n") for a in args]
+        if command == "kill":
+            pid = int(args[0])
+            os.kill(pid, signal.SIGKILL)
+            print(os.waitpid(pid, 0)[1], flush=True)
+            continue
+        fifo, log, *argv = args
+        pid = os.fork()
+        if pid == 0:
+            os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+            os.dup2(os.open(fifo, os.O_WRONLY), 1)
+            sys.argv = ["-c", *argv]
+            try:
+                exec(child, {"__name__": "__main__"})
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(1)
+        print(pid, flush=True)
+    """
+)
+
+
+class Zygote:
+    """One process that forks the fault suite's children (``ZYGOTE``)."""
+
+    def __init__(self, child_source: str, workdir: Path) -> None:
+        self.workdir = workdir
+        self.rounds = 0
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", ZYGOTE, child_source],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
+
+    def _ask(self, *fields: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("\t".join(fields) + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    @contextmanager
+    def child(self, *argv: str) -> Iterator[tuple[int, Iterator[str], Path]]:
+        """A forked child running the child source with ``argv``: (pid, its stdout lines, its stderr file)."""
+        self.rounds += 1
+        fifo = self.workdir / f"round-{self.rounds}.out"
+        log = self.workdir / f"round-{self.rounds}.err"
+        os.mkfifo(fifo)
+        pid = int(self._ask("start", str(fifo), str(log), *argv))
+        with fifo.open() as out:
+            yield pid, out, log
+
+    def kill(self, pid: int) -> None:
+        """SIGKILL the child and reap it."""
+        self._ask("kill", str(pid))
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
 def integrity(db: Path) -> str:
     with sqlite3.connect(db) as conn:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -73,37 +155,38 @@ def integrity(db: Path) -> str:
 def test_kill_9_mid_step_loses_nothing_committed(tmp_path: Path) -> None:
     db = tmp_path / "memgpt.db"
     rng = random.Random(20261125)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    zygote = Zygote(CHILD, tmp_path)
     survived = 0
-    for round_ in range(KILLS):
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        assert child.stdout is not None
-        first = child.stdout.readline()  # wait for one committed turn so the kill lands mid-loop
-        if not first:
-            pytest.fail(
-                f"round {round_}: the child committed nothing (exit {child.wait()}): {child.stderr.read() if child.stderr else ''}"
-            )
-        time.sleep(rng.uniform(0.0, 0.25))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        committed = [first, *child.stdout.read().splitlines()]
-        messages, facts = (int(x) for x in committed[-1].split())
-
-        assert integrity(db) == "ok", f"round {round_}"
-        from memgpt.storage.sqlite import SQLiteStorage
-
-        storage = SQLiteStorage(db)
-        try:
-            assert storage.count_messages("crash") >= messages, f"round {round_}: committed messages lost"
-            record = storage.get_agent("crash")
-            assert record is not None
-            assert record.core_memory["human"].count("fact") >= facts
-            # the in-context ids all point at stored messages: the agent can be rebuilt
-            assert len(storage.get_messages("crash", record.in_context)) == len(record.in_context)
-        finally:
-            storage.close()
-        survived += 1
+    try:
+        for round_ in range(KILLS):
+            with zygote.child(str(db)) as (pid, out, log):
+                first = out.readline()  # wait for one committed turn so the kill lands mid-loop
+                if not first:
+                    pytest.fail(f"round {round_}: the child committed nothing: {log.read_text()}")
+                time.sleep(rng.uniform(0.0, 0.25))
+                zygote.kill(pid)
+                committed = [first, *out.read().splitlines()]
+            messages, facts = (int(x) for x in committed[-1].split())
+            survived += check_round(db, round_, messages, facts)
+    finally:
+        zygote.close()
     record_figure("kill -9 rounds survived (integrity_check ok, no committed step lost)", f"{survived}/{KILLS}")
     assert survived == KILLS
+
+
+def check_round(db: Path, round_: int, messages: int, facts: int) -> int:
+    """After a kill: the database is whole and holds every step the child reported committed (1 when so)."""
+    assert integrity(db) == "ok", f"round {round_}"
+    from memgpt.storage.sqlite import SQLiteStorage
+
+    storage = SQLiteStorage(db)
+    try:
+        assert storage.count_messages("crash") >= messages, f"round {round_}: committed messages lost"
+        record = storage.get_agent("crash")
+        assert record is not None
+        assert record.core_memory["human"].count("fact") >= facts
+        # the in-context ids all point at stored messages: the agent can be rebuilt
+        assert len(storage.get_messages("crash", record.in_context)) == len(record.in_context)
+    finally:
+        storage.close()
+    return 1

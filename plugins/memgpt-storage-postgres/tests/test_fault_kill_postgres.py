@@ -5,18 +5,15 @@ and the agent's session lock (which each child takes) is free again without anyo
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from memgpt_storage_postgres.storage import PostgresStorage
 from tests.figures import record as record_figure
-from tests.test_fault_kill import CHILD, KILLS
+from tests.test_fault_kill import CHILD, KILLS, Zygote
 
 SQLITE_OPEN = "storage = SQLiteStorage(Path(sys.argv[1]))\n"
 assert SQLITE_OPEN in CHILD, "tests/test_fault_kill.py changed how its child opens the store"
@@ -35,37 +32,34 @@ PG_CHILD = CHILD.replace(
 
 
 @pytest.mark.slow
-def test_kill_9_mid_step_loses_nothing_committed_on_postgres(postgres_uri: str) -> None:
+def test_kill_9_mid_step_loses_nothing_committed_on_postgres(postgres_uri: str, tmp_path: Path) -> None:
     rng = random.Random(20261202)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    zygote = Zygote(PG_CHILD, tmp_path)
     survived = 0
-    for round_ in range(KILLS):
-        child = subprocess.Popen(
-            [sys.executable, "-c", PG_CHILD, postgres_uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        assert child.stdout is not None
-        first = child.stdout.readline()
-        if not first:
-            pytest.fail(
-                f"round {round_}: the child committed nothing (exit {child.wait()}): {child.stderr.read() if child.stderr else ''}"
-            )
-        time.sleep(rng.uniform(0.0, 0.25))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        committed = [first, *child.stdout.read().splitlines()]
-        messages, facts = (int(x) for x in committed[-1].split())
+    try:
+        for round_ in range(KILLS):
+            with zygote.child(postgres_uri) as (pid, out, log):
+                first = out.readline()
+                if not first:
+                    pytest.fail(f"round {round_}: the child committed nothing: {log.read_text()}")
+                time.sleep(rng.uniform(0.0, 0.25))
+                zygote.kill(pid)
+                committed = [first, *out.read().splitlines()]
+            messages, facts = (int(x) for x in committed[-1].split())
 
-        storage = PostgresStorage(postgres_uri)
-        try:
-            assert storage.count_messages("crash") >= messages, f"round {round_}: committed messages lost"
-            record = storage.get_agent("crash")
-            assert record is not None
-            assert record.core_memory["human"].count("fact") >= facts
-            assert len(storage.get_messages("crash", record.in_context)) == len(record.in_context)
-            # every stored message is in the context window: no half-committed step left rows behind
-            assert storage.count_messages("crash") == len(record.in_context), f"round {round_}: a torn step"
-        finally:
-            storage.close()
-        survived += 1
+            storage = PostgresStorage(postgres_uri)
+            try:
+                assert storage.count_messages("crash") >= messages, f"round {round_}: committed messages lost"
+                record = storage.get_agent("crash")
+                assert record is not None
+                assert record.core_memory["human"].count("fact") >= facts
+                assert len(storage.get_messages("crash", record.in_context)) == len(record.in_context)
+                # every stored message is in the context window: no half-committed step left rows behind
+                assert storage.count_messages("crash") == len(record.in_context), f"round {round_}: a torn step"
+            finally:
+                storage.close()
+            survived += 1
+    finally:
+        zygote.close()
     record_figure("kill -9 rounds survived on PostgreSQL (no committed step lost, no torn step)", f"{survived}/{KILLS}")
     assert survived == KILLS
