@@ -143,6 +143,7 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
     """
     from memgpt import catalog
     from memgpt.agent.agent import Agent, Limits
+    from memgpt.agent.state import AgentState
     from memgpt.memory.core import CoreMemory
     from memgpt.storage.base import AgentRecord
 
@@ -166,18 +167,20 @@ def open_session(config: Config, options: AgentOptions, *, on_event: Any = None,
             )
             load_preset(preset_name)  # fail before anything is written
             base = {k: getattr(config.model, k) for k in AGENT_MODEL_KEYS}
-            settings = {"preset": preset_name, "persona": persona, "human": human, "model": {**base, **overrides}}
-            record = AgentRecord(name=name, settings=settings, core_memory=core.to_dict())
+            state = AgentState(preset=preset_name, persona=persona, human=human, model={**base, **overrides})
+            record = AgentRecord(name=name, settings=state.dump(), core_memory=core.to_dict())
         else:
-            if options.preset and options.preset != record.settings.get("preset"):
+            state = AgentState.load(record.settings)
+            if options.preset and options.preset != state.preset:
                 load_preset(options.preset)
-                record.settings["preset"] = options.preset
-            record.settings["model"] = {**record.settings.get("model", {}), **overrides}
-        model = config.model.model_copy(update={k: v for k, v in record.settings["model"].items() if k in AGENT_MODEL_KEYS})
+                state.preset = options.preset
+            state.model = {**state.model, **overrides}
+            record.settings = state.dump()
+        model = config.model.model_copy(update={k: v for k, v in state.model.items() if k in AGENT_MODEL_KEYS})
         model = ModelSettings.model_validate(model.model_dump())
         registry.backend(model.backend)  # unknown names fail here, listing the choices
         registry.wrapper(model.wrapper)
-        preset = load_preset(str(record.settings.get("preset", config.defaults.preset)))
+        preset = load_preset(state.preset or config.defaults.preset)
         functions = [registry.function(f) for f in preset.functions]
         backend = registry.backend(model.backend).factory(backend_settings(model))
         undo.callback(backend.close)

@@ -407,6 +407,27 @@ def test_an_edit_that_would_crowd_out_the_conversation_is_refused(
     agent.check_window()  # still usable
 
 
+def test_a_whole_block_is_replaced_saved_and_shown_from_the_next_step(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
+    from memgpt.memory.core import MemoryEditError
+
+    agent = make_agent()
+    agent.replace_memory_block("human", "Name: Ada")
+    saved = storage.get_agent("sam")
+    assert saved.core_memory["human"] == "Name: Ada" and saved.settings["core_memory_shown"]["human"] == "Name: Ada"
+    assert "Name: Ada" in core_section(agent.render_prompt())
+    for name, text in (("diary", "x"), ("human", "x" * 2001)):
+        with pytest.raises(MemoryEditError):
+            agent.replace_memory_block(name, text)
+    assert agent.core_memory.blocks["human"] == storage.get_agent("sam").core_memory["human"] == "Name: Ada"
+    tight = make_agent(context_window=backend.count_tokens(agent.render_prompt()) + 1024 + 256 + 10)
+    with pytest.raises(ContextOverflowError):
+        tight.replace_memory_block("human", "Name: Ada\n" + "likes: tea, " * 150)
+    assert tight.core_memory.blocks["human"] == storage.get_agent("sam").core_memory["human"] == "Name: Ada"
+    assert tight.shown_memory().blocks["human"] == "Name: Ada"
+
+
 def test_resume_sees_the_same_history_and_memory(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
     agent = make_agent()
     backend.add(

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from memgpt._faults import reached
 from memgpt.agent import events
 from memgpt.agent import summarize as summ
+from memgpt.agent.state import AgentState
 from memgpt.contract.backend import Backend
 from memgpt.contract.types import (
     CallShape,
@@ -61,10 +62,9 @@ from memgpt.storage.base import AgentRecord, Storage
 log = logging.getLogger("memgpt.agent")
 
 EventKind = Literal["thought", "call", "assistant", "result", "alert", "error"]
+# Keys of the stored state (``AgentState``), for readers of a stored record.
 PENDING_KEY = "pending_message"
 EARLIER_KEY = "pending_earlier"  # messages sent before the pending one that were never answered either
-PAUSED_KEY = "heartbeats_paused_until"
-SHOWN_KEY = "core_memory_shown"  # core memory as rendered at the top of the prompt
 # Room a context window must leave for the conversation beyond the fixed prompt and the reply reserve.
 MIN_CONVERSATION_TOKENS = 256
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
@@ -194,7 +194,9 @@ class Agent:
         self.limits = limits
         self.on_event = on_event
         self.core_memory = CoreMemory.from_dict(record.core_memory)
-        if not isinstance(record.settings.get(SHOWN_KEY), dict):
+        #: What the agent keeps between sessions (saved as ``record.settings`` with each step).
+        self.state = AgentState.load(record.settings)
+        if self.state.core_memory_shown is None:
             self._show_current_memory()
         self.messages: list[Message] = storage.get_messages(record.name, record.in_context) if record.in_context else []
         self._embedder_factory = embedder
@@ -240,7 +242,7 @@ class Agent:
         if self.limits.heartbeat_minutes is None:
             return "Timed heartbeats are off in this session; there is nothing to pause."
         until = datetime.now(UTC).timestamp() + minutes * 60
-        self.record.settings[PAUSED_KEY] = until
+        self.state.heartbeats_paused_until = until
         return f"Paused timed heartbeats for {minutes} minutes." if minutes else "Timed heartbeats resumed."
 
     # ---- timed heartbeats ----
@@ -251,8 +253,8 @@ class Agent:
         if self.limits.heartbeat_minutes is None:
             return None
         due = self._last_activity + self.limits.heartbeat_minutes * 60
-        paused = self.record.settings.get(PAUSED_KEY)
-        return max(due, paused) if isinstance(paused, (int, float)) else due
+        paused = self.state.heartbeats_paused_until
+        return max(due, paused) if paused is not None else due
 
     def timed_heartbeat(self) -> TurnResult:
         """Wake the agent without a user message (``next_heartbeat_at`` says when)."""
@@ -265,17 +267,31 @@ class Agent:
     @property
     def pending_message(self) -> str | None:
         """A user message that was accepted but never answered (the step failed or the process died)."""
-        value = self.record.settings.get(PENDING_KEY)
-        return value if isinstance(value, str) else None
+        return self.state.pending_message
 
     @property
     def pending_messages(self) -> list[str]:
         """Every unanswered user message, oldest first: a message typed after an interrupted one does not
         replace it; the next step reads both."""
-        earlier = self.record.settings.get(EARLIER_KEY)
-        unanswered = [m for m in earlier if isinstance(m, str)] if isinstance(earlier, list) else []
-        last = self.pending_message
-        return [*unanswered, last] if last is not None else unanswered
+        return self.state.pending_messages
+
+    def replace_memory_block(self, name: str, text: str) -> None:
+        """Replace the whole text of core memory block ``name`` (a person's edit, such as the server's memory
+        endpoint, not the model's) and save it at once. The prompt's memory section shows it from the next
+        step. Raises ``MemoryEditError`` for an unknown block or text over the limit, and
+        ``ContextOverflowError`` when the context window could not hold the prompt with it; either way
+        nothing changes."""
+        before, shown = dict(self.core_memory.blocks), self.state.core_memory_shown
+        try:
+            self.core_memory.set(name, text)
+            self.check_window()
+            with self.storage.transaction():
+                self._show_current_memory()  # the prompt's memory section shows the edit from the next step
+                self._save()
+        except BaseException:
+            self.core_memory.blocks, self.state.core_memory_shown = before, shown
+            self._sync_record()
+            raise
 
     def context_messages(self) -> list[Message]:
         return list(self.messages)
@@ -287,11 +303,11 @@ class Agent:
     def shown_memory(self) -> CoreMemory:
         """Core memory as the top of the prompt shows it: as of the last rewrite of the context (set when
         the agent is built, so always present)."""
-        return CoreMemory.from_dict(self.record.settings[SHOWN_KEY], limit=self.core_memory.limit)
+        return CoreMemory.from_dict(self.state.core_memory_shown or {}, limit=self.core_memory.limit)
 
     def _show_current_memory(self) -> None:
         """Bring the prompt's core memory section up to date (saved with the next ``_save``)."""
-        self.record.settings[SHOWN_KEY] = self.core_memory.to_dict()
+        self.state.core_memory_shown = self.core_memory.to_dict()
 
     def _make_constraint(
         self, build: Callable[[Sequence[Any], Any], Constraint] | None, schemas: Sequence[Any]
@@ -481,7 +497,7 @@ class Agent:
             return _StepOutcome(None, None, stopped_by="invalid_output")
 
         self._emit_call(call, result)
-        snapshot = copy.deepcopy(self.core_memory.blocks), copy.deepcopy(self.record.settings), list(self.messages)
+        snapshot = copy.deepcopy(self.core_memory.blocks), self.state.model_copy(deep=True), list(self.messages)
         try:
             with self.storage.transaction():
                 # A model that repeats its last call verbatim is looping (small models do): do not run
@@ -495,7 +511,7 @@ class Agent:
                 self._commit(inputs, [reply, returned], in_context=[*inputs, reply, returned])
         except BaseException:
             # The transaction rolled back; put the in-memory state back where the database is.
-            self.core_memory.blocks, self.record.settings, self.messages = snapshot
+            self.core_memory.blocks, self.state, self.messages = snapshot
             raise
         self._emit(result, AgentEvent("result", message, call.name, {"status": status}))
         if repeated:
@@ -804,11 +820,7 @@ class Agent:
 
     def _set_pending(self, text: str, *, earlier: list[str]) -> None:
         with self.storage.transaction():
-            self.record.settings[PENDING_KEY] = text
-            if earlier:
-                self.record.settings[EARLIER_KEY] = earlier
-            else:
-                self.record.settings.pop(EARLIER_KEY, None)
+            self.state.set_pending(text, earlier=earlier)
             self._save()
 
     def _commit(self, inputs: list[Message], produced: list[Message], *, in_context: list[Message]) -> None:
@@ -820,15 +832,19 @@ class Agent:
             by_identity = {id(m): s for m, s in zip([*inputs, *produced], stored, strict=True)}
             self.messages.extend(by_identity[id(m)] for m in in_context)
             if self._answering:  # a heartbeat's or a login's chain leaves the unanswered messages pending
-                self.record.settings.pop(PENDING_KEY, None)
-                self.record.settings.pop(EARLIER_KEY, None)
+                self.state.clear_pending()
             self._save()
             reached("step_commit")
         self._recall_only = []
 
-    def _save(self) -> None:
+    def _sync_record(self) -> None:
+        """``record`` as the agent's state, memory and context window now are."""
+        self.record.settings = self.state.dump()
         self.record.core_memory = self.core_memory.to_dict()
         self.record.in_context = [m.id for m in self.messages if m.id is not None]
+
+    def _save(self) -> None:
+        self._sync_record()
         self.record.updated_at = datetime.now(UTC)
         self.storage.save_agent(self.record)
 

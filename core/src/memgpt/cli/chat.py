@@ -343,8 +343,8 @@ def _greet(session: Any, view: Any) -> bool:
     from memgpt.agent import events
 
     agent = session.agent
-    last = agent.record.settings.get("last_login")
-    agent.record.settings["last_login"] = events.now_text()
+    last = agent.state.last_login
+    agent.state.last_login = events.now_text()
     return _attempt(view, lambda: agent.send_event(events.login(last)))
 
 

@@ -47,6 +47,12 @@ class CoreMemory:
             )
         self.blocks[name] = text
 
+    def set(self, name: str, text: str) -> str:
+        """Replace the whole text of block ``name`` (an unknown block or text over the limit is refused)."""
+        self._block(name)
+        self._set(name, text)
+        return self.blocks[name]
+
     def append(self, name: str, content: str) -> str:
         current = self._block(name)
         if content.strip() and content.strip() in (line.strip() for line in current.splitlines()):

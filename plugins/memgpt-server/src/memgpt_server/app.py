@@ -136,16 +136,20 @@ def _message_json(message: Any) -> dict[str, Any]:
 
 
 def agent_json(record: Any, storage: Any, host: Host) -> dict[str, Any]:
-    model = record.settings.get("model", {})
+    from memgpt.agent.state import AgentState
+
+    state = AgentState.load(record.settings)
     return {
         "name": record.name,
-        **{key: record.settings.get(key) for key in ("preset", "persona", "human")},
-        "model": {key: model.get(key) for key in AGENT_MODEL_KEYS},
+        "preset": state.preset,
+        "persona": state.persona,
+        "human": state.human,
+        "model": {key: state.model.get(key) for key in AGENT_MODEL_KEYS},
         "core_memory": {block: len(text) for block, text in record.core_memory.items()},
         "messages": storage.count_messages(record.name),
         "in_context": len(record.in_context),
         "passages": storage.count_passages(record.name),
-        "pending": pending_of(record.settings),
+        "pending": state.pending_messages,
         "open": host.is_open(record.name),
         "busy": host.busy(record.name),
         "created_at": record.created_at.isoformat(),
@@ -506,30 +510,19 @@ def create_app(
 
         def edit(agent: Any) -> dict[str, Any]:
             from memgpt.errors import ContextOverflowError
+            from memgpt.memory.core import MemoryEditError
 
             memory = agent.core_memory
             if block not in memory.blocks:
                 raise ApiError(
                     404, f"no core memory block {block[:40]!r}; the blocks are: {', '.join(memory.blocks)}", "not_found"
                 )
-            if len(body.text) > memory.limit:
-                raise ApiError(422, f"block {block!r} would hold {len(body.text)} characters, over its limit of {memory.limit}")
-            before = dict(memory.blocks)
-            memory.blocks[block] = body.text
             try:
-                agent.check_window()
+                agent.replace_memory_block(block, body.text)
+            except MemoryEditError as exc:
+                raise ApiError(422, str(exc)) from None
             except ContextOverflowError as exc:
-                memory.blocks = before
                 raise ApiError(422, f"edit refused: {exc}") from None
-            shown = agent.record.settings.get("core_memory_shown")
-            try:
-                with agent.storage.transaction():
-                    agent._show_current_memory()  # the prompt's memory section shows the edit from the next step
-                    agent._save()
-            except BaseException:
-                memory.blocks = before
-                agent.record.settings["core_memory_shown"] = shown
-                raise
             return {"blocks": dict(memory.blocks)}
 
         return await blocking(host.with_agent, check_name(name), edit)

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from memgpt.agent.agent import EARLIER_KEY, PENDING_KEY, AgentEvent
+from memgpt.agent.agent import AgentEvent
+from memgpt.agent.state import AgentState
 from memgpt.config import Config, load_config
 from memgpt.errors import AgentBusyError
 from memgpt.session import AgentOptions, Session, open_session, open_storage
@@ -71,10 +72,7 @@ def check_name(name: str) -> str:
 
 def pending_of(settings: dict[str, Any]) -> list[str]:
     """Every unanswered user message of a stored agent, oldest first (as ``Agent.pending_messages``)."""
-    earlier = settings.get(EARLIER_KEY)
-    unanswered = [m for m in earlier if isinstance(m, str)] if isinstance(earlier, list) else []
-    last = settings.get(PENDING_KEY)
-    return [*unanswered, last] if isinstance(last, str) else unanswered
+    return AgentState.load(settings).pending_messages
 
 
 @dataclass
