@@ -8,8 +8,8 @@ what decides what the user gets: the tokens that open the call (how the model wr
 function chosen, the first characters of ``inner_thoughts``, and how often a structural character (``{`` ``}``
 ``[`` ``]`` ``<`` ``>``) leaks into them. Each feature's two samples must not differ beyond chance (a
 chi-square test on the categories; seeds are fixed, so a run is reproducible on one machine). Appending the
-grammar's forced text as canonical tokens, as the decoder once did, fails the first feature at p < 1e-12 and
-changed what the agent did (0 of 10 messages answered where llama-server answered 10). Then, cheaper and
+grammar's forced text as canonical tokens, as the decoder once did, failed the first feature at p < 1e-12 (64
+seeds) and changed what the agent did (0 of 10 messages answered where llama-server answered 10). Then, cheaper and
 sharper: the next-token distribution after a prompt is the same evaluated cold, reused from the KV cache,
 restored from a saved state, and restored from disk.
 """
@@ -30,6 +30,7 @@ from scipy.stats import chi2_contingency
 from memgpt.contract import SamplingParams
 from memgpt_backend_llamacpp import engine as engines
 from memgpt_backend_llamacpp.llama_model import LlamaModel
+from memgpt_backend_llamacpp.state_cache import common_prefix
 
 pytestmark = [pytest.mark.model, pytest.mark.server]
 
@@ -199,7 +200,9 @@ def server_samples(llama_server: Any, engine: engines.Engine, agent_turn: tuple[
 def test_in_process_samples_as_llama_server_does(
     engine: engines.Engine, agent_turn: tuple[str, str], server_samples: list[list[bytes]]
 ) -> None:
-    assert_same_distribution("in process", sample_in_process(engine, *agent_turn, range(SEEDS)), server_samples)
+    # half as many seeds as the reference, as from a restored state: the power check below holds at that size
+    ours = sample_in_process(engine, *agent_turn, range(SEEDS // 2))
+    assert_same_distribution("in process", ours, server_samples)
 
 
 def test_in_process_from_a_restored_state_samples_as_llama_server_does(
@@ -225,8 +228,9 @@ def test_grammar_first_in_process_samples_as_llama_cpp_python_does(
 
 def test_the_features_tell_canonical_forced_tokens_apart(server_samples: list[list[bytes]]) -> None:
     """The test has power: samples whose forced text is the tokenizer's (what appending a forced run without
-    sampling it produced) are told apart from llama-server's."""
-    canonical = [[b'{"', b"function", b'":', *pieces[3:]] for pieces in server_samples]
+    sampling it produced) are told apart from llama-server's, at the size the comparisons above draw (half
+    the reference's seeds)."""
+    canonical = [[b'{"', b"function", b'":', *pieces[3:]] for pieces in server_samples[: SEEDS // 2]]
     report = compare(canonical, server_samples)
     assert report["opening tokens"][0] < P_FLOOR
 
@@ -256,15 +260,15 @@ def test_the_next_token_distribution_is_the_same_cold_reused_restored_and_from_d
         for start in range(0, len(tokens), 100):
             runtime.decode(tokens[start : start + 100])
         rebatched = logits()
-        # A control that must fail: a KV state holding another user message than the prompt's.
-        runtime.truncate(0)
-        runtime.decode(
-            runtime.tokenize(
-                continued.replace("My name is Priya and I live in Lisbon", "What is my dog called?"), add_special=True
-            )
+        # A control that must fail: a KV state holding another user message than the prompt's (the shared
+        # system text kept, the rest evaluated).
+        other = runtime.tokenize(
+            continued.replace("My name is Priya and I live in Lisbon", "What is my dog called?"), add_special=True
         )
+        shared = common_prefix(tokens, other)
+        runtime.truncate(shared)
+        runtime.decode(other[shared:])
         wrong = logits()
-        runtime.truncate(0)
         engine.prepare(runtime.tokenize(prompt, add_special=True))  # a shorter prompt, then the long one again
         assert engine.prepare(tokens)[0] > len(tokens) // 2
         reused = logits()
