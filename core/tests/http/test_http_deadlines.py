@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from memgpt.contract.backend import BackendSettings, Capabilities
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Usage
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, Usage
 from memgpt.errors import BackendTimeout, BackendUnreachable
 from memgpt.http import _client as http
 from memgpt.http._backend import ASSUMED_TOKENS_PER_SECOND, HTTPBackend
@@ -69,7 +69,7 @@ class TinyBackend(HTTPBackend):
     complete_path = "/complete"
     capabilities = Capabilities(tokenizer=True, context_probe=True)
 
-    def _payload(self, request: CompletionRequest, kind: Any) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         return {"prompt": request.prompt, "max_tokens": request.max_tokens}
 
     def _parse(self, body: Any, request: CompletionRequest) -> Completion:

@@ -170,7 +170,8 @@ def fields_sent() -> set[str]:
         prompt="p", stop=("x",), max_tokens=5, sampling=SamplingParams(seed=1), constraint=Constraint(gbnf=ANSWER_GBNF)
     )
     kind = backend.constraint_kind(request)
-    return set(backend._payload(request, kind))
+    assert kind == "gbnf" and request.constraint is not None
+    return set(backend._payload(request, request.constraint.only(kind)))
 
 
 def greedy_text(request: dict[str, Any]) -> str | None:

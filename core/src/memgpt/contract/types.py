@@ -113,13 +113,21 @@ class Constraint(BaseModel):
     gbnf: str | None = None
     json_schema: dict[str, Any] | None = None
 
-    def kinds(self) -> frozenset[str]:
-        kinds = set()
+    def kinds(self) -> frozenset[ConstraintKind]:
+        kinds: set[ConstraintKind] = set()
         if self.gbnf is not None:
             kinds.add("gbnf")
         if self.json_schema is not None:
             kinds.add("json_schema")
         return frozenset(kinds)
+
+    def only(self, kind: ConstraintKind) -> Constraint:
+        """This constraint in ``kind`` alone: what a backend that chose to enforce ``kind`` sends."""
+        if kind == "gbnf" and self.gbnf is not None:
+            return Constraint(gbnf=self.gbnf)
+        if kind == "json_schema" and self.json_schema is not None:
+            return Constraint(json_schema=self.json_schema)
+        raise ValueError(f"the constraint has no {kind} (it has: {', '.join(sorted(self.kinds())) or 'nothing'})")
 
 
 class SamplingParams(BaseModel):

@@ -5,7 +5,9 @@ again, a timed-out generation is not), the deadline of each completion (from its
 generation speed measured on earlier ones, unless the user fixed ``timeout``), the token-count cache, the
 fail-closed check of constrained output, and ``check()`` that never raises. A dialect subclass fills in five small methods:
 
-- ``_payload(request, kind)``: the JSON body for one completion, built fresh for every call;
+- ``_payload(request, constraint)``: the JSON body for one completion, built fresh for every call;
+  ``constraint`` is the request's constraint in the one kind this backend chose to enforce (``None``: send
+  none), so a dialect sends ``constraint.gbnf`` or ``constraint.json_schema``, whichever is set;
 - ``_parse(body, request)``: text, finish reason and usage out of the server's answer;
 - ``_count(text)``: the token count of ``text`` (exact from the server, or an estimate);
 - ``_probe()``: model name and context size, for ``check()``;
@@ -21,7 +23,15 @@ from typing import Any, ClassVar
 
 from memgpt.contract.backend import Backend, BackendSettings
 from memgpt.contract.conformance import violation
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+from memgpt.contract.types import (
+    BackendStatus,
+    Completion,
+    CompletionRequest,
+    Constraint,
+    ConstraintKind,
+    FinishReason,
+    Usage,
+)
 from memgpt.errors import BackendError, EmptyCompletion
 from memgpt.http._client import CONNECT_TIMEOUT, Deadlines, HTTPClient, normalize_endpoint, retry_call
 
@@ -107,7 +117,8 @@ class HTTPBackend(Backend):
 
     def complete(self, request: CompletionRequest) -> Completion:
         kind = self.constraint_kind(request)
-        payload = self._payload(request, kind)
+        chosen = request.constraint.only(kind) if kind is not None and request.constraint is not None else None
+        payload = self._payload(request, chosen)
         deadlines = self.completion_deadlines(request)
         started = time.perf_counter()
 
@@ -249,7 +260,7 @@ class HTTPBackend(Backend):
 
     # -- what a dialect provides ----------------------------------------------------------------------
 
-    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         raise NotImplementedError
 
     def _parse(self, body: Any, request: CompletionRequest) -> Completion:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, ConstraintKind, FinishReason, Usage
 from memgpt.errors import BackendError
 from memgpt.http import HTTPBackend
 from memgpt_backend_koboldcpp import KOBOLDCPP
@@ -33,7 +33,7 @@ class KoboldCppBackend(HTTPBackend):
     strip_suffixes: ClassVar[tuple[str, ...]] = ("/api/v1", "/api", "/v1")
     complete_path: ClassVar[str] = "/api/v1/generate"
 
-    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         s = request.sampling
         body: dict[str, Any] = {
             "prompt": request.prompt,
@@ -53,8 +53,8 @@ class KoboldCppBackend(HTTPBackend):
             body["max_context_length"] = context
         if s.seed is not None:
             body["sampler_seed"] = s.seed
-        if kind == "gbnf":
-            body["grammar"] = request.constraint.gbnf  # type: ignore[union-attr]
+        if constraint is not None and constraint.gbnf is not None:
+            body["grammar"] = constraint.gbnf
         return body
 
     def _parse(self, body: Any, request: CompletionRequest) -> Completion:

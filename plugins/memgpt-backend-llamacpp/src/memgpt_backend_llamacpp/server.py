@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any, ClassVar
 
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, FinishReason, Usage
 from memgpt.errors import BackendError, BackendUnreachable
 from memgpt.http import HTTPBackend, HTTPClient, first_model
 from memgpt_backend_llamacpp import LLAMACPP
@@ -27,7 +27,7 @@ class LlamaServerBackend(HTTPBackend):
     server: ClassVar[str] = "llama-server"
     complete_path: ClassVar[str] = "/completion"
 
-    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         s = request.sampling
         body: dict[str, Any] = {
             "prompt": request.prompt,
@@ -44,10 +44,10 @@ class LlamaServerBackend(HTTPBackend):
         }
         if s.seed is not None:
             body["seed"] = s.seed
-        if kind == "gbnf":
-            body["grammar"] = request.constraint.gbnf  # type: ignore[union-attr]
-        elif kind == "json_schema":
-            body["json_schema"] = request.constraint.json_schema  # type: ignore[union-attr]
+        if constraint is not None and constraint.gbnf is not None:
+            body["grammar"] = constraint.gbnf
+        elif constraint is not None and constraint.json_schema is not None:
+            body["json_schema"] = constraint.json_schema
         return body
 
     def _parse(self, body: Any, request: CompletionRequest) -> Completion:

@@ -12,7 +12,7 @@ import math
 from typing import Any, ClassVar
 
 from memgpt.contract.backend import BackendSettings
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint
 from memgpt.errors import BackendError, BackendHTTPError
 from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, first_model, openai_completion, openai_request
 from memgpt_backend_lmstudio import LMSTUDIO
@@ -34,15 +34,15 @@ class LMStudioBackend(HTTPBackend):
         self.chars_per_token = DEFAULT_CHARS_PER_TOKEN
         self._model: str | None = settings.model
 
-    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         body = openai_request(request, penalty_key="repeat_penalty", min_p=False)
         model = self.model()
         if model:
             body["model"] = model
-        if kind == "json_schema":
+        if constraint is not None and constraint.json_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "memgpt_output", "strict": True, "schema": request.constraint.json_schema},  # type: ignore[union-attr]
+                "json_schema": {"name": "memgpt_output", "strict": True, "schema": constraint.json_schema},
             }
         return body
 

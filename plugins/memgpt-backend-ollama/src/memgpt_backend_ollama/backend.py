@@ -25,7 +25,7 @@ import re
 from typing import Any, ClassVar
 
 from memgpt.contract.backend import BackendSettings
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind, FinishReason, Usage
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, FinishReason, Usage
 from memgpt.errors import BackendError, BackendHTTPError
 from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend
 from memgpt_backend_ollama import OLLAMA
@@ -72,7 +72,7 @@ class OllamaBackend(HTTPBackend):
         except BackendHTTPError as err:
             raise self._explain_missing_model(err) from None
 
-    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         s = request.sampling
         options: dict[str, Any] = {
             "num_predict": request.max_tokens,
@@ -99,8 +99,8 @@ class OllamaBackend(HTTPBackend):
         }
         if self.keep_alive is not None:
             body["keep_alive"] = self.keep_alive
-        if kind == "json_schema":
-            body["format"] = request.constraint.json_schema  # type: ignore[union-attr]
+        if constraint is not None and constraint.json_schema is not None:
+            body["format"] = constraint.json_schema
         return body
 
     def _parse(self, body: Any, request: CompletionRequest) -> Completion:

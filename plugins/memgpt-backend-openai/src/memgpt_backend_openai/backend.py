@@ -207,11 +207,12 @@ class OpenAIBackend(HTTPBackend):
             body["model"] = model
         return body
 
-    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         body = self._body(request)
-        if kind is not None:
-            assert request.constraint is not None
-            body.update(carry(self.constraint_fields()[kind], request.constraint))
+        if constraint is not None:
+            fields = self.constraint_fields()
+            for kind in constraint.kinds():  # the one kind chosen
+                body.update(carry(fields[kind], constraint))
         return body
 
     def _parse(self, body: Any, request: CompletionRequest) -> Completion:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from memgpt.contract.backend import BackendSettings
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint
 from memgpt.http import HTTPBackend, first_model, openai_completion, openai_request
 from memgpt_backend_vllm import VLLM
 
@@ -28,13 +28,12 @@ class VLLMBackend(HTTPBackend):
         super().__init__(settings)
         self._model: str | None = settings.model
 
-    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         body = {"model": self.model(), **openai_request(request, penalty_key="repetition_penalty")}
-        if kind is not None:
-            constraint = request.constraint
-            assert constraint is not None
-            value = constraint.json_schema if kind == "json_schema" else constraint.gbnf
-            body["structured_outputs"] = {"json" if kind == "json_schema" else "grammar": value}
+        if constraint is not None and constraint.gbnf is not None:
+            body["structured_outputs"] = {"grammar": constraint.gbnf}
+        elif constraint is not None and constraint.json_schema is not None:
+            body["structured_outputs"] = {"json": constraint.json_schema}
         return body
 
     def _parse(self, body: Any, request: CompletionRequest) -> Completion:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, ConstraintKind
+from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint
 from memgpt.errors import BackendError, EmptyCompletion
 from memgpt.http import HTTPBackend, openai_completion, openai_request
 from memgpt_backend_webui import WEBUI
@@ -44,14 +44,14 @@ class WebUIBackend(HTTPBackend):
     server: ClassVar[str] = "text-generation-webui"
     complete_path: ClassVar[str] = "/v1/completions"
 
-    def _payload(self, request: CompletionRequest, kind: ConstraintKind | None) -> dict[str, Any]:
+    def _payload(self, request: CompletionRequest, constraint: Constraint | None) -> dict[str, Any]:
         body = openai_request(request, penalty_key="repetition_penalty")
         if self.settings.model:
             body["model"] = self.settings.model
         if self.settings.context_window:
             body["truncation_length"] = self.settings.context_window
-        if kind == "gbnf":
-            body["grammar_string"] = request.constraint.gbnf  # type: ignore[union-attr]
+        if constraint is not None and constraint.gbnf is not None:
+            body["grammar_string"] = constraint.gbnf
         return body
 
     def _parse(self, body: Any, request: CompletionRequest) -> Completion:
