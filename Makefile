@@ -16,9 +16,10 @@ run: install
 test: install server vllm
 	@MEMGPT_REQUIRE_VLLM=1 bash scripts/test.sh $(ARGS)
 
-# Everyday tier: no llama-server build, no vLLM, nothing marked slow (CI runs the full `test`).
+# Everyday tier: no real model, no llama-server or vLLM, nothing marked slow, spread over the cores (CI runs
+# the full `test`). Tests asking for a model or server fixture are marked by the root conftest.py.
 test-fast: install
-	@bash scripts/test.sh -m "not server and not slow" $(ARGS)
+	@bash scripts/test.sh -n auto -m "not server and not slow and not model" $(ARGS)
 
 bench: install server
 	@for b in bench/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done

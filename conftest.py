@@ -88,3 +88,23 @@ def real_vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealServer]:
     """The real vLLM (tests/servers.py), started once for the whole run by the first test that asks for it
     (the vLLM plugin's real tier and the openai plugin's share it)."""
     yield from vllm(tmp_path_factory.mktemp("vllm") / "server.log")
+
+
+#: fixtures that load a real model or start a real server: a test asking for one (directly or through another
+#: fixture) is in the full tier only (`make test`), never in `make test-fast`
+HEAVY_FIXTURES = {
+    "smollm2": "model",
+    "llama": "model",
+    "llama_server_binary": "server",
+    "real_vllm": "server",
+    "llama_cpp_python_server": "server",
+    "postgres_server": "slow",
+    "server_process": "slow",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in HEAVY_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(HEAVY_FIXTURES[fixture])
+            item.add_marker("slow")

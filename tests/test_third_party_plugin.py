@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a fresh virtual environment and installs packages into it
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

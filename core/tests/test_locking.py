@@ -58,6 +58,7 @@ def test_lock_files_are_private_and_distinct_for_every_name() -> None:
         assert stat.S_IMODE(lock.path.parent.stat().st_mode) == 0o700
 
 
+@pytest.mark.model  # the holder runs a turn on the in-process SmolLM2 backend
 def test_a_running_session_keeps_others_off_its_agent_until_it_dies(tmp_path: Path) -> None:
     """A real second process (`memgpt run`, `memgpt delete`) against a live session on the in-process
     SmolLM2 backend; then the holder is killed with SIGKILL and the agent is free again."""

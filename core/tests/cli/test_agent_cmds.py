@@ -67,6 +67,7 @@ def test_unknown_list_kind_lists_the_choices() -> None:
     assert result.exit_code == 2 and "agents, personas, humans, presets" in result.output
 
 
+@pytest.mark.slow  # real MiniLM embeddings
 def test_load_chunks_embeds_and_stays_inside_what_was_named(tmp_path: Path) -> None:
     make_agent("reader")
     docs = tmp_path / "docs"
@@ -93,6 +94,7 @@ def test_load_chunks_embeds_and_stays_inside_what_was_named(tmp_path: Path) -> N
         storage.close()
 
 
+@pytest.mark.slow  # real MiniLM embeddings
 def test_load_chunks_to_what_the_embedding_model_reads(tmp_path: Path) -> None:
     """The original's 300-token chunks are longer than MiniLM reads (254 wordpieces): every chunk must
     fit, so the end of each one is embedded too."""

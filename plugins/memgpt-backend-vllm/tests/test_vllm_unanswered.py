@@ -31,6 +31,7 @@ def run(url: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], list[d
     return out, [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.slow  # waits out a real deadline
 def test_a_server_that_never_answers_is_one_error_naming_the_deadline(silent_url: str) -> None:
     out, lines = run(silent_url)
     assert out.returncode == 1 and "Traceback" not in out.stderr and "retry" not in out.stderr.lower(), out.stderr
