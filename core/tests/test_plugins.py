@@ -87,8 +87,23 @@ def registered_by(hook: str, spec: Any, kind: str) -> Any:
     registry = build_registry([plugin("p", **{hook: lambda register: register(spec)})])
     assert registry.failures == []
     found = registry.get(kind, spec.name)
-    assert found is spec and found.plugin == "p"
+    assert found.name == spec.name and found.plugin == "p"
     return found
+
+
+def test_registering_leaves_the_plugins_spec_as_it_declared_it() -> None:
+    """A plugin's spec is often a module constant its backend class names too: the registry keeps a copy with
+    the plugin and the guarded factory, so a second registry sees the spec as declared."""
+    from memgpt.contract import BackendSpec
+
+    def factory(settings: Any) -> None:
+        return None
+
+    spec = BackendSpec(name="shared", factory=factory)  # type: ignore[arg-type]
+    first = build_registry([plugin("one", register_backends=lambda register: register(spec))])
+    second = build_registry([plugin("two", register_backends=lambda register: register(spec))])
+    assert (first.backend("shared").plugin, second.backend("shared").plugin) == ("one", "two")
+    assert spec.plugin in (None, "") and spec.factory is factory
 
 
 def test_hook_register_backends() -> None:

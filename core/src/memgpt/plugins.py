@@ -16,6 +16,8 @@ Environment:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import logging
 import os
@@ -315,11 +317,12 @@ def _call_register_hook(registry: Registry, info: PluginInfo, hook_name: str, ki
             )
             registry.failures.append(PluginFailure(info.name, info.distribution, hook_name, why))
             return
+        updates: dict[str, Any] = {}
         if hasattr(spec, "plugin") and not spec.plugin:
-            object.__setattr__(spec, "plugin", info.name)
+            updates["plugin"] = info.name
         if callable(getattr(spec, "factory", None)):
-            object.__setattr__(spec, "factory", _guarded(spec.factory, kind, name, info.name))
-        staged[name] = spec
+            updates["factory"] = _guarded(spec.factory, kind, name, info.name)
+        staged[name] = _with(spec, updates)
         _trace(f"{info.name}: {kind} {name!r}")
 
     try:
@@ -334,6 +337,20 @@ def _call_register_hook(registry: Registry, info: PluginInfo, hook_name: str, ki
         return
     table.update(staged)
     names.extend(staged)
+
+
+def _with(spec: Any, updates: dict[str, Any]) -> Any:
+    """A copy of ``spec`` with ``updates``: the registry never writes into the spec a plugin registered, which
+    is often a module-level constant its backend class also names (a second registry, or a test building
+    one, must see it as the plugin declared it)."""
+    if not updates:
+        return spec
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        return dataclasses.replace(spec, **updates)
+    clone = copy.copy(spec)
+    for key, value in updates.items():
+        object.__setattr__(clone, key, value)
+    return clone
 
 
 def _guarded(factory: Callable[..., Any], kind: str, name: str, plugin: str) -> Callable[..., Any]:
