@@ -16,6 +16,11 @@ The prompt is laid out for prefix reuse: system text and function docs (never ch
 function result carries the block's new text; the shown copy at the top is brought up to date only when
 the conversation is rewritten anyway (a summary, ``pop``). Re-rendering it on every edit would make the
 backend re-evaluate the whole conversation after it, on every edit.
+
+This module is the step loop and the agent's public face; ``Agent`` is built in layers, one job each:
+``_base`` (components, reporting, saving), ``_generate`` (prompt, constraint, completion, parse),
+``_context`` (the context window's budget and summaries), ``_history`` (``pop``, ``rethink``), and the
+saved state is ``memgpt.agent.state.AgentState``.
 """
 
 from __future__ import annotations
@@ -24,49 +29,36 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from memgpt._faults import reached
 from memgpt.agent import events
-from memgpt.agent import summarize as summ
+from memgpt.agent._context import MIN_CONVERSATION_TOKENS as MIN_CONVERSATION_TOKENS
+from memgpt.agent._history import History
+from memgpt.agent._results import MEMORY_EDITS as MEMORY_EDITS
+from memgpt.agent._results import SEARCHES as SEARCHES
+from memgpt.agent._results import AgentEvent as AgentEvent
+from memgpt.agent._results import EventKind as EventKind
+from memgpt.agent._results import Limits as Limits
+from memgpt.agent._results import StopReason as StopReason
+from memgpt.agent._results import TurnResult as TurnResult
 from memgpt.agent.state import AgentState
 from memgpt.contract.backend import Backend
-from memgpt.contract.types import (
-    CallShape,
-    Completion,
-    CompletionRequest,
-    Constraint,
-    FunctionCall,
-    Message,
-    SamplingParams,
-    Usage,
-)
-from memgpt.contract.wrapper import Prompt, Wrapper
-from memgpt.errors import (
-    BackendError,
-    ContextOverflowError,
-    EmbeddingError,
-    EmptyCompletion,
-    FunctionError,
-    GrammarError,
-    ParseError,
-)
+from memgpt.contract.types import Constraint, FunctionCall, Message
+from memgpt.contract.wrapper import Wrapper
+from memgpt.errors import EmbeddingError, FunctionError
 from memgpt.functions.spec import FunctionSpec
 from memgpt.memory.chunking import chunk_text, chunking_for
 from memgpt.memory.core import CoreMemory
-from memgpt.parsing import cut_off, split_thinking, validate_call
 from memgpt.storage.base import AgentRecord, Storage
 
 log = logging.getLogger("memgpt.agent")
 
-EventKind = Literal["thought", "call", "assistant", "result", "alert", "error"]
 # Keys of the stored state (``AgentState``), for readers of a stored record.
 PENDING_KEY = "pending_message"
 EARLIER_KEY = "pending_earlier"  # messages sent before the pending one that were never answered either
-# Room a context window must leave for the conversation beyond the fixed prompt and the reply reserve.
-MIN_CONVERSATION_TOKENS = 256
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
 REPEATED = "not run: this call is identical to your previous one. Do something else, or reply to the user with send_message."
 NO_REPLY = "the agent did not reply ({why}); /retry, or rephrase"
@@ -74,8 +66,6 @@ REPLY_FUNCTION = "send_message"
 REPLY_NOW = "the user is still waiting for your reply: answer them now with send_message"
 #: The result the model reads when a function raised anything but a ``FunctionError`` (a bug, logged as one).
 INTERNAL_ERROR = "function failed: internal error"
-MEMORY_EDITS = frozenset({"core_memory_append", "core_memory_replace", "archival_memory_insert"})
-SEARCHES = frozenset({"conversation_search", "conversation_search_date", "archival_memory_search"})
 #: What the agent is doing while a function runs, for ``Agent.on_status`` (others: "running NAME").
 ACTIVITY = {
     "archival_memory_search": "searching archival memory",
@@ -83,77 +73,6 @@ ACTIVITY = {
     "conversation_search": "searching recall memory",
     "conversation_search_date": "searching recall memory",
 }
-
-
-@dataclass(frozen=True)
-class AgentEvent:
-    """Something the user interface shows: an inner thought, a call, a reply, a result, an alert, an error."""
-
-    kind: EventKind
-    text: str
-    function: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.kind, "text": self.text}
-        if self.function:
-            out["function"] = self.function
-        if self.data:
-            out.update(self.data)
-        return out
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The agent's bounds; every loop it runs is bounded by one of these."""
-
-    max_tokens: int = 1024  # reserved for each model turn
-    max_chain: int = 6  # steps one user message may trigger (heartbeats included)
-    max_failures: int = 2  # failed calls in a row before control goes back to the user
-    parse_retries: int = 2  # re-asks after output that is not a valid call
-    warn_fraction: float = 0.75  # memory-pressure alert at this share of the window
-    summary_tokens: int = 200
-    temperature: float = 0.7
-    heartbeat_minutes: float | None = None  # timed heartbeats: wake the agent after this long without a message
-    reply_step: bool = True  # a user message the chain left unanswered gets one more step that can only reply
-
-
-#: Why a chain stopped before the model handed control back itself (``TurnResult.stopped_by``).
-StopReason = Literal["repeat", "failures", "chain_limit", "invalid_output"]
-
-
-@dataclass
-class TurnResult:
-    """What one user message (or event) led to: the events shown, the steps run, tokens used."""
-
-    events: list[AgentEvent] = field(default_factory=list)
-    steps: int = 0
-    usage: list[Usage] = field(default_factory=list)
-    stopped_by: StopReason | None = None  # a guard ended the chain (None: the model ended it)
-    stop_detail: str = ""  # what the guard saw, for the user
-    reply_step: bool = False  # the reply came from the send_message-only step that closes an unanswered chain
-
-    @property
-    def replies(self) -> list[str]:
-        return [e.text for e in self.events if e.kind == "assistant"]
-
-    @property
-    def answered(self) -> bool:
-        """The user received a reply (a ``send_message``) in this turn."""
-        return any(e.kind == "assistant" for e in self.events)
-
-    def outcome(self) -> dict[str, Any]:
-        """What the user got from this turn, beside what the mechanism guaranteed (for scripts and benches)."""
-        calls = [e for e in self.events if e.kind in ("call", "assistant")]
-        return {
-            "answered": self.answered,
-            "stopped_by": self.stopped_by,
-            "reply_step": self.reply_step,
-            "calls": len(calls),
-            "thoughts": sum(e.kind == "thought" for e in self.events),
-            "memory_edits": sum(e.function in MEMORY_EDITS for e in calls),
-            "searches": sum(e.function in SEARCHES for e in calls),
-        }
 
 
 @dataclass
@@ -164,7 +83,7 @@ class _StepOutcome:
     stopped_by: StopReason | None = None  # a guard handed control back
 
 
-class Agent:
+class Agent(History):
     """A MemGPT agent bound to a storage, a backend and a wrapper; see the module docstring."""
 
     def __init__(
@@ -214,8 +133,6 @@ class Agent:
         self._answering = False  # the running chain reads the pending messages (an event's chain does not)
         self._recall_only: list[Message] = []  # whole messages the next commit stores outside the context
 
-    # ---- what function handlers use (memgpt.functions.spec.FunctionContext) ----
-
     def _get_embedder(self) -> Any:
         if self._embedder is None:
             if self._embedder_factory is None:
@@ -245,8 +162,6 @@ class Agent:
         self.state.heartbeats_paused_until = until
         return f"Paused timed heartbeats for {minutes} minutes." if minutes else "Timed heartbeats resumed."
 
-    # ---- timed heartbeats ----
-
     def next_heartbeat_at(self) -> float | None:
         """When (``time.time()``) the next timed heartbeat is due: ``heartbeat_minutes`` after the last
         chain ended, or when a pause ends if that is later; None when timed heartbeats are off."""
@@ -261,8 +176,6 @@ class Agent:
         idle = round(time.time() - self._last_activity)
         silence = f"{idle} seconds" if idle < 120 else f"{idle // 60} minutes"
         return self.send_event(events.heartbeat(f"{events.HEARTBEAT_TIMED}: no message for {silence}"))
-
-    # ---- state ----
 
     @property
     def pending_message(self) -> str | None:
@@ -300,51 +213,6 @@ class Agent:
         """The whole prompt the next step would send (system text, function docs, core memory, history)."""
         return self._prompt([]).text
 
-    def shown_memory(self) -> CoreMemory:
-        """Core memory as the top of the prompt shows it: as of the last rewrite of the context (set when
-        the agent is built, so always present)."""
-        return CoreMemory.from_dict(self.state.core_memory_shown or {}, limit=self.core_memory.limit)
-
-    def _show_current_memory(self) -> None:
-        """Bring the prompt's core memory section up to date (saved with the next ``_save``)."""
-        self.state.core_memory_shown = self.core_memory.to_dict()
-
-    def _make_constraint(
-        self, build: Callable[[Sequence[Any], Any], Constraint] | None, schemas: Sequence[Any]
-    ) -> Constraint | None:
-        if not self.wrapper.uses_grammar or build is None:
-            return None
-        kinds = self.backend.capabilities.constraints
-        if not kinds:
-            log.warning(
-                "wrapper %s wants a grammar but backend %s enforces none; parsing with repair",
-                self.wrapper.name,
-                self.backend.name,
-            )
-            return None
-        full = build(schemas, self._shape())
-        # Send only what the backend enforces (the grammar is built once per agent, not per call).
-        return Constraint(
-            gbnf=full.gbnf if "gbnf" in kinds else None,
-            json_schema=full.json_schema if "json_schema" in kinds else None,
-        )
-
-    def _shape(self) -> CallShape:
-        """The wrapper's call shape with strings bounded so that any call the grammar admits fits in the
-        turn's ``max_tokens`` (a call cut off at the limit is the classic failure). When even the shortest
-        calls cannot be guaranteed to fit, keep the wrapper's bounds: a cut call is then repaired or re-asked."""
-        from memgpt.grammar.call import shape_for_budget
-
-        try:
-            return shape_for_budget(self.schemas, self.limits.max_tokens, self.wrapper.call_shape)
-        except GrammarError:
-            log.warning(
-                "max_tokens %d cannot guarantee a complete call; strings keep the wrapper's bounds", self.limits.max_tokens
-            )
-            return self.wrapper.call_shape
-
-    # ---- the public entry points ----
-
     def send(self, text: str) -> TurnResult:
         """The user says ``text``; run the chain of steps it triggers. A chain that ends with nothing said
         to the user ends with one ``alert`` saying so and why (``/retry`` resends the message)."""
@@ -362,38 +230,6 @@ class Agent:
                 notices.append(notice)
         return self._chain(inputs, expect_reply=True, notices=notices)
 
-    def _fitted_message(self, text: str) -> tuple[Message, AgentEvent | None]:
-        """The user message as the model reads it. One too long for the context window (more than half the
-        room the fixed prompt and the reply reserve leave) is read as its beginning with a note, and kept
-        whole in recall memory (stored with the step), where ``conversation_search`` finds it."""
-        whole = Message(role="user", content=events.user_message(text))
-        if 3 * len(whole.content or "") <= self.context_window // 8:
-            return whole, None  # fits whatever the tokenizer (no token counts, which may be server requests)
-        room = (self.context_window - self.limits.max_tokens - self._fixed_tokens()) // 2
-        tokens = self.backend.count_tokens(whole.content or "")
-        if tokens <= room or room <= 0:
-            return whole, None
-        note = (
-            f"\n[the user's message is cut here: it is {len(text)} characters (about {tokens} tokens) and only about "
-            f"{room} tokens fit; the whole message is in recall memory, find more of it with conversation_search]"
-        )
-        keep = len(text) * room // tokens
-        while True:
-            shown = Message(role="user", content=events.user_message(text[:keep] + note))
-            if self.backend.count_tokens(shown.content or "") <= room or keep == 0:
-                break
-            keep = keep * 9 // 10
-        self._recall_only.append(whole)
-        notice = AgentEvent(
-            "alert",
-            f"your message is {len(text)} characters, about {tokens} tokens; this agent's {self.context_window}-token "
-            f"context window has room for about {room} tokens of one message, so the agent reads its first {keep} "
-            "characters. The whole message is kept in recall memory (the agent can search it). To have all of it "
-            "read, send it in parts, or put long text in archival memory with `memgpt load`.",
-            data={"reason": "message_too_long", "characters": len(text), "tokens": tokens, "limit_tokens": room},
-        )
-        return shown, notice
-
     def send_event(self, content: str) -> TurnResult:
         """Deliver an event (a login, a heartbeat, a system alert) as the input of a chain."""
         return self._chain([Message(role="user", content=content)])
@@ -401,17 +237,6 @@ class Agent:
     def retry_pending(self) -> TurnResult | None:
         pending = self.pending_message
         return self.send(pending) if pending is not None else None
-
-    # ---- the loop ----
-
-    def _status(self, what: str) -> None:
-        if self.on_status is not None:
-            self.on_status(what)
-
-    def _emit(self, result: TurnResult, event: AgentEvent) -> None:
-        result.events.append(event)
-        if self.on_event is not None:
-            self.on_event(event)
 
     def _chain(self, inputs: list[Message], *, expect_reply: bool = False, notices: Sequence[AgentEvent] = ()) -> TurnResult:
         self._answering = expect_reply
@@ -573,251 +398,6 @@ class Agent:
             return "OK", ("" if value is None else str(value)) + shown
         return "OK", "None" if value is None else str(value)
 
-    # ---- generation ----
-
-    def _prompt(
-        self,
-        inputs: Sequence[Message],
-        extra: Sequence[Message] = (),
-        *,
-        history: Sequence[Message] | None = None,
-        memory_shown: CoreMemory | None = None,
-    ) -> Prompt:
-        history = self.messages if history is None else history
-        memory = Message(role="system", content=(memory_shown or self.shown_memory()).render())
-        first = not any(m.role == "assistant" for m in history)
-        return self.wrapper.format(self.system_prompt, [memory, *history, *inputs, *extra], self.schemas, first_message=first)
-
-    def _generate(
-        self, inputs: list[Message], result: TurnResult, first: Prompt, constraint: Constraint | None, schemas: Sequence[Any]
-    ) -> tuple[FunctionCall | None, str]:
-        """``first`` is the prompt ``_fit_context`` already rendered and measured for ``inputs``."""
-        extra: list[Message] = []
-        raw = ""
-        for attempt in range(self.limits.parse_retries + 1):
-            prompt = self._prompt(inputs, extra) if extra else first
-            self._seed += 1
-            request = CompletionRequest(
-                prompt=prompt.text,
-                stop=prompt.stop,
-                max_tokens=self.limits.max_tokens,
-                sampling=SamplingParams(temperature=self.limits.temperature + 0.15 * attempt, seed=self._seed),
-                constraint=constraint,
-            )
-            self._status("generating" if attempt == 0 else f"generating (retry {attempt})")
-            log.debug("step prompt (attempt %d, %d characters):\n%s", attempt + 1, len(prompt.text), prompt.text)
-            completion = self._complete(request)
-            result.usage.append(completion.usage)
-            u = completion.usage
-            log.debug(
-                "raw output (finish %s, constrained by %s; tokens: prompt %s, completion %s, cached %s, evaluated %s, "
-                "%.2f s):\n%s",
-                completion.finish_reason, completion.constrained_by, u.prompt_tokens, u.completion_tokens,
-                u.cached_tokens, u.evaluated_tokens, completion.seconds or 0.0, completion.text,
-            )  # fmt: skip
-            if constraint is not None and completion.constrained_by is None and not self._warned_unconstrained:
-                self._warned_unconstrained = True
-                self._emit(result, AgentEvent("alert", "the backend did not enforce the grammar; parsing with repair"))
-            raw = prompt.prefill + completion.text
-            try:
-                call = self.wrapper.parse(completion.text, schemas, prompt)
-                if completion.finish_reason == "length" and cut_off(raw):
-                    # Closed by the parser, a cut call reads as complete: a message stopping mid-word.
-                    raise ParseError("the output was cut off at the token limit before the call was complete", raw=raw)
-                # Whatever the wrapper did, nothing runs that its function's schema refuses.
-                return validate_call(call, schemas, self.wrapper.call_shape), raw
-            except ParseError as exc:
-                log.info("attempt %d: unparseable output (%s): %r", attempt + 1, exc, raw[:200])
-                hint = "" if completion.finish_reason != "length" else " Your output was cut off: keep inner_thoughts short."
-                extra = [
-                    Message(
-                        role="user",
-                        content=events.system_alert(
-                            f"Your last output was not a valid function call: {exc}.{hint} Reply with exactly one JSON function call."
-                        ),
-                    )
-                ]
-        return None, raw
-
-    # ---- reasoning models: thinking before the call ----
-
-    def _complete(self, request: CompletionRequest) -> Completion:
-        """One completion. For a model that thinks (its wrapper's shape has a think block) on a backend that
-        enforces JSON schema but no grammar, where the schema cannot admit free text before the call: the
-        thinking first, unconstrained, stopped at its closing tag and bounded as the grammar bounds it; then
-        the call under the schema, in a second request that continues the same prompt (prompt + thinking:
-        the backend's prefix cache makes that cheap). One completion comes back, the thinking in its text."""
-        constraint = request.constraint
-        shape = self._shape()
-        if not shape.thinks or constraint is None or constraint.gbnf is not None or constraint.json_schema is None:
-            return self.backend.complete(request)  # a grammar does both at once (think? call), or nothing to enforce
-        parts: list[Completion] = []
-        thinking = ""
-        if shape.max_think_chars:
-            free = request.model_copy(
-                update={
-                    "prompt": request.prompt + shape.think_open,
-                    "stop": (*request.stop, shape.think_close.strip()),
-                    "max_tokens": shape.max_think_chars,
-                    "constraint": None,
-                }
-            )
-            try:
-                parts.append(self.backend.complete(free))
-                thinking = parts[0].text.split(shape.think_close.strip(), 1)[0][: shape.max_think_chars].rstrip()
-            except EmptyCompletion:
-                pass  # closed the block at once (or ended the turn): an empty thinking, and the call still comes
-        block = shape.think_open + thinking + shape.think_close
-        used = sum(p.usage.completion_tokens for p in parts)
-        call = self.backend.complete(
-            request.model_copy(update={"prompt": request.prompt + block, "max_tokens": max(request.max_tokens - used, 1)})
-        )
-        evaluated = [p.usage.evaluated_tokens for p in (*parts, call)]
-        usage = Usage(
-            prompt_tokens=call.usage.prompt_tokens,
-            completion_tokens=used + call.usage.completion_tokens,
-            cached_tokens=call.usage.cached_tokens,
-            evaluated_tokens=None if None in evaluated else sum(e or 0 for e in evaluated),
-            exact=all(p.usage.exact for p in (*parts, call)),
-        )
-        seconds = [p.seconds for p in (*parts, call)]
-        return call.model_copy(
-            update={
-                "text": block + call.text,
-                "usage": usage,
-                "seconds": None if None in seconds else sum(x or 0.0 for x in seconds),
-            }
-        )
-
-    def _thinking(self, raw: str) -> str | None:
-        """The thinking before the call in ``raw``, kept with the call in recall (the stored assistant
-        message's content, which no wrapper replays: prompts show the call alone)."""
-        split = split_thinking(raw, self.wrapper.call_shape)
-        return split[0] or None if split is not None else None
-
-    def _answer(self, text: str) -> str:
-        """A plain answer (the summary) without the thinking a reasoning model wrote before it."""
-        shape = self.wrapper.call_shape
-        if shape.thinks or text.lstrip().startswith("<think>"):
-            _, closed, after = text.partition(shape.think_close.strip() if shape.thinks else "</think>")
-            if closed and after.strip():
-                return after.strip()
-        return text.strip()
-
-    # ---- context budget ----
-
-    def _fixed_tokens(self) -> int:
-        """Tokens of the prompt's fixed part (system prompt, function docs, core memory as it now is)."""
-        return self._tokens(self._prompt([], history=(), memory_shown=self.core_memory))
-
-    def _fixed_budget(self) -> int:
-        """The most the fixed part may take: the window less the reply reserve and the least conversation."""
-        return self.context_window - self.limits.max_tokens - MIN_CONVERSATION_TOKENS
-
-    def check_window(self) -> None:
-        """Raise ``ContextOverflowError`` when the context window cannot hold even the fixed part of the
-        prompt (system prompt, function docs, core memory) plus the reply reserve: no conversation fits."""
-        fixed = self._fixed_tokens()
-        if fixed > self._fixed_budget():
-            raise ContextOverflowError(
-                f"context window {self.context_window} is too small for this agent: its system prompt, function docs "
-                f"and core memory take {fixed} tokens and {self.limits.max_tokens} are reserved for each reply, so at "
-                f"least {fixed + self.limits.max_tokens + MIN_CONVERSATION_TOKENS} are needed; raise --context-window "
-                "(the model's own limit permitting) or lower --max-tokens"
-            )
-
-    def _tokens(self, prompt: Prompt) -> int:
-        return self.backend.count_tokens(prompt.text)
-
-    def _fit_context(self, inputs: list[Message], result: TurnResult) -> tuple[list[Message], Prompt]:
-        """The inputs (plus a memory-pressure alert when due) and the prompt they render to, which fits."""
-        budget = self.context_window - self.limits.max_tokens
-        prompt = self._prompt(inputs)
-        used = self._tokens(prompt)
-        if used > budget:
-            # Each round moves about 3/4 of the movable messages out; a few rounds reach the floor (the last
-            # KEEP_LAST messages) from any history length. When even the floor does not fit (a long message among
-            # the last few, kept whole in recall anyway), the last messages go too, or no later turn could run.
-            for keep_last in (summ.KEEP_LAST, 0):
-                for _ in range(4):
-                    if not self._summarize(result, keep_last=keep_last):
-                        break
-                    prompt = self._prompt(inputs)
-                    used = self._tokens(prompt)
-                    if used <= budget:
-                        break
-                if used <= budget:
-                    break
-            if used > budget:
-                self.check_window()
-                raise ContextOverflowError(
-                    f"the prompt needs {used} tokens but only {budget} fit (context window {self.context_window} minus "
-                    f"{self.limits.max_tokens} reserved for the reply): raise --context-window or shorten core memory"
-                )
-            self._warned_pressure = False
-        elif used > self.limits.warn_fraction * self.context_window and not self._warned_pressure:
-            self._warned_pressure = True
-            alert = events.system_alert(
-                "Warning: the conversation history will soon reach the context window limit and older messages "
-                "will be summarized. Save anything important from the recent conversation to core or archival memory now."
-            )
-            self._emit(
-                result,
-                AgentEvent("alert", f"memory pressure: context window is over {int(self.limits.warn_fraction * 100)}% full"),
-            )
-            inputs = [*inputs, Message(role="user", content=alert)]
-            prompt = self._prompt(inputs)
-        return inputs, prompt
-
-    def summarize(self) -> TurnResult:
-        """Summarize the oldest messages now (``/summarize``)."""
-        result = TurnResult()
-        self._summarize(result)
-        return result
-
-    def _summarize(self, result: TurnResult, keep_last: int = summ.KEEP_LAST) -> bool:
-        """Move the oldest messages out of context behind a summary (never the last ``keep_last``); False if
-        nothing could move."""
-        cut = summ.cutoff(self.messages, keep_last=keep_last)
-        if cut == 0:
-            return False
-        old, kept = self.messages[:cut], self.messages[cut:]
-        window = self.context_window - self.limits.summary_tokens
-
-        def fits(transcript: str) -> bool:
-            return self._tokens(self.wrapper.format_chat(summ.SUMMARY_SYSTEM, [("user", transcript)])) <= window
-
-        self._status("summarizing older messages")
-        transcript = summ.build_transcript(old, fits)
-        summary = ""
-        try:
-            prompt = self.wrapper.format_chat(summ.SUMMARY_SYSTEM, [("user", transcript)])
-            completion = self.backend.complete(
-                CompletionRequest(
-                    prompt=prompt.text,
-                    stop=prompt.stop,
-                    max_tokens=self.limits.summary_tokens,
-                    sampling=SamplingParams(temperature=0.3),
-                )
-            )
-            result.usage.append(completion.usage)
-            summary = self._answer(completion.text)
-        except BackendError as exc:
-            log.warning("summary call failed (%s); moving messages out of context without a summary", exc)
-        note = Message(role="user", content=summ.summary_alert(summary, len(old), self.storage.count_messages(self.name)))
-        with self.storage.transaction():
-            stored = self.storage.add_messages(self.name, [note])
-            self.messages = [*stored, *kept]
-            self._show_current_memory()  # the context after the summary is re-evaluated anyway
-            self._save()
-            reached("summary_commit")
-        self._emit(
-            result, AgentEvent("alert", f"summarized {len(old)} older messages to free context", data={"summary": summary})
-        )
-        return True
-
-    # ---- persistence ----
-
     def _set_pending(self, text: str, *, earlier: list[str]) -> None:
         with self.storage.transaction():
             self.state.set_pending(text, earlier=earlier)
@@ -837,43 +417,6 @@ class Agent:
             reached("step_commit")
         self._recall_only = []
 
-    def _sync_record(self) -> None:
-        """``record`` as the agent's state, memory and context window now are."""
-        self.record.settings = self.state.dump()
-        self.record.core_memory = self.core_memory.to_dict()
-        self.record.in_context = [m.id for m in self.messages if m.id is not None]
-
-    def _save(self) -> None:
-        self._sync_record()
-        self.record.updated_at = datetime.now(UTC)
-        self.storage.save_agent(self.record)
-
-    # ---- editing the history (slash commands) ----
-
-    def pop(self, n: int = 1) -> int:
-        """Remove the last ``n`` exchanges (a user input and everything after it) from the context window.
-        They stay in recall memory."""
-        removed = 0
-        with self.storage.transaction():
-            for _ in range(n):
-                starts = [i for i, m in enumerate(self.messages) if m.role == "user" and events.user_text(m.content) is not None]
-                if not starts:
-                    break
-                removed += len(self.messages) - starts[-1]
-                self.messages = self.messages[: starts[-1]]
-            if removed:
-                # Edits made in the removed exchanges stay made; their results, which showed them, are gone.
-                self._show_current_memory()
-            self._save()
-        return removed
-
-    def last_user_message(self) -> str | None:
-        for m in reversed(self.messages):
-            said = events.user_text(m.content) if m.role == "user" else None
-            if said is not None:
-                return said
-        return None
-
     def retry(self) -> TurnResult | None:
         """Drop the last exchange from context and send the same user message again."""
         if self.pending_message is not None:
@@ -883,19 +426,3 @@ class Agent:
             return None
         self.pop(1)
         return self.send(text)
-
-    def rethink(self, thoughts: str) -> bool:
-        """Replace the inner thoughts of the agent's last call (``/rethink``)."""
-        for i in range(len(self.messages) - 1, -1, -1):
-            m = self.messages[i]
-            if m.role == "assistant" and m.function_call is not None:
-                arguments = {**m.function_call.arguments, "inner_thoughts": thoughts}
-                edited = m.model_copy(
-                    update={"function_call": FunctionCall(name=m.function_call.name, arguments=arguments), "id": None}
-                )
-                with self.storage.transaction():
-                    (stored,) = self.storage.add_messages(self.name, [edited])
-                    self.messages[i] = stored
-                    self._save()
-                return True
-        return False
