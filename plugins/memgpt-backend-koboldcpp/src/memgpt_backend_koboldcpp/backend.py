@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, ConstraintKind, FinishReason, Usage
-from memgpt.errors import BackendError
-from memgpt.http import HTTPBackend
+from memgpt.plugin import (
+    BackendError,
+    BackendStatus,
+    Completion,
+    CompletionRequest,
+    Constraint,
+    ConstraintKind,
+    FinishReason,
+    HTTPBackend,
+    Usage,
+)
 from memgpt_backend_koboldcpp import KOBOLDCPP
 
 #: What ``GET /api/v1/model`` answers a client without the right key when koboldcpp runs with ``--password``.

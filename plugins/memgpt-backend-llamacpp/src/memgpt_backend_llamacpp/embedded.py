@@ -26,9 +26,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memgpt.contract.backend import Backend, BackendSettings
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Usage
-from memgpt.errors import BackendError, EmptyCompletion, MemGPTError
+from memgpt.plugin import (
+    Backend,
+    BackendError,
+    BackendSettings,
+    BackendStatus,
+    Completion,
+    CompletionRequest,
+    EmptyCompletion,
+    MemGPTError,
+    Usage,
+)
 from memgpt_backend_llamacpp import LLAMACPP_EMBEDDED
 from memgpt_backend_llamacpp.models import resolve_model_path
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from functools import lru_cache
 
-from memgpt.errors import GrammarError
+from memgpt.plugin import GrammarError
 
 # llama.cpp's recursive-descent parser recurses once per nesting level; a pathological grammar could blow
 # the C stack (a crash, not an exception). Real grammars nest a handful of levels.

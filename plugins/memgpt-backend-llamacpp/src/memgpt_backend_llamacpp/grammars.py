@@ -14,8 +14,7 @@ from typing import Any
 from llama_cpp import llama_cpp as C
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-from memgpt.contract.types import Constraint, ConstraintKind
-from memgpt.errors import GrammarError
+from memgpt.plugin import Constraint, ConstraintKind, GrammarError
 from memgpt_backend_llamacpp.grammar_check import check_gbnf
 
 # llama-cpp-python's converter lets raw control characters into strings (invalid JSON); llama.cpp's own

@@ -18,7 +18,7 @@ import numpy as np
 from llama_cpp import _logger
 from llama_cpp import llama_cpp as C
 
-from memgpt.errors import BackendError, ModelLoadError
+from memgpt.plugin import BackendError, ModelLoadError
 
 GGUF_MAGIC = b"GGUF"
 SEQ = 0  # the one sequence this runtime uses

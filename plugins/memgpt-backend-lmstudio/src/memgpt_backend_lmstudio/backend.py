@@ -11,10 +11,16 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from memgpt.contract.backend import BackendSettings
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint
-from memgpt.errors import BackendError, BackendHTTPError
 from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, first_model, openai_completion, openai_request
+from memgpt.plugin import (
+    BackendError,
+    BackendHTTPError,
+    BackendSettings,
+    BackendStatus,
+    Completion,
+    CompletionRequest,
+    Constraint,
+)
 from memgpt_backend_lmstudio import LMSTUDIO
 
 #: Prompts shorter than this say little about the model's characters-per-token ratio.

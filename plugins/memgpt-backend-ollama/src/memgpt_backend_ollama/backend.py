@@ -24,10 +24,18 @@ import os
 import re
 from typing import Any, ClassVar
 
-from memgpt.contract.backend import BackendSettings
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, FinishReason, Usage
-from memgpt.errors import BackendError, BackendHTTPError
 from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend
+from memgpt.plugin import (
+    BackendError,
+    BackendHTTPError,
+    BackendSettings,
+    BackendStatus,
+    Completion,
+    CompletionRequest,
+    Constraint,
+    FinishReason,
+    Usage,
+)
 from memgpt_backend_ollama import OLLAMA
 
 log = logging.getLogger(__name__)

@@ -35,10 +35,20 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from memgpt.contract.backend import BackendSettings, Capabilities
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint, ConstraintKind, SamplingParams
-from memgpt.errors import BackendError, BackendHTTPError, BackendProtocolError
 from memgpt.http import DEFAULT_CHARS_PER_TOKEN, HTTPBackend, openai_completion, openai_request
+from memgpt.plugin import (
+    BackendError,
+    BackendHTTPError,
+    BackendProtocolError,
+    BackendSettings,
+    BackendStatus,
+    Capabilities,
+    Completion,
+    CompletionRequest,
+    Constraint,
+    ConstraintKind,
+    SamplingParams,
+)
 from memgpt_backend_openai import OPENAI
 
 log = logging.getLogger(__name__)

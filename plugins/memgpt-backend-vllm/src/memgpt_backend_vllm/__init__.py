@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memgpt import hookimpl
-from memgpt.contract import BackendSettings, BackendSpec, Capabilities
+from memgpt.plugin import BackendSettings, BackendSpec, Capabilities, hookimpl
 
 
 def _open(settings: BackendSettings) -> Any:

@@ -11,9 +11,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from memgpt.contract.backend import BackendSettings
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint
-from memgpt.http import HTTPBackend, first_model, openai_completion, openai_request
+from memgpt.plugin import (
+    BackendSettings,
+    BackendStatus,
+    Completion,
+    CompletionRequest,
+    Constraint,
+    HTTPBackend,
+    first_model,
+    openai_completion,
+    openai_request,
+)
 from memgpt_backend_vllm import VLLM
 
 

@@ -19,9 +19,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from memgpt.contract.types import BackendStatus, Completion, CompletionRequest, Constraint
-from memgpt.errors import BackendError, EmptyCompletion
-from memgpt.http import HTTPBackend, openai_completion, openai_request
+from memgpt.plugin import (
+    BackendError,
+    BackendStatus,
+    Completion,
+    CompletionRequest,
+    Constraint,
+    EmptyCompletion,
+    HTTPBackend,
+    openai_completion,
+    openai_request,
+)
 from memgpt_backend_webui import WEBUI
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from memgpt import hookimpl
+from memgpt.plugin import hookimpl
 
 
 @hookimpl
 def register_wrappers(register: Any) -> None:
-    from memgpt.contract.wrapper import WrapperOptions, WrapperSpec
+    from memgpt.plugin import WrapperOptions, WrapperSpec
     from memgpt_wrappers_builtin.families import DEFAULT, WRAPPER_NAMES
 
     def factory_for(name: str) -> Any:

@@ -14,10 +14,17 @@ import logging
 import re
 from collections.abc import Sequence
 
-from memgpt.contract.types import CallShape, FunctionCall, FunctionSchema, Message
-from memgpt.contract.wrapper import Prompt, Wrapper, WrapperOptions
-from memgpt.functions.docs import system_text
-from memgpt.parsing import parse_call
+from memgpt.plugin import (
+    CallShape,
+    FunctionCall,
+    FunctionSchema,
+    Message,
+    Prompt,
+    Wrapper,
+    WrapperOptions,
+    parse_call,
+    system_text,
+)
 from memgpt_wrappers_builtin.families import (
     DEFAULT,
     FAMILIES,

@@ -14,7 +14,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from memgpt.errors import ConfigError
+from memgpt.plugin import ConfigError
 
 
 class TemplateFailure(ConfigError):

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from memgpt.contract.types import CallShape, FunctionCall, FunctionSchema, Message
-from memgpt.contract.wrapper import Prompt, Wrapper
-from memgpt.errors import UnknownNameError
-from memgpt.functions.docs import system_text
-from memgpt.parsing import parse_call
+from memgpt.plugin import (
+    CallShape,
+    FunctionCall,
+    FunctionSchema,
+    Message,
+    Prompt,
+    UnknownNameError,
+    Wrapper,
+    parse_call,
+    system_text,
+)
 from memgpt_wrappers_builtin.families import MAX_THINK_CHARS, Family, Reasoning, Variant, WrapperName
 
 ROLES = ("system", "user", "assistant")
