@@ -96,7 +96,20 @@ def searches(storage: Any, name: str) -> tuple[Any, ...]:
     )
 
 
-def test_sqlite_to_postgres_and_back_is_the_same_agent(sqlite: SQLiteStorage, postgres: Any) -> None:
+class Counting(LetterEmbedder):
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def embed(self, texts: list[str]) -> Any:
+        self.embedded.extend(texts)
+        return super().embed(texts)
+
+
+def test_sqlite_to_postgres_and_back_is_the_same_agent(
+    sqlite: SQLiteStorage, postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = Counting()
+    monkeypatch.setattr(export_cmd, "open_embedder", lambda config: embedder)
     exported = export_cmd.export_agent(sqlite, Config(), "sam")
     assert export_cmd.import_agent(postgres, Config(), exported, "pg-sam") == ("pg-sam", 6, 3, False)
     again = export_cmd.export_agent(postgres, Config(), "pg-sam")
@@ -104,6 +117,7 @@ def test_sqlite_to_postgres_and_back_is_the_same_agent(sqlite: SQLiteStorage, po
     assert searches(postgres, "pg-sam") == searches(sqlite, "sam")
     export_cmd.import_agent(sqlite, Config(), again, "back")
     assert comparable(export_cmd.export_agent(sqlite, Config(), "back")) == comparable(exported)
+    assert embedder.embedded == []  # the stored embeddings travelled: nothing was embedded again
 
 
 def test_a_failed_import_into_postgres_leaves_nothing(

@@ -136,6 +136,72 @@ def test_import_embeds_again_when_the_embedder_differs(home: Path, tmp_path: Pat
     assert searched("--agent", "copy", "--archival", "zebra") == searched("--agent", "sam", "--archival", "zebra")
 
 
+class CountingEmbedder:
+    """The test embedder, keeping every text it was asked to embed (``dimensions``: the size it claims)."""
+
+    def __init__(self, dimensions: int = 26) -> None:
+        from memgpt.testing.scripted import LetterEmbedder
+
+        self.dimensions = dimensions
+        self._letters = LetterEmbedder()
+        self.embedded: list[str] = []
+
+    def embed(self, texts: list[str]) -> Any:
+        self.embedded.extend(texts)
+        return self._letters.embed(texts)[:, : self.dimensions]
+
+
+def stored_embeddings(home: Path, name: str) -> bytes:
+    storage = SQLiteStorage(home / "memgpt.db")
+    try:
+        return b"".join(matrix.tobytes() for _, matrix in storage.passage_batches(name))
+    finally:
+        storage.close()
+
+
+def test_export_and_import_with_the_same_embedder_embed_nothing(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memgpt.cli import export_cmd
+
+    embedder = CountingEmbedder()
+    monkeypatch.setattr(export_cmd, "open_embedder", lambda config: embedder)
+    out = tmp_path / "sam.json"
+    assert cli("export", "agent", "sam", "-o", str(out)).exit_code == 0
+    imported = cli("import", str(out), "--name", "sam2")
+    assert imported.exit_code == 0, imported.output
+    assert "2 passages" in imported.stdout and "embedded again" not in imported.stdout
+    assert embedder.embedded == []
+    assert snapshot(home, "sam2") == snapshot(home, "sam")
+    assert stored_embeddings(home, "sam2") == stored_embeddings(home, "sam")  # the very same rows
+    # the control: a file labelled with another embedder is embedded again, each passage once
+    data = json.loads(out.read_text())
+    data["embedder"]["name"] = "other/model"
+    out.write_text(json.dumps(data))
+    again = cli("import", str(out), "--name", "sam3")
+    assert again.exit_code == 0 and "embedded again with words/default" in again.stdout
+    assert sorted(embedder.embedded) == sorted(p["text"] for p in data["passages"])
+
+
+def test_stored_embeddings_of_another_size_are_exported_without_a_name_and_embedded_again(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive was built with another embedder than the configured one: the file does not claim it is
+    that embedder's, and an import embeds the passages with its own."""
+    from memgpt.cli import export_cmd
+
+    embedder = CountingEmbedder(dimensions=3)
+    monkeypatch.setattr(export_cmd, "open_embedder", lambda config: embedder)
+    out = tmp_path / "sam.json"
+    assert cli("export", "agent", "sam", "-o", str(out)).exit_code == 0
+    data = json.loads(out.read_text())
+    assert data["embedder"] == {"name": None, "dimensions": 26} and embedder.embedded == []
+    imported = cli("import", str(out), "--name", "sam2")
+    assert imported.exit_code == 0 and "embedded again" in imported.stdout
+    assert sorted(embedder.embedded) == sorted(p["text"] for p in data["passages"])
+    assert len(stored_embeddings(home, "sam2")) == 2 * 3 * 4
+
+
 def damaged(data: dict[str, Any]) -> dict[str, str]:
     """Ways a file goes bad, each with what the one-line error says."""
     other = {**data, "version": 2}

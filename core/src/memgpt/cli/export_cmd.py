@@ -6,10 +6,12 @@ time and function call, and every archival passage with its text, metadata and e
 little-endian float32, with the embedder's name and dimensions). Only the ``Storage`` protocol is used, so
 it works with any storage engine. An import is one storage transaction: a failed import leaves nothing.
 
-The protocol does not hand out stored embeddings, so the export embeds the passages again with the
-configured embedder (the one the agent's archival memory was built with); an import re-embeds them when
-its embedder differs in name or dimensions. Passage times are not kept by ``add_passages``: an imported
-passage is dated at the import.
+The export writes the embeddings the store holds (``Storage.passage_batches``, read a batch at a time),
+labelled with the configured embedder (the one the agent's archival memory was built with) when their size
+is that embedder's; nothing is embedded. An import stores the file's embeddings as they are when its
+embedder has the same name and dimensions, and embeds the passages again (and says so) when it differs, or
+when the file's embeddings carry no embedder's name. Passage times are not kept by ``add_passages``: an
+imported passage is dated at the import.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from memgpt.cli.completion_cmd import agent_names
 
 FORMAT = "memgpt-agent"
 VERSION = 1
-#: Passages embedded per call when the export or import embeds them.
+#: Passages embedded per call when an import embeds them again.
 EMBED_BATCH = 64
 
 
@@ -70,13 +72,25 @@ def export_agent(storage: Any, config: Any, name: str) -> dict[str, Any]:
     count = storage.count_messages(name)
     messages = storage.recent_messages(name, count) if count else []  # the whole conversation, oldest first
     index = {m.id: i for i, m in enumerate(messages)}
-    passages = list(storage.iter_passages(name))
+    passages: list[dict[str, Any]] = []
+    dimensions: int | None = None
+    for batch, vectors in storage.passage_batches(name):
+        dimensions = int(vectors.shape[1])
+        passages.extend(
+            {
+                "text": p.text,
+                "metadata": p.metadata,
+                "created_at": p.created_at.isoformat(),
+                "embedding": base64.b64encode(vectors[i].astype("<f4").tobytes()).decode("ascii"),
+            }
+            for i, p in enumerate(batch)
+        )
     embedder_info: dict[str, Any] | None = None
-    vectors: Any = None
-    if passages:
-        embedder = open_embedder(config)
-        vectors = _embed(embedder, [p.text for p in passages])
-        embedder_info = {"name": _embedder_name(config), "dimensions": int(vectors.shape[1])}
+    if dimensions is not None:
+        # The stored embeddings are the configured embedder's when they have its size; else whose they are is
+        # unknown (no name), and an import embeds them again.
+        same_size = int(open_embedder(config).dimensions) == dimensions
+        embedder_info = {"name": _embedder_name(config) if same_size else None, "dimensions": dimensions}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -93,15 +107,7 @@ def export_agent(storage: Any, config: Any, name: str) -> dict[str, Any]:
         },
         "messages": [m.model_dump(mode="json", exclude={"id"}) for m in messages],
         "embedder": embedder_info,
-        "passages": [
-            {
-                "text": p.text,
-                "metadata": p.metadata,
-                "created_at": p.created_at.isoformat(),
-                "embedding": base64.b64encode(vectors[i].astype("<f4").tobytes()).decode("ascii"),
-            }
-            for i, p in enumerate(passages)
-        ],
+        "passages": passages,
     }
 
 
@@ -259,5 +265,7 @@ def import_command(
                 lock.release()
     finally:
         storage.close()
-    again = "; passages embedded again with this embedder" if reembedded else ""
+    again = (
+        f"; passages embedded again with {_embedder_name(config)}: the file's embeddings are not from it" if reembedded else ""
+    )
     typer.echo(f"Imported agent {created!r} ({n_messages} messages, {n_passages} passages{again})")

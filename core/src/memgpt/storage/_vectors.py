@@ -15,12 +15,17 @@ import numpy as np
 
 from memgpt.errors import StorageError
 
+#: A float32 row whose length is this close to 1 is taken as already unit length.
+_UNIT_TOLERANCE = 1e-6
+
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:
-    """Float32 rows scaled to unit length (an all-zero row stays zero: it matches nothing)."""
+    """Float32 rows scaled to unit length (an all-zero row stays zero: it matches nothing). A row that is
+    unit length already is kept bit for bit (dividing it by its rounded norm would change its last bits),
+    so a stored embedding copied into another store (``memgpt export`` / ``import``) stays the same."""
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
+    norms[(norms == 0) | (np.abs(norms - 1.0) <= _UNIT_TOLERANCE)] = 1.0
     unit: np.ndarray = matrix / norms
     return unit
 

@@ -108,4 +108,10 @@ class Storage(Protocol):
     def iter_passages(self, agent: str) -> Iterator[Passage]:
         """Every passage of the agent, oldest first."""
 
+    def passage_batches(self, agent: str, *, size: int = 1000) -> Iterator[tuple[list[Passage], Any]]:
+        """Every passage of the agent with its stored embedding, oldest first, in batches of at most ``size``
+        (``size`` >= 1, else ``StorageError``): each batch is the passages and a float32 ``numpy`` matrix with
+        one row per passage in the same order, the embedding as stored (normalised by ``add_passages``). A
+        large archive is read a batch at a time, never whole."""
+
     def close(self) -> None: ...

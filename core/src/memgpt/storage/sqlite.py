@@ -432,6 +432,29 @@ class SQLiteStorage:
             yield from batch
             last = batch[-1].id
 
+    def passage_batches(self, agent: str, *, size: int = 1000) -> Iterator[tuple[list[Passage], np.ndarray]]:
+        """``Storage.passage_batches``: one query per batch (no cursor is held between them)."""
+        if size < 1:
+            raise StorageError(f"a batch needs size >= 1, got {size}")
+        last = 0
+        while True:
+            with self._lock, self._translate("passage_batches"):
+                rows = self.conn.execute(
+                    "SELECT id, agent, text, created_at, metadata, embedding FROM passages "
+                    "WHERE agent = ? AND id > ? ORDER BY id LIMIT ?",
+                    (agent, last, size),
+                ).fetchall()
+            if not rows:
+                return
+            if len({len(r[5]) for r in rows}) != 1:
+                raise StorageError(f"agent {agent!r} has embeddings of different sizes; its archival memory needs re-embedding")
+            passages = [
+                Passage(id=r[0], agent=r[1], text=r[2], created_at=from_text(r[3]), metadata=json.loads(r[4])) for r in rows
+            ]
+            matrix = np.frombuffer(b"".join(r[5] for r in rows), dtype="<f4").reshape(len(rows), -1).astype(np.float32)
+            yield passages, matrix
+            last = passages[-1].id
+
 
 def _with_score(passage: Passage, score: float) -> Passage:
     passage.score = score

@@ -20,7 +20,7 @@ checks, through the ``memgpt.storage.base.Storage`` protocol only:
   query, paging with totals, date ranges inclusive at both ends in any time zone;
 - archival: cosine ranking with scores (ties to the older passage), paging, a new passage found by the
   next search (also from another handle), rolled-back passages gone, metadata, iteration in id order,
-  one embedding size per agent;
+  the stored embeddings read back in batches (a copied one unchanged), one embedding size per agent;
 - transactions: all or nothing, nesting joins the outer block, a failed inner block undoes only itself,
   another handle or thread never sees half a step, ``kill -9`` inside a step leaves the previous step;
 - the agent loop on the engine: an unanswered user message (or several) stays pending across a failure
@@ -454,6 +454,34 @@ class StorageContract:
     def test_iteration_crosses_batches(self, store: Any) -> None:
         store.add_passages("sam", [str(i) for i in range(2500)], np.ones((2500, 2)))
         assert [p.text for p in store.iter_passages("sam")] == [str(i) for i in range(2500)]
+
+    def test_passages_come_with_their_stored_embeddings_in_batches(self, store: Any) -> None:
+        rng = np.random.default_rng(4)
+        vectors = rng.normal(size=(7, 8)) * 3.0  # not normalised on purpose
+        ids = store.add_passages("sam", [f"p{i}" for i in range(7)], vectors, [{"n": i} for i in range(7)])
+        store.save_agent(AgentRecord(name="other"))
+        store.add_passages("other", ["not sam's"], np.ones((1, 8)))
+        batches = list(store.passage_batches("sam", size=3))
+        assert [len(passages) for passages, _ in batches] == [3, 3, 1]
+        for passages, matrix in batches:
+            assert isinstance(matrix, np.ndarray) and matrix.dtype == np.float32 and matrix.shape == (len(passages), 8)
+        passages = [p for batch, _ in batches for p in batch]
+        assert [p.id for p in passages] == ids
+        assert passages == list(store.iter_passages("sam"))
+        stored = np.vstack([matrix for _, matrix in batches])
+        np.testing.assert_allclose(stored, unit(vectors), atol=1e-6)  # as stored: unit length
+        # the stored embeddings are what search ranks by
+        found, _ = store.search_passages("sam", vectors[5], limit=1)
+        assert found[0].id == ids[5] and found[0].score == pytest.approx(float(stored[5] @ unit(vectors[5])), abs=1e-5)
+        # copied into another agent, a stored embedding stays the same, bit for bit
+        store.save_agent(AgentRecord(name="copy"))
+        store.add_passages("copy", [p.text for p in passages], stored)
+        [(_, copied)] = list(store.passage_batches("copy"))
+        assert copied.tobytes() == stored.tobytes()
+        assert [len(passages) for passages, _ in store.passage_batches("sam")] == [7]
+        assert list(store.passage_batches("nobody")) == []
+        with pytest.raises(StorageError, match="size"):
+            list(store.passage_batches("sam", size=0))
 
     @pytest.mark.parametrize(
         ("texts", "embeddings", "metadata", "message"),

@@ -702,6 +702,26 @@ class PostgresStorage:
             yield from batch
             last = batch[-1].id
 
+    def passage_batches(self, agent: str, *, size: int = 1000) -> Iterator[tuple[list[Passage], np.ndarray]]:
+        """``Storage.passage_batches``: one query per batch (no cursor is held between them)."""
+        if size < 1:
+            raise StorageError(f"a batch needs size >= 1, got {size}")
+        last = 0
+        while True:
+            with self._translate("passage_batches"), self._connection() as conn:
+                rows = conn.execute(
+                    f"SELECT {_PASSAGE_COLUMNS}, embedding FROM passages WHERE agent = %s AND id > %s ORDER BY id LIMIT %s",
+                    (agent, last, size),
+                ).fetchall()
+            if not rows:
+                return
+            vectors = [np.asarray(row[5].to_numpy(), dtype=np.float32) for row in rows]
+            if len({v.shape for v in vectors}) != 1:
+                raise StorageError(f"agent {agent!r} has embeddings of different sizes; its archival memory needs re-embedding")
+            passages = [self._passage(row) for row in rows]
+            yield passages, np.stack(vectors)
+            last = passages[-1].id
+
 
 def _score(distance: Any) -> float:
     """Cosine similarity from pgvector's cosine distance (an all-zero vector's NaN is no similarity)."""
