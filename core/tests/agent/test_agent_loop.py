@@ -388,6 +388,29 @@ def test_any_other_exception_in_a_function_is_a_logged_bug_the_model_sees_as_int
     assert returned is not None and returned["status"] == "Failed" and returned["message"] == shown
 
 
+def test_a_handler_gets_a_narrow_context_not_the_agent(make_agent: MakeAgent, backend: ScriptedBackend) -> None:
+    from memgpt.functions.memory import FUNCTIONS
+
+    seen: list[Any] = []
+
+    def look(context: Any) -> str:
+        seen.append(context)
+        found, total = context.search_recall("Oslo", limit=5)
+        return f"{context.name}: {total} {found[0].role}; {context.archival_count()} passages"
+
+    agent = make_agent(functions=(*FUNCTIONS, _plugin_function("look", look)))
+    backend.add(call("send_message", message="Noted."), call("look"), call("send_message", message="Done."))
+    agent.send("I live in Oslo")
+    result = agent.send("look it up")
+    (shown,) = [e.text for e in result.events if e.kind == "result" and e.function == "look"]
+    assert shown == "sam: 1 user; 0 passages"
+    (context,) = seen
+    assert context is not agent and context.core_memory is agent.core_memory
+    assert context.now().tzinfo is not None
+    for reach in ("storage", "backend", "wrapper", "record", "messages", "send", "embed"):
+        assert not hasattr(context, reach), reach
+
+
 def test_an_edit_that_would_crowd_out_the_conversation_is_refused(
     make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
 ) -> None:

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from memgpt._faults import reached
 from memgpt.agent import events
 from memgpt.agent._context import MIN_CONVERSATION_TOKENS as MIN_CONVERSATION_TOKENS
+from memgpt.agent._functions import HandlerContext
 from memgpt.agent._history import History
 from memgpt.agent._results import MEMORY_EDITS as MEMORY_EDITS
 from memgpt.agent._results import SEARCHES as SEARCHES
@@ -49,7 +50,7 @@ from memgpt.contract.backend import Backend
 from memgpt.contract.types import Constraint, FunctionCall, Message
 from memgpt.contract.wrapper import Wrapper
 from memgpt.errors import EmbeddingError, FunctionError
-from memgpt.functions.spec import FunctionSpec
+from memgpt.functions.spec import FunctionContext, FunctionSpec
 from memgpt.memory.chunking import chunk_text, chunking_for
 from memgpt.memory.core import CoreMemory
 from memgpt.storage.base import AgentRecord, Storage
@@ -132,6 +133,9 @@ class Agent(History):
         self.on_status: Callable[[str], None] | None = None
         self._answering = False  # the running chain reads the pending messages (an event's chain does not)
         self._recall_only: list[Message] = []  # whole messages the next commit stores outside the context
+        self._handler_context: FunctionContext = HandlerContext(self)  # what function handlers see of the agent
+
+    # What the function handlers' context (``_functions.HandlerContext``) and the server use.
 
     def _get_embedder(self) -> Any:
         if self._embedder is None:
@@ -363,7 +367,7 @@ class Agent(History):
         arguments = {k: v for k, v in call.arguments.items() if k not in CONTROL_ARGS}
         before = dict(self.core_memory.blocks)
         try:
-            value = spec.handler(self, **arguments)
+            value = spec.handler(self._handler_context, **arguments)
         except FunctionError as exc:  # a failure the function reports to the model
             self.core_memory.blocks = before
             return "Failed", str(exc)

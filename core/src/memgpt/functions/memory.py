@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -166,35 +166,26 @@ def _page_text(kind: str, page: int, total: int, lines: list[str]) -> str:
 
 
 def _conversation_search(agent: FunctionContext, args: ConversationSearch) -> str:
-    found, total = agent.storage.search_messages(agent.name, args.query, limit=PAGE_SIZE, offset=args.page * PAGE_SIZE)
+    found, total = agent.search_recall(args.query, limit=PAGE_SIZE, offset=args.page * PAGE_SIZE)
     return _page_text("recall", args.page, total, [_describe_message(m) for m in found])
 
 
 def _conversation_search_date(agent: FunctionContext, args: ConversationSearchDate) -> str:
     if args.end_date < args.start_date:
         raise FunctionError(f"end_date {args.end_date} is before start_date {args.start_date}")
-    # Dates are the user's local days: the events the model reads carry local times.
-    local = datetime.now().astimezone().tzinfo
-    found, total = agent.storage.messages_between(
-        agent.name, args.start_date, args.end_date, limit=PAGE_SIZE, offset=args.page * PAGE_SIZE, tz=local
-    )
+    found, total = agent.recall_between(args.start_date, args.end_date, limit=PAGE_SIZE, offset=args.page * PAGE_SIZE)
     return _page_text("recall", args.page, total, [_describe_message(m) for m in found])
 
 
 def _archival_memory_insert(agent: FunctionContext, args: ArchivalMemoryInsert) -> str:
-    pieces = agent.embedding_chunks(args.content)
-    agent.storage.add_passages(agent.name, pieces, agent.embed(pieces))
-    return (
-        "Stored in archival memory." if len(pieces) == 1 else f"Stored in archival memory as {len(pieces)} overlapping passages."
-    )
+    pieces = agent.archival_insert(args.content)
+    return "Stored in archival memory." if pieces == 1 else f"Stored in archival memory as {pieces} overlapping passages."
 
 
 def _archival_memory_search(agent: FunctionContext, args: ArchivalMemorySearch) -> str:
-    if agent.storage.count_passages(agent.name) == 0:
+    if agent.archival_count() == 0:
         return "No archival results: archival memory is empty."
-    found, total = agent.storage.search_passages(
-        agent.name, agent.embed([args.query])[0], limit=PAGE_SIZE, offset=args.page * PAGE_SIZE
-    )
+    found, total = agent.archival_search(args.query, limit=PAGE_SIZE, offset=args.page * PAGE_SIZE)
     lines = [f"{p.created_at.astimezone().strftime('%Y-%m-%d %H:%M')}: {p.text}" for p in found]
     return _page_text("archival", args.page, total, lines)
 
