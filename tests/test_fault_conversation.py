@@ -37,7 +37,13 @@ FAULTS = [
 def session_for(name: str, url: str, agent: str, *, timeout: float = 60.0) -> Any:
     config = Config(
         model=ModelSettings(
-            backend=name, endpoint=url, wrapper="chatml-grammar", max_tokens=96, timeout=timeout, context_window=4096
+            backend=name,
+            endpoint=url,
+            wrapper="chatml-grammar",
+            max_tokens=96,
+            timeout=timeout,
+            context_window=4096,
+            options={"backoff": 0.0},  # the retries still happen; only their pause goes
         )
     )
     return open_session(config, AgentOptions(name=agent))

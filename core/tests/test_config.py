@@ -190,3 +190,23 @@ def test_memgpt_threads_read_once_for_every_backend(monkeypatch: pytest.MonkeyPa
     assert env_threads() == threads
     assert backend_settings(ModelSettings()).threads == threads
     assert backend_settings(ModelSettings(threads=3)).threads == 3
+
+
+def test_backend_options_in_the_config_reach_the_backend() -> None:
+    """``[model.options]`` is how a user sets what a backend's README lists (llama.cpp's state cache, the
+    HTTP retry pause, Ollama's keep_alive): the table reaches the backend's settings as written."""
+    from memgpt.http import HTTPClient
+    from memgpt.session import backend_settings
+    from memgpt_backend_koboldcpp.backend import KoboldCppBackend
+
+    config = parse_config('[model]\nbackend = "koboldcpp"\n[model.options]\nbackoff = 0.25\nquiet = true\n', Path("c.toml"))
+    settings = backend_settings(config.model)
+    assert settings.options == {"backoff": 0.25, "quiet": True}
+    backend = KoboldCppBackend(settings)
+    assert isinstance(backend.http, HTTPClient) and backend.http.backoff == 0.25
+    backend.close()
+
+
+def test_a_backend_option_that_is_not_a_scalar_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"model\.options"):
+        parse_config("[model.options]\nstate_cache_mb = [1, 2]\n", Path("c.toml"))

@@ -53,6 +53,10 @@ class ModelSettings(_Section):
         default=None, gt=0, description="the most seconds one turn may wait on the backend; None = no turn deadline"
     )
     temperature: float = Field(default=0.7, ge=0)
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="backend-specific options (`[model.options]`), e.g. llama.cpp's state_cache_mb; each backend's README lists its own",
+    )
 
 
 class EmbeddingSettings(_Section):
@@ -188,7 +192,9 @@ def _dump_toml(data: dict[str, Any]) -> str:
 
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in data.items() if v is not None}
+    """``data`` without its unset values and its empty nested tables (no bare ``[model.options]`` header)."""
+    kept = {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in data.items() if v is not None}
+    return {k: v for k, v in kept.items() if v != {} or not isinstance(data[k], dict)}
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:

@@ -32,6 +32,7 @@ def backend_settings(model: ModelSettings) -> BackendSettings:
         context_window=model.context_window,
         timeout=model.timeout,
         threads=threads,
+        options=dict(model.options),
     )
 
 
