@@ -80,7 +80,36 @@ def create_v1(conn: Any) -> None:
     conn.execute("CREATE INDEX passages_agent_id ON passages (agent, id)")
 
 
-MIGRATIONS: tuple[Migration, ...] = (create_v1,)
+def passage_counts_v2(conn: Any) -> None:
+    """``agents.passage_count``: how many passages the agent has, so that archival search need not count them
+    (it picks the exact scan or the HNSW index by it), filled in here for the agents already stored.
+    ``add_passages`` raises it in its insert's transaction, by one ``UPDATE`` for the whole batch (a row
+    trigger would update the agent's row once per passage). A trigger lowers it in the transaction of any
+    ``DELETE`` of passages, once per statement; deleting an agent takes its row, and the count, with it."""
+    conn.execute("ALTER TABLE agents ADD COLUMN passage_count bigint NOT NULL DEFAULT 0")
+    conn.execute(
+        """
+        CREATE FUNCTION memgpt_passages_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE agents SET passage_count = agents.passage_count - gone.n
+            FROM (SELECT agent, count(*) AS n FROM deleted GROUP BY agent) AS gone
+            WHERE agents.name = gone.agent;
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    conn.execute(
+        "CREATE TRIGGER passages_deleted AFTER DELETE ON passages REFERENCING OLD TABLE AS deleted "
+        "FOR EACH STATEMENT EXECUTE FUNCTION memgpt_passages_deleted()"
+    )
+    conn.execute(
+        "UPDATE agents SET passage_count = counted.n "
+        "FROM (SELECT agent, count(*) AS n FROM passages GROUP BY agent) AS counted WHERE agents.name = counted.agent"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (create_v1, passage_counts_v2)
 
 
 def hnsw_index_name(dims: int) -> str:

@@ -7,8 +7,9 @@
 - Recall search is PostgreSQL full-text search (``tsvector`` + GIN) over the conversation text only
   (``memgpt.storage._recall.searchable_text``), with SQLite's fallbacks: all words, then any word
   (ranked), then any word as a prefix, then a substring.
-- Archival search is pgvector cosine distance. Archives up to ``exact_below`` passages are scanned exactly
-  (ties to the older passage, as SQLite); larger ones use an HNSW index per embedding size, searched with
+- Archival search is pgvector cosine distance. Archives up to ``exact_below`` passages (the count kept on
+  the agent's row, never counted at search time) are scanned exactly (ties to the older passage, as
+  SQLite); larger ones use an HNSW index per embedding size, searched with
   pgvector's iterative scan so the agent filter never starves a page. The index is built in bulk the first
   time an archive of that size needs it (``build_index``), not row by row from the first insert: building
   it once is far cheaper than maintaining it through a bulk load.
@@ -546,7 +547,10 @@ class PostgresStorage:
             for i, text in enumerate(texts)
         ]
         with self.transaction(), self._connection() as conn:
-            self._require_agent(conn, agent)
+            # the agent's passage count rises with the insert, in its transaction (schema.passage_counts_v2)
+            counted = conn.execute("UPDATE agents SET passage_count = passage_count + %s WHERE name = %s", (len(texts), agent))
+            if counted.rowcount == 0:
+                self._require_agent(conn, agent)  # says there is no such agent
             held = conn.execute("SELECT dims FROM passages WHERE agent = %s LIMIT 1", (agent,)).fetchone()
             if held is not None and int(held[0]) != dims:
                 raise StorageError(
@@ -602,13 +606,13 @@ class PostgresStorage:
         _check_page(limit, offset)
         query = np.asarray(embedding, dtype=np.float32).reshape(-1)
         with self._connection() as conn:
-            head: Any = conn.execute("SELECT count(*), min(dims), max(dims) FROM passages WHERE agent = %s", (agent,)).fetchone()
-            total = int(head[0])
-            if total == 0:
+            # the count kept with the agent (schema.passage_counts_v2), not a count of its passages; the size of
+            # one embedding is every one's (add_passages refuses another)
+            counted = conn.execute("SELECT passage_count FROM agents WHERE name = %s", (agent,)).fetchone()
+            held = conn.execute("SELECT dims FROM passages WHERE agent = %s LIMIT 1", (agent,)).fetchone()
+            if counted is None or held is None or int(counted[0]) == 0:
                 return [], 0
-            dims = int(head[1])
-            if head[1] != head[2]:
-                raise StorageError(f"agent {agent!r} has embeddings of different sizes; its archival memory needs re-embedding")
+            total, dims = int(counted[0]), int(held[0])
             if query.shape[0] != dims:
                 raise StorageError(
                     f"the query embedding has {query.shape[0]} dimensions but agent {agent!r}'s passages have "
