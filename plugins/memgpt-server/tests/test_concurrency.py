@@ -138,11 +138,12 @@ def test_the_server_and_memgpt_run_never_hold_one_agent_together(serve: Any, hom
 
 
 def test_idle_agents_are_closed_by_the_server(serve: Any) -> None:
-    running = serve(idle_close=0.5)
+    running = serve(idle_close=3600.0)  # not idle yet: a loaded machine cannot close it before it is seen open
     with running.client() as client:
         create(client, "sam")
         assert running.host.is_open("sam")
-        deadline = time.monotonic() + 10
+        running.host.idle_close = 0.5
+        deadline = time.monotonic() + 30  # the reaper looks again within 10 s
         while running.host.is_open("sam") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not running.host.is_open("sam") and not lock_held(running, "sam")
