@@ -57,9 +57,6 @@ from memgpt.storage.base import AgentRecord, Storage
 
 log = logging.getLogger("memgpt.agent")
 
-# Keys of the stored state (``AgentState``), for readers of a stored record.
-PENDING_KEY = "pending_message"
-EARLIER_KEY = "pending_earlier"  # messages sent before the pending one that were never answered either
 CONTROL_ARGS = ("inner_thoughts", "request_heartbeat")
 REPEATED = "not run: this call is identical to your previous one. Do something else, or reply to the user with send_message."
 NO_REPLY = "the agent did not reply ({why}); /retry, or rephrase"

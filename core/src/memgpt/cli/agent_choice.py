@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from memgpt.agent.state import AgentState
 from memgpt.cli.app import fail
 from memgpt.config import Config
 
@@ -57,7 +58,7 @@ def pick(agents: list[Any]) -> str | None:
     console.print("[bold]Saved agents[/] (most recent first):")
     shown = agents[:PICK_SHOWN]
     for i, record in enumerate(shown, 1):
-        model = record.settings.get("model", {})
+        model = AgentState.load(record.settings).model
         console.print(
             f"  {i:>2}. {record.name}  [dim]{model.get('backend', '?')} / {model.get('wrapper', '?')}, "
             f"last used {record.updated_at:%Y-%m-%d %H:%M}[/]",
@@ -94,7 +95,7 @@ def check_endpoint_flags(config: Config, existing: Any, backend: str | None, end
         fail(f"--model-endpoint: {exc}", code=2)
     if backend is not None:
         return
-    current = (existing.settings.get("model", {}).get("backend") if existing else None) or config.model.backend
+    current = (AgentState.load(existing.settings).model.get("backend") if existing else None) or config.model.backend
     registry = get_registry()
     if not registry.backend(current).needs_endpoint:
         servers = ", ".join(sorted(n for n, s in registry.backends.items() if s.needs_endpoint)) or "(none installed)"
@@ -110,8 +111,9 @@ def ignored_options(existing: Any, *, persona: str | None, human: str | None) ->
     if existing is None:
         return []
     notes = []
+    state = AgentState.load(existing.settings)
     for flag, value in (("persona", persona), ("human", human)):
-        saved = existing.settings.get(flag)
+        saved = state.persona if flag == "persona" else state.human
         if value is not None and value != saved:
             notes.append(
                 f"--{flag} {value!r} is ignored: agent {existing.name!r} already exists (created with {flag} {saved!r}) and "

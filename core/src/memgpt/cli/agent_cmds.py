@@ -274,11 +274,15 @@ def show(
         record = storage.get_agent(name)
         if record is None:
             fail(f"no agent named {name!r} (see `memgpt list agents`)")
-        saved = record.settings.get("model", {})
-        model = {key: saved.get(key, getattr(config.model, key)) for key in AGENT_MODEL_KEYS}
+        from memgpt.agent.state import AgentState
+
+        state = AgentState.load(record.settings)
+        model = {key: state.model.get(key, getattr(config.model, key)) for key in AGENT_MODEL_KEYS}
         data = {
             "name": record.name,
-            **{key: record.settings.get(key) for key in ("preset", "persona", "human")},
+            "preset": state.preset,
+            "persona": state.persona,
+            "human": state.human,
             "model": model,
             "core_memory": {block: len(text) for block, text in record.core_memory.items()},
             "messages": storage.count_messages(name),
