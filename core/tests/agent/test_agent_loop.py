@@ -237,6 +237,29 @@ def test_archival_insert_then_search(make_agent: MakeAgent, backend: ScriptedBac
     assert storage.count_passages("sam") == 1
 
 
+def test_the_embedder_loads_before_the_steps_write_transaction(
+    make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
+) -> None:
+    """A first load of the embedder's model takes seconds: done inside the step's transaction it would hold the
+    database's write lock that long for every other session on it. The agent loads it first."""
+    loads: list[bool] = []
+
+    class Recording(LetterEmbedder):
+        def __init__(self) -> None:
+            loads.append(storage.conn.in_transaction)
+
+        def embed(self, texts: list[str]) -> Any:
+            loads.append(storage.conn.in_transaction)
+            return super().embed(texts)
+
+    agent = make_agent(embedder=Recording)
+    backend.add(call("archival_memory_insert", content="The user's birthday is on March 3", request_heartbeat=False))
+    agent.send("remember my birthday")
+    assert storage.count_passages("sam") == 1
+    assert loads[:2] == [False, False]  # built, and its model run once, before the transaction began
+    assert loads[2:] == [True]  # the insert's own embedding runs inside it, with the rest of the step
+
+
 def test_archival_insert_longer_than_the_embedder_reads_is_stored_in_chunks(
     make_agent: MakeAgent, backend: ScriptedBackend, storage: Any
 ) -> None:

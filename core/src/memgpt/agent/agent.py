@@ -118,6 +118,7 @@ class Agent(History):
         self.messages: list[Message] = storage.get_messages(record.name, record.in_context) if record.in_context else []
         self._embedder_factory = embedder
         self._embedder: Any = None
+        self._embedder_warm = False
         self._constraint = self._make_constraint(build_constraint, self.schemas)
         replies = tuple(f.schema for f in functions if f.name == REPLY_FUNCTION)
         self._reply_constraint = self._make_constraint(build_constraint, replies) if replies else None
@@ -143,6 +144,19 @@ class Agent(History):
             except EmbeddingError as exc:
                 raise FunctionError(f"archival memory is unavailable: {exc}") from exc
         return self._embedder
+
+    def warm_embedder(self) -> bool:
+        """Load the embedder and its model now (once), outside any transaction: the archival functions run
+        inside the step's write transaction, and a first load there (seconds) would hold the database that
+        long for every other session on it. False when there is no embedder (the functions say so when called)."""
+        if not self._embedder_warm:
+            try:
+                self.embed(["warm-up"])
+            except FunctionError as exc:
+                log.info("agent %s: no embedder (%s)", self.name, exc)
+                return False
+            self._embedder_warm = True
+        return True
 
     def embed(self, texts: list[str]) -> Any:
         embedder = self._get_embedder()
@@ -323,6 +337,9 @@ class Agent(History):
             return _StepOutcome(None, None, stopped_by="invalid_output")
 
         self._emit_call(call, result)
+        spec = self.functions.get(call.name)
+        if spec is not None and spec.uses_archival and call != previous:
+            self.warm_embedder()
         snapshot = copy.deepcopy(self.core_memory.blocks), self.state.model_copy(deep=True), list(self.messages)
         try:
             with self.storage.transaction():

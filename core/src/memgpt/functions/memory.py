@@ -191,10 +191,19 @@ def _archival_memory_search(agent: FunctionContext, args: ArchivalMemorySearch) 
 
 
 def _spec(
-    name: str, description: str, args: type[BaseModel], handler: Callable[[Any, Any], str], *, heartbeat: bool = True
+    name: str,
+    description: str,
+    args: type[BaseModel],
+    handler: Callable[[Any, Any], str],
+    *,
+    heartbeat: bool = True,
+    uses_archival: bool = False,
 ) -> FunctionSpec:
     return FunctionSpec(
-        name=name, schema=schema_of(name, description, args, heartbeat=heartbeat), handler=_validated(args, handler)
+        name=name,
+        schema=schema_of(name, description, args, heartbeat=heartbeat),
+        handler=_validated(args, handler),
+        uses_archival=uses_archival,
     )
 
 
@@ -242,6 +251,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Store text in archival memory, a long-term store outside your prompt.",
         ArchivalMemoryInsert,
         _archival_memory_insert,
+        uses_archival=True,
     ),
-    _spec("archival_memory_search", "Search archival memory by meaning.", ArchivalMemorySearch, _archival_memory_search),
+    _spec(
+        "archival_memory_search",
+        "Search archival memory by meaning.",
+        ArchivalMemorySearch,
+        _archival_memory_search,
+        uses_archival=True,
+    ),
 )

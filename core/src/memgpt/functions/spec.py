@@ -69,10 +69,13 @@ class FunctionSpec:
     function failed (``function failed: internal error``).
     ``schema`` is what prompts document and grammars are built from; ``inner_thoughts`` and
     ``request_heartbeat`` are handled by the agent and never reach the handler. A call hands control back
-    to the user unless it asked for a heartbeat (or failed).
+    to the user unless it asked for a heartbeat (or failed). ``uses_archival``: the handler inserts into or
+    searches archival memory, so the agent loads its embedder before the step's write transaction (a first
+    load takes seconds, and would hold the database that long).
     """
 
     name: str
     schema: FunctionSchema
     handler: Callable[..., Any]
     plugin: str = ""
+    uses_archival: bool = False

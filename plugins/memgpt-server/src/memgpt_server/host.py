@@ -54,16 +54,6 @@ class NoCapacity(RuntimeError):
     """Every open agent is busy and the server may not open another."""
 
 
-def _warm_embedder(agent: Any) -> None:
-    """Load the agent's embedder now, outside any transaction. The archival functions embed inside the
-    step's write transaction; a first-use model load there (seconds) would hold the database's write lock
-    past SQLite's busy timeout for every other agent of the server ("database is locked")."""
-    try:
-        agent.embed(["warm-up"])
-    except Exception as exc:  # no embedder: the archival functions say so themselves when called
-        log.info("agent %s: no embedder (%s)", agent.name, exc)
-
-
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
         raise ValueError(f"invalid agent name {name[:80]!r}: {NAME_RULE}")
@@ -195,7 +185,7 @@ class Host:
             ) from None
         slot.session = session
         if self.warm_embedder:
-            _warm_embedder(session.agent)
+            session.agent.warm_embedder()
         return session
 
     def _exists(self, name: str) -> bool:
