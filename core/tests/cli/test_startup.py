@@ -215,3 +215,23 @@ def test_plain_text_parameters_get_the_values_typer_gives() -> None:
     assert outputs[0] == outputs[1]
     assert outputs[1][1] == (0, json.dumps(["a", 3, "B", True, "l"]) + "\n")
     assert outputs[1][2][0] == 2
+
+
+def test_a_typer_whose_internals_changed_keeps_its_own_coercion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deferred coercion leans on typer's private ``_coercion`` module: when building it fails (a typer
+    whose internals changed shape), the command keeps typer's own coercion and still runs."""
+    from memgpt.cli import plain_params
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("unexpected keyword argument 'parameter_info'")
+
+    monkeypatch.setattr(plain_params, "_Deferred", broken)
+
+    def command(name: str, count: int = 1) -> None:
+        typer.echo(json.dumps([name, count]))
+
+    app = typer.Typer()
+    app.command(cls=PlainTextCommand)(command)
+    app.command("other")(lambda: None)
+    run = CliRunner().invoke(app, ["command", "Zoë", "--count", "2"])
+    assert (run.exit_code, run.output) == (0, json.dumps(["Zoë", 2]) + "\n")

@@ -41,7 +41,11 @@ def defer(param: Any) -> bool:
     descriptor = getattr(param, "type_descriptor", None)
     if RuntimeParam is None or descriptor is None or getattr(param, "_runtime_param", True) is not None:
         return False
-    param._runtime_param = _Deferred(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
+    try:
+        deferred = _Deferred(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
+    except Exception:  # typer's internals changed shape: leave its own coercion in place
+        return False
+    param._runtime_param = deferred
     return True
 
 
