@@ -176,6 +176,24 @@ def test_the_command_cache_is_dropped_when_what_it_came_from_changes(tmp_path: P
     assert command_cache.load() is None  # the plugin's source was edited
 
 
+@pytest.mark.parametrize(
+    "commands",
+    [[{"help": "no name"}], ["hello"], [{"name": "hello", "help": 3}], {"name": "hello"}],
+    ids=["no-name", "not-an-object", "help-not-text", "not-a-list"],
+)
+def test_a_damaged_command_cache_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commands: Any) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    module = fake_plugin(tmp_path, "")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    registry = plugins.build_registry([("fake", module)])
+    command_cache.save(registry, command_cache.listed(registry))
+    data = json.loads(command_cache.path().read_text(encoding="utf-8"))
+    assert command_cache.load() == data["commands"]  # valid as written
+    data["commands"] = commands
+    command_cache.path().write_text(json.dumps(data), encoding="utf-8")
+    assert command_cache.load() is None
+
+
 def test_the_command_cache_is_not_written_from_a_load_with_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     module = types.ModuleType("clashing")

@@ -102,4 +102,7 @@ def load() -> list[dict[str, Any]] | None:
         commands = data["commands"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return commands if isinstance(commands, list) else None
+    well_formed = isinstance(commands, list) and all(
+        isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("help"), str | None) for c in commands
+    )
+    return commands if well_formed else None
