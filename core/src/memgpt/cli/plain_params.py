@@ -49,29 +49,25 @@ def defer(param: Any) -> bool:
     return True
 
 
-class PlainTextCommand(TyperCommand):
+class _Deferring:
+    """Defers the coercion of every parameter of the command or group it is mixed into, its help option too."""
+
+    params: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            defer(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        defer(option)
+        return option
+
+
+class PlainTextCommand(_Deferring, TyperCommand):
     """A typer command that imports pydantic only for a value typer's coercion could change."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            defer(param)
 
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        defer(option)
-        return option
-
-
-class PlainTextGroup(TyperGroup):
+class PlainTextGroup(_Deferring, TyperGroup):
     """``PlainTextCommand`` for the group's own options (``memgpt --version``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            defer(param)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        defer(option)
-        return option
