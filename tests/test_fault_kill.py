@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,12 +182,19 @@ def check_round(db: Path, round_: int, messages: int, facts: int) -> int:
 
     storage = SQLiteStorage(db)
     try:
-        assert storage.count_messages("crash") >= messages, f"round {round_}: committed messages lost"
-        record = storage.get_agent("crash")
-        assert record is not None
-        assert record.core_memory["human"].count("fact") >= facts
-        # the in-context ids all point at stored messages: the agent can be rebuilt
-        assert len(storage.get_messages("crash", record.in_context)) == len(record.in_context)
+        committed_intact(storage, round_, messages, facts)
     finally:
         storage.close()
     return 1
+
+
+def committed_intact(storage: Any, round_: int, messages: int, facts: int) -> Any:
+    """Every step the child reported committed is in ``storage`` (any engine), and the agent can be rebuilt;
+    the agent's record."""
+    assert storage.count_messages("crash") >= messages, f"round {round_}: committed messages lost"
+    record = storage.get_agent("crash")
+    assert record is not None
+    assert record.core_memory["human"].count("fact") >= facts
+    # the in-context ids all point at stored messages: the agent can be rebuilt
+    assert len(storage.get_messages("crash", record.in_context)) == len(record.in_context)
+    return record

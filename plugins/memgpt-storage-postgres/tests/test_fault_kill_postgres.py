@@ -13,7 +13,7 @@ import pytest
 
 from memgpt_storage_postgres.storage import PostgresStorage
 from tests.figures import record as record_figure
-from tests.test_fault_kill import CHILD, KILLS, Zygote
+from tests.test_fault_kill import CHILD, KILLS, Zygote, committed_intact
 
 SQLITE_OPEN = "storage = SQLiteStorage(Path(sys.argv[1]))\n"
 assert SQLITE_OPEN in CHILD, "tests/test_fault_kill.py changed how its child opens the store"
@@ -49,11 +49,7 @@ def test_kill_9_mid_step_loses_nothing_committed_on_postgres(postgres_uri: str, 
 
             storage = PostgresStorage(postgres_uri)
             try:
-                assert storage.count_messages("crash") >= messages, f"round {round_}: committed messages lost"
-                record = storage.get_agent("crash")
-                assert record is not None
-                assert record.core_memory["human"].count("fact") >= facts
-                assert len(storage.get_messages("crash", record.in_context)) == len(record.in_context)
+                record = committed_intact(storage, round_, messages, facts)
                 # every stored message is in the context window: no half-committed step left rows behind
                 assert storage.count_messages("crash") == len(record.in_context), f"round {round_}: a torn step"
             finally:
